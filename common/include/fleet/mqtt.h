@@ -1,0 +1,91 @@
+/* A small MQTT 5 client over paho's MQTTAsync: persistent sessions, a last
+ * will, subscriptions renewed on every connect, reconnect with exponential
+ * back-off and full jitter (one scheduler thread shared by every client of the
+ * process, so a simulator can run thousands), and QoS 1 publishes whose
+ * completion is reported with a caller tag.
+ *
+ * Callbacks run on paho's threads: copy what you keep, do not block. */
+#ifndef FLEET_MQTT_H
+#define FLEET_MQTT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct fl_mqtt fl_mqtt;
+
+/* A received message; every pointer is valid only during the callback. */
+typedef struct fl_mqtt_msg {
+  const char *topic;
+  const uint8_t *payload;
+  size_t len;
+  const char *response_topic; /* MQTT 5 Response Topic, NULL if absent */
+  const uint8_t *corr;        /* MQTT 5 Correlation Data, NULL if absent */
+  size_t corr_len;
+  bool retained;
+} fl_mqtt_msg;
+
+typedef struct fl_mqtt_callbacks {
+  void *ctx;
+  void (*on_message)(void *ctx, const fl_mqtt_msg *msg);
+  /* Connected (first time or again); subscriptions are already requested. */
+  void (*on_connected)(void *ctx);
+  /* The connection is gone; a reconnect is scheduled. */
+  void (*on_lost)(void *ctx, const char *cause);
+  /* A publish made with a non-zero tag completed: rc 0 = PUBACK received. */
+  void (*on_published)(void *ctx, uint64_t tag, int rc);
+} fl_mqtt_callbacks;
+
+typedef struct fl_mqtt_opts {
+  const char *uri;       /* "tcp://127.0.0.1:1883" */
+  const char *client_id; /* stable per device: the session is keyed on it */
+  const char *username;  /* optional */
+  const char *password;  /* optional */
+  int keepalive_s;       /* 0: 30 */
+  bool clean_start;      /* false keeps the session across disconnects */
+  uint32_t session_expiry_s; /* 0: one week (ignored with clean_start) */
+  int max_inflight;      /* 0: 256 */
+  int reconnect_min_ms;  /* 0: 500 */
+  int reconnect_max_ms;  /* 0: 30000 */
+  const char *will_topic;      /* optional last will, QoS 1 */
+  const uint8_t *will_payload;
+  size_t will_len;
+  bool will_retained;
+  const char *const *subscriptions; /* QoS 1 filters, renewed on every connect */
+  int n_subscriptions;
+} fl_mqtt_opts;
+
+/* Creates a client (not yet connecting). Strings in o are copied. Returns
+ * FL_OK and *out, or FL_ERR_INVALID / FL_ERR_MQTT / FL_ERR_NOMEM. Free with
+ * fl_mqtt_destroy(). */
+int fl_mqtt_create(const fl_mqtt_opts *o, const fl_mqtt_callbacks *cb, fl_mqtt **out);
+
+/* Starts connecting in the background; reconnects until fl_mqtt_stop(). */
+int fl_mqtt_start(fl_mqtt *m);
+
+/* Returns true while connected. */
+bool fl_mqtt_connected(const fl_mqtt *m);
+
+/* Publishes payload on topic. response_topic and corr may be NULL. A non-zero
+ * tag asks for on_published(tag, rc) when a QoS 1 publish completes; it is
+ * not called if this function fails. Returns FL_OK, FL_ERR_UNAVAILABLE when
+ * not connected, or FL_ERR_MQTT. */
+int fl_mqtt_publish(fl_mqtt *m, const char *topic, const void *payload, size_t len, int qos,
+                    bool retain, const char *response_topic, const void *corr, size_t corr_len,
+                    uint64_t tag);
+
+/* Disconnects cleanly (the broker does not send the will), waiting at most
+ * timeout_ms for in-flight publishes. No reconnect after this. */
+void fl_mqtt_stop(fl_mqtt *m, int timeout_ms);
+
+/* Drops the connection as a power cut would: no DISCONNECT, so the broker
+ * publishes the will. No reconnect after this. */
+void fl_mqtt_kill(fl_mqtt *m);
+
+/* Stops (if needed) and frees the client. NULL is accepted. */
+void fl_mqtt_destroy(fl_mqtt *m);
+
+/* Count of completed (re)connects since create. */
+uint64_t fl_mqtt_connects(const fl_mqtt *m);
+
+#endif

@@ -1,0 +1,422 @@
+/* fl_mqtt: paho MQTTAsync (MQTT 5) with our own reconnect scheduler.
+ *
+ * paho's automatic reconnect doubles its interval but has no jitter, and it
+ * does not retry a first connect that failed; a fleet that lost its broker
+ * would come back in lock-step. So every client here is driven by one
+ * scheduler thread per process: a lost or failed connection schedules the
+ * next attempt at base/2 + rand(base/2), base doubling up to the maximum. */
+#include "fleet/mqtt.h"
+
+#include <MQTTAsync.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fleet/clock.h"
+#include "fleet/error.h"
+#include "fleet/log.h"
+
+enum conn_state { CONN_IDLE, CONN_WAITING, CONN_CONNECTING, CONN_UP, CONN_STOPPED };
+
+struct fl_mqtt {
+  MQTTAsync client;
+  fl_mqtt_callbacks cb;
+  char *uri, *client_id, *username, *password, *will_topic;
+  uint8_t *will_payload;
+  size_t will_len;
+  bool will_retained, clean_start;
+  uint32_t session_expiry_s;
+  int keepalive_s, max_inflight, reconnect_min_ms, reconnect_max_ms;
+  char **subs;
+  int n_subs;
+  /* guarded by sched_lock */
+  enum conn_state state;
+  int attempt;
+  int64_t due_us;
+  bool in_connect; /* the scheduler is inside MQTTAsync_connect for us */
+  struct fl_mqtt *next_client;
+  atomic_bool connected;
+  atomic_uint_fast64_t connects;
+};
+
+/* One publish waiting for its PUBACK. */
+struct pub_ctx {
+  fl_mqtt *m;
+  uint64_t tag;
+};
+
+static pthread_mutex_t sched_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sched_cond = PTHREAD_COND_INITIALIZER;
+static fl_mqtt *sched_clients;
+static bool sched_running;
+static pthread_t sched_thread;
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+/* Called with sched_lock held. */
+static void sched_plan(fl_mqtt *m, bool first) {
+  if (m->state == CONN_STOPPED) return;
+  int64_t delay_ms = 0;
+  if (!first) {
+    int64_t base = m->reconnect_min_ms;
+    for (int i = 0; i < m->attempt && base < m->reconnect_max_ms; i++) base *= 2;
+    if (base > m->reconnect_max_ms) base = m->reconnect_max_ms;
+    delay_ms = base / 2 + (int64_t)(random() % (base / 2 + 1));
+    if (m->attempt < 30) m->attempt++;
+  }
+  m->state = CONN_WAITING;
+  m->due_us = fl_mono_us() + delay_ms * 1000;
+  pthread_cond_broadcast(&sched_cond);
+}
+
+static void on_connect_ok(void *ctx, MQTTAsync_successData5 *resp) {
+  (void)ctx;
+  (void)resp;
+}
+
+static void on_connect_fail(void *ctx, MQTTAsync_failureData5 *resp) {
+  fl_mqtt *m = ctx;
+  fl_debug("mqtt %s: connect failed: %s", m->client_id,
+           resp && resp->message ? resp->message : "no answer");
+  pthread_mutex_lock(&sched_lock);
+  if (m->state == CONN_CONNECTING) sched_plan(m, false);
+  pthread_mutex_unlock(&sched_lock);
+}
+
+static void do_connect(fl_mqtt *m) {
+  MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer5;
+  MQTTProperties props = MQTTProperties_initializer;
+  MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
+  co.keepAliveInterval = m->keepalive_s;
+  co.cleanstart = m->clean_start;
+  co.maxInflight = m->max_inflight;
+  co.username = m->username;
+  co.password = m->password;
+  co.connectTimeout = 10;
+  co.automaticReconnect = 0;
+  co.onSuccess5 = on_connect_ok;
+  co.onFailure5 = on_connect_fail;
+  co.context = m;
+  if (!m->clean_start) {
+    MQTTProperty p = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL};
+    p.value.integer4 = m->session_expiry_s;
+    MQTTProperties_add(&props, &p);
+    co.connectProperties = &props;
+  }
+  if (m->will_topic) {
+    will.topicName = m->will_topic;
+    will.payload.data = m->will_payload;
+    will.payload.len = (int)m->will_len;
+    will.qos = 1;
+    will.retained = m->will_retained;
+    co.will = &will;
+  }
+  int rc = MQTTAsync_connect(m->client, &co);
+  MQTTProperties_free(&props);
+  if (rc != MQTTASYNC_SUCCESS) {
+    fl_debug("mqtt %s: connect refused locally: rc=%d", m->client_id, rc);
+    pthread_mutex_lock(&sched_lock);
+    if (m->state == CONN_CONNECTING) sched_plan(m, false);
+    pthread_mutex_unlock(&sched_lock);
+  }
+}
+
+static void *sched_main(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&sched_lock);
+  for (;;) {
+    int64_t now = fl_mono_us(), next = now + 1000000;
+    fl_mqtt *due = NULL;
+    for (fl_mqtt *m = sched_clients; m; m = m->next_client) {
+      if (m->state != CONN_WAITING) continue;
+      if (m->due_us <= now) {
+        due = m;
+        break;
+      }
+      if (m->due_us < next) next = m->due_us;
+    }
+    if (due) {
+      due->state = CONN_CONNECTING;
+      due->in_connect = true;
+      pthread_mutex_unlock(&sched_lock);
+      do_connect(due);
+      pthread_mutex_lock(&sched_lock);
+      due->in_connect = false;
+      pthread_cond_broadcast(&sched_cond);
+      continue;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t wait_us = next - now;
+    ts.tv_sec += wait_us / 1000000;
+    ts.tv_nsec += (wait_us % 1000000) * 1000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&sched_cond, &sched_lock, &ts);
+  }
+  return NULL;
+}
+
+static void on_connected(void *ctx, char *cause) {
+  fl_mqtt *m = ctx;
+  (void)cause;
+  pthread_mutex_lock(&sched_lock);
+  if (m->state == CONN_STOPPED) {
+    pthread_mutex_unlock(&sched_lock);
+    return;
+  }
+  m->state = CONN_UP;
+  m->attempt = 0;
+  pthread_mutex_unlock(&sched_lock);
+  atomic_store(&m->connected, true);
+  atomic_fetch_add(&m->connects, 1);
+  if (m->n_subs > 0) {
+    int *qos = calloc((size_t)m->n_subs, sizeof *qos);
+    if (qos) {
+      for (int i = 0; i < m->n_subs; i++) qos[i] = 1;
+      MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+      int rc = MQTTAsync_subscribeMany(m->client, m->n_subs, m->subs, qos, &ro);
+      if (rc != MQTTASYNC_SUCCESS) fl_warn("mqtt %s: subscribe failed rc=%d", m->client_id, rc);
+      free(qos);
+    }
+  }
+  if (m->cb.on_connected) m->cb.on_connected(m->cb.ctx);
+}
+
+static void on_lost(void *ctx, char *cause) {
+  fl_mqtt *m = ctx;
+  atomic_store(&m->connected, false);
+  pthread_mutex_lock(&sched_lock);
+  bool stopped = m->state == CONN_STOPPED;
+  if (!stopped) sched_plan(m, false);
+  pthread_mutex_unlock(&sched_lock);
+  if (!stopped && m->cb.on_lost) m->cb.on_lost(m->cb.ctx, cause ? cause : "connection lost");
+}
+
+static int on_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg) {
+  fl_mqtt *m = ctx;
+  char *t = topic;
+  char stack_topic[256];
+  if (topic_len > 0) { /* not NUL-terminated when it contains NULs */
+    if ((size_t)topic_len < sizeof stack_topic) {
+      memcpy(stack_topic, topic, (size_t)topic_len);
+      stack_topic[topic_len] = '\0';
+      t = stack_topic;
+    } else {
+      t = NULL;
+    }
+  }
+  if (t && m->cb.on_message) {
+    fl_mqtt_msg fm = {.topic = t, .payload = msg->payload, .len = (size_t)msg->payloadlen,
+                      .retained = msg->retained != 0};
+    char rt[256];
+    MQTTProperty *p = MQTTProperties_getProperty(&msg->properties, MQTTPROPERTY_CODE_RESPONSE_TOPIC);
+    if (p && p->value.data.len > 0 && (size_t)p->value.data.len < sizeof rt) {
+      memcpy(rt, p->value.data.data, (size_t)p->value.data.len);
+      rt[p->value.data.len] = '\0';
+      fm.response_topic = rt;
+    }
+    p = MQTTProperties_getProperty(&msg->properties, MQTTPROPERTY_CODE_CORRELATION_DATA);
+    if (p && p->value.data.len > 0) {
+      fm.corr = (const uint8_t *)p->value.data.data;
+      fm.corr_len = (size_t)p->value.data.len;
+    }
+    m->cb.on_message(m->cb.ctx, &fm);
+  }
+  MQTTAsync_freeMessage(&msg);
+  MQTTAsync_free(topic);
+  return 1;
+}
+
+int fl_mqtt_create(const fl_mqtt_opts *o, const fl_mqtt_callbacks *cb, fl_mqtt **out) {
+  if (!o || !o->uri || !o->client_id || !out) return FL_ERR_INVALID;
+  fl_mqtt *m = calloc(1, sizeof *m);
+  if (!m) return FL_ERR_NOMEM;
+  if (cb) m->cb = *cb;
+  m->uri = strdup(o->uri);
+  m->client_id = strdup(o->client_id);
+  m->username = dup_or_null(o->username);
+  m->password = dup_or_null(o->password);
+  m->will_topic = dup_or_null(o->will_topic);
+  if (o->will_topic && o->will_len) {
+    m->will_payload = malloc(o->will_len);
+    if (m->will_payload) memcpy(m->will_payload, o->will_payload, o->will_len);
+    m->will_len = o->will_len;
+  }
+  m->will_retained = o->will_retained;
+  m->clean_start = o->clean_start;
+  m->session_expiry_s = o->session_expiry_s ? o->session_expiry_s : 7 * 24 * 3600;
+  m->keepalive_s = o->keepalive_s ? o->keepalive_s : 30;
+  m->max_inflight = o->max_inflight ? o->max_inflight : 256;
+  m->reconnect_min_ms = o->reconnect_min_ms ? o->reconnect_min_ms : 500;
+  m->reconnect_max_ms = o->reconnect_max_ms ? o->reconnect_max_ms : 30000;
+  if (m->reconnect_max_ms < m->reconnect_min_ms) m->reconnect_max_ms = m->reconnect_min_ms;
+  if (o->n_subscriptions > 0) {
+    m->subs = calloc((size_t)o->n_subscriptions, sizeof *m->subs);
+    if (m->subs)
+      for (int i = 0; i < o->n_subscriptions; i++) m->subs[i] = strdup(o->subscriptions[i]);
+    m->n_subs = o->n_subscriptions;
+  }
+  if (!m->uri || !m->client_id || (o->n_subscriptions > 0 && !m->subs) ||
+      (o->will_topic && o->will_len && !m->will_payload)) {
+    fl_mqtt_destroy(m);
+    return FL_ERR_NOMEM;
+  }
+  MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer5;
+  cro.sendWhileDisconnected = 0;
+  if (MQTTAsync_createWithOptions(&m->client, m->uri, m->client_id, MQTTCLIENT_PERSISTENCE_NONE,
+                                  NULL, &cro) != MQTTASYNC_SUCCESS) {
+    m->client = NULL;
+    fl_mqtt_destroy(m);
+    return FL_ERR_MQTT;
+  }
+  MQTTAsync_setCallbacks(m->client, m, on_lost, on_arrived, NULL);
+  MQTTAsync_setConnected(m->client, m, on_connected);
+  m->state = CONN_IDLE;
+  *out = m;
+  return FL_OK;
+}
+
+int fl_mqtt_start(fl_mqtt *m) {
+  pthread_mutex_lock(&sched_lock);
+  if (!sched_running) {
+    srandom((unsigned)(fl_mono_us() ^ (int64_t)getpid()));
+    if (pthread_create(&sched_thread, NULL, sched_main, NULL) != 0) {
+      pthread_mutex_unlock(&sched_lock);
+      return FL_ERR_NOMEM;
+    }
+    pthread_detach(sched_thread);
+    sched_running = true;
+  }
+  if (m->state == CONN_IDLE) {
+    m->next_client = sched_clients;
+    sched_clients = m;
+    sched_plan(m, true);
+  }
+  pthread_mutex_unlock(&sched_lock);
+  return FL_OK;
+}
+
+bool fl_mqtt_connected(const fl_mqtt *m) { return atomic_load(&m->connected); }
+
+uint64_t fl_mqtt_connects(const fl_mqtt *m) { return atomic_load(&m->connects); }
+
+static void on_pub_ok(void *ctx, MQTTAsync_successData5 *resp) {
+  struct pub_ctx *pc = ctx;
+  (void)resp;
+  if (pc->m->cb.on_published) pc->m->cb.on_published(pc->m->cb.ctx, pc->tag, 0);
+  free(pc);
+}
+
+static void on_pub_fail(void *ctx, MQTTAsync_failureData5 *resp) {
+  struct pub_ctx *pc = ctx;
+  int rc = resp ? resp->code : -1;
+  if (pc->m->cb.on_published) pc->m->cb.on_published(pc->m->cb.ctx, pc->tag, rc ? rc : -1);
+  free(pc);
+}
+
+int fl_mqtt_publish(fl_mqtt *m, const char *topic, const void *payload, size_t len, int qos,
+                    bool retain, const char *response_topic, const void *corr, size_t corr_len,
+                    uint64_t tag) {
+  if (!atomic_load(&m->connected)) return FL_ERR_UNAVAILABLE;
+  MQTTAsync_message msg = MQTTAsync_message_initializer;
+  MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+  MQTTProperties props = MQTTProperties_initializer;
+  msg.payload = (void *)payload;
+  msg.payloadlen = (int)len;
+  msg.qos = qos;
+  msg.retained = retain;
+  if (response_topic) {
+    MQTTProperty p = {.identifier = MQTTPROPERTY_CODE_RESPONSE_TOPIC};
+    p.value.data.data = (char *)response_topic;
+    p.value.data.len = (int)strlen(response_topic);
+    MQTTProperties_add(&props, &p);
+  }
+  if (corr && corr_len) {
+    MQTTProperty p = {.identifier = MQTTPROPERTY_CODE_CORRELATION_DATA};
+    p.value.data.data = (char *)corr;
+    p.value.data.len = (int)corr_len;
+    MQTTProperties_add(&props, &p);
+  }
+  msg.properties = props;
+  struct pub_ctx *pc = NULL;
+  if (tag && qos > 0) {
+    pc = malloc(sizeof *pc);
+    if (!pc) {
+      MQTTProperties_free(&props);
+      return FL_ERR_NOMEM;
+    }
+    pc->m = m;
+    pc->tag = tag;
+    ro.onSuccess5 = on_pub_ok;
+    ro.onFailure5 = on_pub_fail;
+    ro.context = pc;
+  }
+  int rc = MQTTAsync_sendMessage(m->client, topic, &msg, &ro);
+  MQTTProperties_free(&props);
+  if (rc != MQTTASYNC_SUCCESS) {
+    free(pc);
+    return rc == MQTTASYNC_DISCONNECTED ? FL_ERR_UNAVAILABLE : FL_ERR_MQTT;
+  }
+  return FL_OK;
+}
+
+/* Takes m out of the scheduler and waits until the scheduler no longer
+ * touches it. */
+static void sched_remove(fl_mqtt *m) {
+  pthread_mutex_lock(&sched_lock);
+  m->state = CONN_STOPPED;
+  for (fl_mqtt **pp = &sched_clients; *pp; pp = &(*pp)->next_client) {
+    if (*pp == m) {
+      *pp = m->next_client;
+      break;
+    }
+  }
+  while (m->in_connect) pthread_cond_wait(&sched_cond, &sched_lock);
+  pthread_mutex_unlock(&sched_lock);
+}
+
+void fl_mqtt_stop(fl_mqtt *m, int timeout_ms) {
+  if (!m || !m->client) return;
+  sched_remove(m);
+  if (MQTTAsync_isConnected(m->client)) {
+    MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
+    d.timeout = timeout_ms;
+    MQTTAsync_disconnect(m->client, &d);
+    int64_t end = fl_mono_us() + (int64_t)timeout_ms * 1000 + 200000;
+    while (MQTTAsync_isConnected(m->client) && fl_mono_us() < end) fl_sleep_ms(5);
+  }
+  atomic_store(&m->connected, false);
+}
+
+void fl_mqtt_kill(fl_mqtt *m) {
+  if (!m || !m->client) return;
+  sched_remove(m);
+  atomic_store(&m->connected, false);
+  /* Destroying the handle closes the socket without DISCONNECT. */
+  MQTTAsync_destroy(&m->client);
+  m->client = NULL;
+}
+
+void fl_mqtt_destroy(fl_mqtt *m) {
+  if (!m) return;
+  if (m->client) {
+    fl_mqtt_stop(m, 1000);
+    MQTTAsync_destroy(&m->client);
+  } else {
+    sched_remove(m);
+  }
+  for (int i = 0; i < m->n_subs; i++) free(m->subs[i]);
+  free(m->subs);
+  free(m->uri);
+  free(m->client_id);
+  free(m->username);
+  free(m->password);
+  free(m->will_topic);
+  free(m->will_payload);
+  free(m);
+}

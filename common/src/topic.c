@@ -1,0 +1,58 @@
+#include "fleet/topic.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "fleet/error.h"
+#include "fleet/proto.h"
+
+static const char *const channel_names[] = {
+    [FL_CH_UP_EVT] = "up/evt",       [FL_CH_UP_HELLO] = "up/hello",
+    [FL_CH_UP_WILL] = "up/will",     [FL_CH_UP_ACK] = "up/ack",
+    [FL_CH_DOWN_ACK] = "down/ack",   [FL_CH_DOWN_SYNC] = "down/sync",
+    [FL_CH_DOWN_CMD] = "down/cmd",   [FL_CH_DOWN_REPLY] = "down/reply",
+};
+#define N_CHANNELS (sizeof channel_names / sizeof channel_names[0])
+
+/* Writes FL_TOPIC_ROOT "/" mid "/" a ["/" b] into buf. */
+static int topic_print(char *buf, size_t cap, const char *mid, const char *a, const char *b) {
+  int n = b ? snprintf(buf, cap, "%s/%s/%s/%s", FL_TOPIC_ROOT, mid, a, b)
+            : snprintf(buf, cap, "%s/%s/%s", FL_TOPIC_ROOT, mid, a);
+  if (n < 0) return FL_ERR_INVALID;
+  if ((size_t)n >= cap) return FL_ERR_BUFFER;
+  return n;
+}
+
+int fl_topic_device(char *buf, size_t cap, const char *dev, fl_channel ch) {
+  if (!fl_id_valid(dev) || ch <= FL_CH_NONE || (size_t)ch >= N_CHANNELS) return FL_ERR_INVALID;
+  return topic_print(buf, cap, "dev", dev, channel_names[ch]);
+}
+
+int fl_topic_parse_device(const char *topic, char *dev, size_t devcap, fl_channel *ch) {
+  static const char prefix[] = FL_TOPIC_ROOT "/dev/";
+  if (strncmp(topic, prefix, sizeof prefix - 1) != 0) return FL_ERR_TOPIC;
+  const char *id = topic + sizeof prefix - 1;
+  const char *slash = strchr(id, '/');
+  if (!slash) return FL_ERR_TOPIC;
+  size_t idlen = (size_t)(slash - id);
+  if (idlen == 0 || idlen > FL_ID_MAX || idlen >= devcap) return FL_ERR_TOPIC;
+  memcpy(dev, id, idlen);
+  dev[idlen] = '\0';
+  if (!fl_id_valid(dev)) return FL_ERR_TOPIC;
+  for (size_t i = 1; i < N_CHANNELS; i++) {
+    if (strcmp(slash + 1, channel_names[i]) == 0) {
+      *ch = (fl_channel)i;
+      return FL_OK;
+    }
+  }
+  return FL_ERR_TOPIC;
+}
+
+int fl_topic_state(char *buf, size_t cap, const char *kind, const char *id) {
+  if (!fl_id_valid(id)) return FL_ERR_INVALID;
+  return topic_print(buf, cap, "state", kind, id);
+}
+
+int fl_topic_notify(char *buf, size_t cap, const char *kind) {
+  return topic_print(buf, cap, "notify", kind, NULL);
+}

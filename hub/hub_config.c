@@ -1,0 +1,86 @@
+#include "hub_config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "fleet/config.h"
+#include "fleet/error.h"
+
+static void copy_str(char *dst, size_t cap, const char *src) { snprintf(dst, cap, "%s", src); }
+
+/* Reads an int key into *out within [min, max]; returns FL_OK or FL_ERR_CONFIG. */
+static int get_int(fl_config *c, const char *sec, const char *key, int64_t def, int64_t min,
+                   int64_t max, int *out) {
+  int64_t v;
+  int rc = fl_config_int(c, sec, key, def, min, max, &v);
+  if (rc == FL_OK) *out = (int)v;
+  return rc;
+}
+
+int hub_config_load(const char *path, hub_config *cfg, char *err, size_t errcap) {
+  fl_config *c = NULL;
+  int rc = fl_config_load(path, "FLEET_HUB", &c, err, errcap);
+  if (rc != FL_OK) return rc;
+  memset(cfg, 0, sizeof *cfg);
+  copy_str(cfg->state_dir, sizeof cfg->state_dir, fl_config_str(c, "hub", "state_dir", "./hub-state"));
+  copy_str(cfg->mqtt_uri, sizeof cfg->mqtt_uri, fl_config_str(c, "mqtt", "uri", "tcp://127.0.0.1:1883"));
+  copy_str(cfg->mqtt_client_id, sizeof cfg->mqtt_client_id, fl_config_str(c, "mqtt", "client_id", "fleet-hub"));
+  copy_str(cfg->mqtt_username, sizeof cfg->mqtt_username, fl_config_str(c, "mqtt", "username", ""));
+  copy_str(cfg->mqtt_password, sizeof cfg->mqtt_password, fl_config_str(c, "mqtt", "password", ""));
+  copy_str(cfg->http_bind, sizeof cfg->http_bind, fl_config_str(c, "http", "bind", "127.0.0.1"));
+  copy_str(cfg->payment_provider, sizeof cfg->payment_provider, fl_config_str(c, "payment", "provider", "sim"));
+  copy_str(cfg->payment_url, sizeof cfg->payment_url, fl_config_str(c, "payment", "url", ""));
+  const char *dur = fl_config_str(c, "store", "durability", "normal");
+  int sync = fl_db_sync_from_name(dur);
+  if (sync < 0) {
+    snprintf(err, errcap, "config [store] durability = '%s': must be off, normal or full", dur);
+    fl_config_free(c);
+    return FL_ERR_CONFIG;
+  }
+  cfg->durability = (fl_db_sync)sync;
+  rc = FL_OK;
+  rc |= get_int(c, "mqtt", "max_inflight", 256, 1, 65535, &cfg->mqtt_max_inflight);
+  rc |= get_int(c, "http", "port", 8080, 0, 65535, &cfg->http_port);
+  rc |= get_int(c, "engine", "batch_max", 512, 1, 100000, &cfg->batch_max);
+  rc |= get_int(c, "engine", "queue_max", 20000, 16, 10000000, &cfg->queue_max);
+  rc |= get_int(c, "engine", "command_ttl_s", 300, 1, 86400 * 30, &cfg->command_ttl_s);
+  rc |= get_int(c, "payment", "workers", 4, 1, 256, &cfg->payment_workers);
+  rc |= get_int(c, "payment", "timeout_ms", 5000, 1, 600000, &cfg->payment_timeout_ms);
+  rc |= get_int(c, "payment", "max_attempts", 5, 1, 1000, &cfg->payment_max_attempts);
+  rc |= get_int(c, "payment.sim", "latency_ms", 20, 0, 600000, &cfg->sim_latency_ms);
+  rc |= fl_config_double(c, "payment.sim", "decline_rate", 0.0, 0.0, 1.0, &cfg->sim_decline_rate);
+  rc |= fl_config_double(c, "payment.sim", "failure_rate", 0.0, 0.0, 1.0, &cfg->sim_failure_rate);
+  rc |= get_int(c, "breaker", "failures", 5, 1, 100000, &cfg->breaker_failures);
+  rc |= get_int(c, "breaker", "open_s", 10, 1, 86400, &cfg->breaker_open_s);
+  /* Late-fee tiers: late by up to tierN_hours costs tierN_cents; beyond the
+   * last tier, the last tier's price applies. Defaults: 1 day, 7 days, beyond. */
+  static const int def_hours[HUB_FEE_TIERS] = {24, 168, 1000000, 0};
+  static const int64_t def_cents[HUB_FEE_TIERS] = {2000, 10000, 50000, 0};
+  for (int i = 0; i < HUB_FEE_TIERS && rc == FL_OK; i++) {
+    char hk[32], ck[32];
+    snprintf(hk, sizeof hk, "tier%d_hours", i + 1);
+    snprintf(ck, sizeof ck, "tier%d_cents", i + 1);
+    int64_t cents;
+    rc |= get_int(c, "fees", hk, def_hours[i], 0, 1000000, &cfg->fee_tier_hours[i]);
+    rc |= fl_config_int(c, "fees", ck, def_cents[i], 0, INT64_C(1) << 40, &cents);
+    cfg->fee_tier_cents[i] = cents;
+    if (rc == FL_OK && cfg->fee_tier_hours[i] > 0) cfg->n_fee_tiers = i + 1;
+  }
+  if (rc != FL_OK) {
+    snprintf(err, errcap, "%s", fl_config_error(c) ? fl_config_error(c) : "bad configuration");
+    fl_config_free(c);
+    return FL_ERR_CONFIG;
+  }
+  if (strcmp(cfg->payment_provider, "sim") != 0 && strcmp(cfg->payment_provider, "http") != 0) {
+    snprintf(err, errcap, "config [payment] provider = '%s': must be sim or http", cfg->payment_provider);
+    fl_config_free(c);
+    return FL_ERR_CONFIG;
+  }
+  if (strcmp(cfg->payment_provider, "http") == 0 && !cfg->payment_url[0]) {
+    snprintf(err, errcap, "config [payment] url: required when provider = http");
+    fl_config_free(c);
+    return FL_ERR_CONFIG;
+  }
+  fl_config_free(c);
+  return FL_OK;
+}

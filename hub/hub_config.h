@@ -1,0 +1,45 @@
+/* The hub's settings: an INI file plus FLEET_HUB_<SECTION>_<KEY> overrides
+ * (docs/operations.md lists every key). */
+#ifndef HUB_CONFIG_H
+#define HUB_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fleet/db.h"
+
+#define HUB_FEE_TIERS 4
+
+typedef struct hub_config {
+  char state_dir[256];      /* [hub] state_dir: hub.db (and payments-sim.db) live here */
+  char mqtt_uri[256];       /* [mqtt] uri */
+  char mqtt_client_id[65];  /* [mqtt] client_id */
+  char mqtt_username[65];   /* [mqtt] username (optional) */
+  char mqtt_password[129];  /* [mqtt] password (optional) */
+  int mqtt_max_inflight;    /* [mqtt] max_inflight */
+  char http_bind[64];       /* [http] bind: address of the operator API */
+  int http_port;            /* [http] port; 0 disables the API */
+  fl_db_sync durability;    /* [store] durability: off | normal | full */
+  int batch_max;            /* [engine] batch_max: inputs per transaction */
+  int queue_max;            /* [engine] queue_max: bounded input queue */
+  int command_ttl_s;        /* [engine] command_ttl_s: expiry of unlock/lock commands */
+  char payment_provider[16]; /* [payment] provider: sim | http */
+  char payment_url[256];    /* [payment] url (http provider) */
+  int payment_workers;      /* [payment] workers */
+  int payment_timeout_ms;   /* [payment] timeout_ms per call */
+  int payment_max_attempts; /* [payment] max_attempts before compensating */
+  int sim_latency_ms;       /* [payment.sim] latency_ms */
+  double sim_decline_rate;  /* [payment.sim] decline_rate 0..1 */
+  double sim_failure_rate;  /* [payment.sim] failure_rate 0..1 */
+  int breaker_failures;     /* [breaker] failures: consecutive failures that open it */
+  int breaker_open_s;       /* [breaker] open_s: how long it stays open */
+  int fee_tier_hours[HUB_FEE_TIERS]; /* [fees] tierN_hours: late by up to N hours... */
+  int64_t fee_tier_cents[HUB_FEE_TIERS]; /* [fees] tierN_cents: ...costs this much */
+  int n_fee_tiers;
+} hub_config;
+
+/* Loads path (NULL: defaults and environment only) into *cfg. Returns FL_OK,
+ * or FL_ERR_CONFIG with one sentence in err naming the key and the problem. */
+int hub_config_load(const char *path, hub_config *cfg, char *err, size_t errcap);
+
+#endif

@@ -1,0 +1,440 @@
+#include "rental.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "fleet.h"
+#include "fleet/error.h"
+#include "fleet/log.h"
+#include "fleet/topic.h"
+
+#define copy_str(dst, src) snprintf((dst), sizeof(dst), "%s", (src))
+
+static bool state_is(const hub_rental *r, const char *s) { return strcmp(r->state, s) == 0; }
+
+/* Answers a request on device's reply topic; used also when no rental row exists. */
+static int answer(hub_engine *e, const char *device, const char *topic, const char *corr,
+                  const hub_rental *r, const char *state, bool ok, const char *reason,
+                  uint32_t retry_after_s) {
+  fl_msg m;
+  fl_msg_init(&m, FL_MSG_DECISION);
+  fl_decision *d = &m.body.decision;
+  d->subject = FL_SUBJ_RENTAL;
+  copy_str(d->state, state);
+  d->ok = ok;
+  if (reason) copy_str(d->reason, reason);
+  d->retry_after_s = retry_after_s;
+  if (r) {
+    d->charged_cents = r->charged_cents;
+    d->refunded_cents = r->refunded_cents;
+    d->fee_cents = r->fee_cents;
+    d->due_ms = r->due_ms;
+  }
+  return hub_emit_downlink(e, device, topic, &m, corr, 0);
+}
+
+/* Sends the decision on r's current state to its latest requester. */
+static int decide(hub_engine *e, const hub_rental *r, bool ok, const char *reason,
+                  uint32_t retry_after_s) {
+  return answer(e, r->kiosk, r->reply_topic, r->id, r, r->state, ok,
+                reason ? reason : (r->reason[0] ? r->reason : NULL), retry_after_s);
+}
+
+/* Moves r to state (with reason, may be NULL), stores and publishes it. */
+static int set_state(hub_engine *e, hub_rental *r, const char *state, const char *reason,
+                     int64_t now) {
+  char from[24];
+  copy_str(from, r->state);
+  copy_str(r->state, state);
+  if (reason) copy_str(r->reason, reason);
+  r->updated_ms = now;
+  int rc = hub_store_rental_put(hub_engine_store(e), r);
+  if (rc == FL_OK) rc = hub_emit_rental(e, r, from);
+  if (rc == FL_OK) fl_info("rental=%s vehicle=%s state=%s%s%s", r->id, r->vehicle, state,
+                           reason ? " reason=" : "", reason ? reason : "");
+  return rc;
+}
+
+/* Builds the provider job for step s of rental r. */
+static void job_for(const hub_rental *r, const hub_step *s, pay_job *job) {
+  memset(job, 0, sizeof *job);
+  job->kind = strcmp(s->step, "refund") == 0 ? PAY_REFUND : PAY_CHARGE;
+  copy_str(job->rental, r->id);
+  copy_str(job->step, s->step);
+  copy_str(job->idem_key, s->idem_key);
+  copy_str(job->customer, r->customer);
+  job->amount_cents = s->amount_cents;
+  if (job->kind == PAY_REFUND) snprintf(job->refund_of, sizeof job->refund_of, "%s:charge", r->id);
+}
+
+/* Records step "calling" and hands it to the payment workers after commit.
+ * A step that exists already is left alone (steps are started once). */
+static int start_step(hub_engine *e, const hub_rental *r, const char *step, int64_t amount,
+                      int64_t now) {
+  hub_store *st = hub_engine_store(e);
+  hub_step s;
+  int rc = hub_store_step_get(st, r->id, step, &s);
+  if (rc == FL_OK) return FL_OK;
+  if (rc != FL_ERR_NOT_FOUND) return rc;
+  memset(&s, 0, sizeof s);
+  copy_str(s.rental, r->id);
+  copy_str(s.step, step);
+  copy_str(s.status, "calling");
+  snprintf(s.idem_key, sizeof s.idem_key, "%s:%s", r->id, step);
+  s.amount_cents = amount;
+  s.attempts = 1;
+  s.updated_ms = now;
+  rc = hub_store_step_put(st, &s);
+  if (rc != FL_OK) return rc;
+  pay_job job;
+  job_for(r, &s, &job);
+  return hub_emit_payment(e, &job);
+}
+
+/* Sends a lock or unlock command to the rental's vehicle. */
+static int command_vehicle(hub_engine *e, const hub_rental *r, fl_action action, int64_t now) {
+  char topic[FL_TOPIC_MAX];
+  if (fl_topic_device(topic, sizeof topic, r->vehicle, FL_CH_DOWN_CMD) < 0) return FL_ERR_INVALID;
+  fl_msg m;
+  fl_msg_init(&m, FL_MSG_COMMAND);
+  m.body.command.action = action;
+  int64_t expires = now + (int64_t)hub_engine_config(e)->command_ttl_s * 1000;
+  m.body.command.expires_ms = expires;
+  copy_str(m.body.command.customer, r->customer);
+  return hub_emit_downlink(e, r->vehicle, topic, &m, r->id, expires);
+}
+
+/* Gives the rental's vehicle back to the fleet if it still holds this rental. */
+static int release_vehicle(hub_engine *e, const hub_rental *r, int64_t now) {
+  hub_vehicle v;
+  int rc = hub_store_vehicle_get(hub_engine_store(e), r->vehicle, &v);
+  if (rc == FL_ERR_NOT_FOUND) return FL_OK;
+  if (rc != FL_OK) return rc;
+  if (strcmp(v.rental, r->id) != 0) return FL_OK;
+  return fleet_release_vehicle(e, &v, now);
+}
+
+/* Refuses a new rental: stores it REJECTED and answers the kiosk. */
+static int reject_new(hub_engine *e, hub_rental *r, const char *reason, uint32_t retry_after_s,
+                      int64_t now) {
+  int rc = set_state(e, r, "REJECTED", reason, now);
+  if (rc == FL_OK) rc = decide(e, r, false, reason, retry_after_s);
+  return rc;
+}
+
+/* Returns true for states in which a request needs no new work: it was
+ * decided already, and the decision is sent again. */
+static bool decided(const hub_rental *r) {
+  return !state_is(r, "PAYMENT_PENDING") && !state_is(r, "CANCEL_REQUESTED") &&
+         !state_is(r, "RETURNED");
+}
+
+int rental_on_request(hub_engine *e, const hub_origin *o, const fl_msg *m) {
+  hub_store *st = hub_engine_store(e);
+  const fl_rental_request *q = &m->body.rental_request;
+  hub_rental r;
+  int rc = hub_store_rental_get(st, m->env.corr, &r);
+  if (rc == FL_OK) /* the kiosk asked again for the same rental id */
+    return decided(&r) ? decide(e, &r, !state_is(&r, "REJECTED"), NULL, 0) : FL_OK;
+  if (rc != FL_ERR_NOT_FOUND) return rc;
+
+  memset(&r, 0, sizeof r);
+  copy_str(r.id, m->env.corr);
+  copy_str(r.vehicle, q->vehicle);
+  copy_str(r.customer, q->customer);
+  copy_str(r.kiosk, o->device);
+  copy_str(r.reply_topic, o->reply_topic);
+  copy_str(r.state, "REQUESTED");
+  r.minutes = q->minutes;
+  r.created_ms = r.updated_ms = o->now_ms;
+
+  hub_vehicle v;
+  char reason[FL_TEXT_MAX + 1];
+  rc = hub_store_vehicle_get(st, q->vehicle, &v);
+  if (rc == FL_ERR_NOT_FOUND) {
+    snprintf(reason, sizeof reason, "no vehicle %s", q->vehicle);
+    return reject_new(e, &r, reason, 0, o->now_ms);
+  }
+  if (rc != FL_OK) return rc;
+  if (strcmp(v.state, "AVAILABLE") != 0) {
+    snprintf(reason, sizeof reason, "vehicle %s is not available (%s)", v.id, v.state);
+    return reject_new(e, &r, reason, 0, o->now_ms);
+  }
+  uint32_t retry_after = 0;
+  if (!hub_payment_admit(e, &retry_after)) {
+    snprintf(reason, sizeof reason, "payment unavailable, try again in %u s", retry_after);
+    return reject_new(e, &r, reason, retry_after, o->now_ms);
+  }
+  r.amount_cents = (v.rate_cents * (int64_t)q->minutes + 59) / 60;
+  rc = set_state(e, &r, "PAYMENT_PENDING", NULL, o->now_ms);
+  if (rc == FL_OK) rc = fleet_set_vehicle_state(e, &v, "RESERVED", r.id, o->now_ms);
+  if (rc == FL_OK) rc = start_step(e, &r, "charge", r.amount_cents, o->now_ms);
+  return rc;
+}
+
+/* Loads the rental a cancel or return names, answering the requester when
+ * there is none. Returns FL_OK with *r, FL_ERR_NOT_FOUND (answered), or an error. */
+static int load_for_request(hub_engine *e, const hub_origin *o, const fl_msg *m, hub_rental *r) {
+  int rc = hub_store_rental_get(hub_engine_store(e), m->env.corr, r);
+  if (rc == FL_ERR_NOT_FOUND) {
+    char reason[FL_TEXT_MAX + 1];
+    snprintf(reason, sizeof reason, "no rental %s", m->env.corr);
+    rc = answer(e, o->device, o->reply_topic, m->env.corr, NULL, "UNKNOWN", false, reason, 0);
+    return rc == FL_OK ? FL_ERR_NOT_FOUND : rc;
+  }
+  if (rc == FL_OK) { /* answers go to whoever asked last */
+    copy_str(r->kiosk, o->device);
+    copy_str(r->reply_topic, o->reply_topic);
+  }
+  return rc;
+}
+
+/* Refuses a request about an existing rental without changing it; the reason
+ * reads "rental R is STATE: <advice>". */
+static int refuse(hub_engine *e, const hub_rental *r, const char *advice) {
+  char reason[FL_TEXT_MAX + 1];
+  snprintf(reason, sizeof reason, "rental %s is %s%s: %s", r->id, r->state,
+           r->started ? " and started" : "", advice);
+  return answer(e, r->kiosk, r->reply_topic, r->id, r, r->state, false, reason, 0);
+}
+
+int rental_on_cancel(hub_engine *e, const hub_origin *o, const fl_msg *m) {
+  hub_rental r;
+  int rc = load_for_request(e, o, m, &r);
+  if (rc != FL_OK) return rc == FL_ERR_NOT_FOUND ? FL_OK : rc;
+  if (state_is(&r, "CANCELLED")) return decide(e, &r, true, NULL, 0);
+  if (state_is(&r, "CANCEL_REQUESTED")) return hub_store_rental_put(hub_engine_store(e), &r);
+  if (state_is(&r, "PAYMENT_PENDING")) /* the charge result decides: refund or nothing */
+    return set_state(e, &r, "CANCEL_REQUESTED", "cancelled by customer", o->now_ms);
+  if (!state_is(&r, "ACTIVE")) return refuse(e, &r, "nothing to cancel");
+  if (r.started) return refuse(e, &r, "return the vehicle instead");
+  rc = set_state(e, &r, "CANCEL_REQUESTED", "cancelled by customer", o->now_ms);
+  if (rc == FL_OK) rc = command_vehicle(e, &r, FL_ACT_LOCK, o->now_ms);
+  if (rc == FL_OK) rc = start_step(e, &r, "refund", r.charged_cents, o->now_ms);
+  return rc;
+}
+
+/* Returns the late fee for returning r at now, by the configured tiers. */
+static int64_t late_fee(const hub_config *cfg, const hub_rental *r, int64_t now) {
+  if (!r->due_ms || now <= r->due_ms || cfg->n_fee_tiers == 0) return 0;
+  int64_t late_h = (now - r->due_ms + 3599999) / 3600000;
+  for (int i = 0; i < cfg->n_fee_tiers; i++)
+    if (late_h <= cfg->fee_tier_hours[i]) return cfg->fee_tier_cents[i];
+  return cfg->fee_tier_cents[cfg->n_fee_tiers - 1];
+}
+
+int rental_on_return(hub_engine *e, const hub_origin *o, const fl_msg *m) {
+  hub_rental r;
+  int rc = load_for_request(e, o, m, &r);
+  if (rc != FL_OK) return rc == FL_ERR_NOT_FOUND ? FL_OK : rc;
+  if (state_is(&r, "COMPLETED")) return decide(e, &r, true, NULL, 0);
+  if (state_is(&r, "RETURNED")) return hub_store_rental_put(hub_engine_store(e), &r);
+  if (!state_is(&r, "ACTIVE")) return refuse(e, &r, "nothing to return");
+  r.ended_ms = o->now_ms;
+  r.fee_cents = late_fee(hub_engine_config(e), &r, o->now_ms);
+  rc = release_vehicle(e, &r, o->now_ms);
+  if (rc == FL_OK) rc = command_vehicle(e, &r, FL_ACT_LOCK, o->now_ms);
+  if (rc != FL_OK) return rc;
+  if (r.fee_cents > 0) {
+    rc = set_state(e, &r, "RETURNED", "returned late", o->now_ms);
+    if (rc == FL_OK) rc = start_step(e, &r, "fee", r.fee_cents, o->now_ms);
+    return rc;
+  }
+  rc = set_state(e, &r, "COMPLETED", NULL, o->now_ms);
+  if (rc == FL_OK) rc = decide(e, &r, true, NULL, 0);
+  return rc;
+}
+
+int rental_mark_started(hub_engine *e, const char *rental, int64_t now_ms) {
+  hub_rental r;
+  int rc = hub_store_rental_get(hub_engine_store(e), rental, &r);
+  if (rc == FL_ERR_NOT_FOUND) return FL_OK;
+  if (rc != FL_OK || r.started || !state_is(&r, "ACTIVE")) return rc;
+  r.started = true;
+  r.updated_ms = now_ms;
+  return hub_store_rental_put(hub_engine_store(e), &r);
+}
+
+/* Schedules step s for another try after a back-off, or gives up. */
+static int step_failed(hub_engine *e, hub_step *s, const pay_result *res, int64_t now,
+                       bool *gave_up) {
+  const hub_config *cfg = hub_engine_config(e);
+  copy_str(s->last_error, res->reason[0] ? res->reason : "payment provider failed");
+  s->updated_ms = now;
+  bool is_refund = strcmp(s->step, "refund") == 0; /* compensation never gives up */
+  *gave_up = !is_refund && s->attempts >= cfg->payment_max_attempts;
+  if (*gave_up) {
+    copy_str(s->status, "failed");
+  } else {
+    int shift = s->attempts < 8 ? s->attempts : 8;
+    int64_t backoff = (int64_t)200 << shift;
+    copy_str(s->status, "retry");
+    s->next_try_ms = now + (backoff > 30000 ? 30000 : backoff);
+  }
+  return hub_store_step_put(hub_engine_store(e), s);
+}
+
+/* The charge step finished. */
+static int charge_done(hub_engine *e, hub_rental *r, hub_step *s, const pay_result *res,
+                       int64_t now) {
+  int rc;
+  char reason[FL_TEXT_MAX + 1];
+  if (res->outcome == PAY_OK) {
+    r->charged_cents = res->amount_cents;
+    if (state_is(r, "PAYMENT_PENDING")) {
+      hub_vehicle v;
+      r->due_ms = now + (int64_t)r->minutes * 60000;
+      rc = set_state(e, r, "ACTIVE", NULL, now);
+      if (rc == FL_OK) rc = hub_store_vehicle_get(hub_engine_store(e), r->vehicle, &v);
+      if (rc == FL_OK) rc = fleet_set_vehicle_state(e, &v, "RENTED", r->id, now);
+      if (rc == FL_OK) rc = decide(e, r, true, NULL, 0);
+      if (rc == FL_OK) rc = command_vehicle(e, r, FL_ACT_UNLOCK, now);
+      return rc;
+    }
+    /* cancelled or compensated while paying: give the money back */
+    rc = hub_store_rental_put(hub_engine_store(e), r);
+    if (rc == FL_OK) rc = start_step(e, r, "refund", r->charged_cents, now);
+    return rc;
+  }
+  bool gave_up = true;
+  if (res->outcome == PAY_FAILED) {
+    rc = step_failed(e, s, res, now, &gave_up);
+    if (rc != FL_OK || !gave_up) return rc;
+    snprintf(reason, sizeof reason, "payment failed: %s", s->last_error);
+  } else {
+    snprintf(reason, sizeof reason, "payment declined: %s", res->reason);
+  }
+  bool was_cancel = state_is(r, "CANCEL_REQUESTED");
+  if (!state_is(r, "PAYMENT_PENDING") && !was_cancel) return FL_OK;
+  rc = set_state(e, r, was_cancel ? "CANCELLED" : "REJECTED", was_cancel ? NULL : reason, now);
+  if (rc == FL_OK) rc = release_vehicle(e, r, now);
+  if (rc == FL_OK) rc = decide(e, r, was_cancel, NULL, 0);
+  /* A failed call may still have moved money: void it (a no-op if not). */
+  if (rc == FL_OK && res->outcome == PAY_FAILED) rc = start_step(e, r, "refund", r->amount_cents, now);
+  return rc;
+}
+
+/* The refund step finished (cancel, compensation or void). */
+static int refund_done(hub_engine *e, hub_rental *r, hub_step *s, const pay_result *res,
+                       int64_t now) {
+  if (res->outcome != PAY_OK) {
+    bool gave_up;
+    return step_failed(e, s, res, now, &gave_up);
+  }
+  r->refunded_cents += res->amount_cents;
+  if (!state_is(r, "CANCEL_REQUESTED")) return hub_store_rental_put(hub_engine_store(e), r);
+  int rc = set_state(e, r, "CANCELLED", NULL, now);
+  if (rc == FL_OK) rc = release_vehicle(e, r, now);
+  if (rc == FL_OK) rc = decide(e, r, true, NULL, 0);
+  return rc;
+}
+
+/* The late-fee step finished: the rental completes either way; a fee that
+ * could not be charged stays owed (the step is not "done"). */
+static int fee_done(hub_engine *e, hub_rental *r, hub_step *s, const pay_result *res,
+                    int64_t now) {
+  if (res->outcome == PAY_FAILED) {
+    bool gave_up;
+    int rc = step_failed(e, s, res, now, &gave_up);
+    if (rc != FL_OK || !gave_up) return rc;
+  }
+  if (res->outcome == PAY_OK) r->charged_cents += res->amount_cents;
+  if (!state_is(r, "RETURNED")) return hub_store_rental_put(hub_engine_store(e), r);
+  int rc = set_state(e, r, "COMPLETED", res->outcome == PAY_OK ? "" : "late fee owed", now);
+  if (rc == FL_OK) rc = decide(e, r, true, NULL, 0);
+  return rc;
+}
+
+int rental_on_payment(hub_engine *e, const pay_result *res, int64_t now_ms) {
+  hub_store *st = hub_engine_store(e);
+  hub_rental r;
+  hub_step s;
+  int rc = hub_store_rental_get(st, res->job.rental, &r);
+  if (rc == FL_OK) rc = hub_store_step_get(st, res->job.rental, res->job.step, &s);
+  if (rc == FL_ERR_NOT_FOUND) {
+    fl_warn("payment result for unknown rental=%s step=%s", res->job.rental, res->job.step);
+    return FL_OK;
+  }
+  if (rc != FL_OK) return rc;
+  if (strcmp(s.status, "calling") != 0) return FL_OK; /* a late duplicate of a settled call */
+  if (res->outcome != PAY_FAILED) {
+    copy_str(s.status, res->outcome == PAY_OK ? "done" : "declined");
+    copy_str(s.provider_ref, res->ref);
+    copy_str(s.last_error, res->reason);
+    s.updated_ms = now_ms;
+    rc = hub_store_step_put(st, &s);
+    if (rc != FL_OK) return rc;
+  }
+  if (strcmp(s.step, "charge") == 0) return charge_done(e, &r, &s, res, now_ms);
+  if (strcmp(s.step, "refund") == 0) return refund_done(e, &r, &s, res, now_ms);
+  return fee_done(e, &r, &s, res, now_ms);
+}
+
+/* Puts step s back in flight. */
+static int resubmit(void *ctx, const hub_step *step) {
+  hub_engine *e = ((void **)ctx)[0];
+  int64_t now = *(const int64_t *)((void **)ctx)[1];
+  hub_rental r;
+  int rc = hub_store_rental_get(hub_engine_store(e), step->rental, &r);
+  if (rc != FL_OK) return rc == FL_ERR_NOT_FOUND ? FL_OK : rc;
+  hub_step s = *step;
+  if (strcmp(s.status, "calling") != 0) {
+    copy_str(s.status, "calling");
+    s.attempts++;
+    s.updated_ms = now;
+    rc = hub_store_step_put(hub_engine_store(e), &s);
+    if (rc != FL_OK) return rc;
+  }
+  pay_job job;
+  job_for(&r, &s, &job);
+  return hub_emit_payment(e, &job);
+}
+
+int rental_resume(hub_engine *e, const char *status, int64_t now_ms) {
+  void *ctx[2] = {e, &now_ms};
+  return hub_store_steps_where(hub_engine_store(e), status, now_ms, resubmit, ctx);
+}
+
+int rental_op_retry(hub_engine *e, const hub_op *op, hub_op_result *res, int64_t now_ms) {
+  static const char *const steps[] = {"charge", "refund", "fee"};
+  hub_store *st = hub_engine_store(e);
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+    hub_step s;
+    int rc = hub_store_step_get(st, op->rental, steps[i], &s);
+    if (rc == FL_ERR_NOT_FOUND) continue;
+    if (rc != FL_OK) return res->code = rc;
+    if (strcmp(s.status, "retry") != 0 && strcmp(s.status, "failed") != 0) continue;
+    void *ctx[2] = {e, &now_ms};
+    rc = resubmit(ctx, &s);
+    res->code = rc;
+    snprintf(res->message, sizeof res->message, "rental %s: step %s retried (attempt %d)",
+             op->rental, s.step, s.attempts + 1);
+    return rc;
+  }
+  res->code = FL_ERR_STATE;
+  snprintf(res->message, sizeof res->message, "rental %s has no failed or waiting step", op->rental);
+  return res->code;
+}
+
+int rental_op_compensate(hub_engine *e, const hub_op *op, hub_op_result *res, int64_t now_ms) {
+  hub_rental r;
+  int rc = hub_store_rental_get(hub_engine_store(e), op->rental, &r);
+  if (rc != FL_OK) {
+    snprintf(res->message, sizeof res->message, "no rental %s", op->rental);
+    return res->code = rc;
+  }
+  if (decided(&r) && !state_is(&r, "ACTIVE")) {
+    snprintf(res->message, sizeof res->message, "rental %s is %s: nothing to compensate", r.id, r.state);
+    return res->code = FL_ERR_STATE;
+  }
+  bool paying = state_is(&r, "PAYMENT_PENDING"); /* the charge result will refund */
+  rc = set_state(e, &r, "CANCEL_REQUESTED", "compensated by operator", now_ms);
+  if (rc == FL_OK && r.charged_cents > 0) rc = start_step(e, &r, "refund", r.charged_cents, now_ms);
+  if (rc == FL_OK && r.charged_cents == 0 && !paying) {
+    rc = set_state(e, &r, "CANCELLED", NULL, now_ms);
+    if (rc == FL_OK) rc = release_vehicle(e, &r, now_ms);
+  }
+  res->code = rc;
+  snprintf(res->message, sizeof res->message, "rental %s: compensation started", r.id);
+  return rc;
+}
