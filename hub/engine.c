@@ -515,7 +515,10 @@ static int emit_sync(hub_engine *e, const hub_device *d) {
   return rc == FL_OK ? out_add(e, topic, buf, len, false, NULL, 0) : rc;
 }
 
+/* Resends one stored downlink message, unless it is an expired command
+ * (P-SEQ-11: the device would only report it expired). */
 static int resend_downlink(void *ctx, const hub_downlink *d) {
+  if (d->expires_ms && d->expires_ms < fl_now_ms()) return FL_OK;
   return out_add(ctx, d->topic, d->payload, d->len, false, d->corr, d->corr_len);
 }
 

@@ -1,0 +1,175 @@
+/* The device agent of a vehicle or a kiosk: a library, so that the daemon
+ * (fleet-agent) runs one and the simulator (fleet-sim) runs thousands in one
+ * process.
+ *
+ * An agent owns one SQLite file (its outbox, meta counters, decisions and
+ * bookings) and one fl_mqtt client. It has no thread of its own: it is driven
+ * by paho's callbacks (connect, messages, PUBACKs) and by agent_tick(), which
+ * the owner calls every 50-100 ms to publish from the outbox, retransmit
+ * after a resync and resend a hello that got no answer. Every function takes
+ * the agent's mutex, so callbacks and callers may race freely.
+ *
+ * Events are written to the outbox first, with a per-device sequence number,
+ * and deleted only when the hub's cumulative ack covers them. Events other
+ * than telemetry are never dropped: a full outbox refuses new ones with
+ * FL_ERR_FULL. Telemetry waits, without a seq, in a coalescing queue whose
+ * oldest readings are dropped; it gets its seq when it is sent, so the seq
+ * stream stays contiguous. docs/agent.md tells the whole story. */
+#ifndef FLEET_AGENT_H
+#define FLEET_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fleet/db.h"
+#include "fleet/proto.h"
+
+typedef struct fl_agent fl_agent;
+
+/* Owner callbacks. They run on paho's thread, after the agent's mutex is
+ * released and after the change is committed to SQLite; the message is valid
+ * only during the call. They may call agent functions. */
+typedef struct agent_callbacks {
+  void *ctx;
+  /* A decision (the hub's answer to a kiosk request) was applied. */
+  void (*on_decision)(void *ctx, const fl_msg *decision);
+  /* A command was handled; status says whether it was applied or expired. */
+  void (*on_command)(void *ctx, const fl_msg *command, fl_cmd_status status);
+  /* The MQTT connection came up (true) or went down (false). */
+  void (*on_connection)(void *ctx, bool up);
+} agent_callbacks;
+
+typedef struct agent_config {
+  const char *id;        /* device id: MQTT client id, username, envelope dev; <= 40 bytes */
+  fl_role role;          /* FL_ROLE_VEHICLE or FL_ROLE_KIOSK */
+  const char *db_path;   /* the agent's SQLite file, created if missing */
+  const char *mqtt_uri;  /* "tcp://127.0.0.1:1883" */
+  const char *username;  /* NULL: the device id */
+  const char *password;  /* NULL: none */
+  fl_db_sync durability; /* outbox commits: off, normal (default) or full */
+  int max_events;        /* 0: 10000. Outbox rows before FL_ERR_FULL */
+  int telemetry_max;     /* 0: 100. Unsent telemetry readings kept */
+  int window;            /* 0: 128. Events published and not yet PUBACKed */
+  int hello_retry_ms;    /* 0: 3000. Resend hello when no sync came */
+  int ack_stall_ms;      /* 0: 10000. Resync when acks stop progressing */
+  int reconnect_min_ms;  /* 0: fl_mqtt's default */
+  int reconnect_max_ms;  /* 0: fl_mqtt's default */
+  int keepalive_s;       /* 0: fl_mqtt's default */
+  agent_callbacks cb;
+} agent_config;
+
+/* What agent_status() reports. */
+typedef struct agent_status {
+  bool connected;
+  bool synced;              /* the hub answered the last hello */
+  uint64_t boot;            /* this start's boot counter */
+  uint64_t next_seq;        /* seq the next event gets */
+  uint64_t last_ack;        /* hub's cumulative ack */
+  uint64_t applied;         /* highest downlink seq applied */
+  uint64_t backlog;         /* events in the outbox (not acked yet) */
+  uint64_t telemetry_queued;/* readings waiting for a seq */
+  uint64_t telemetry_dropped;/* readings dropped since start */
+  uint64_t inflight;        /* published, PUBACK not yet received */
+  bool locked;              /* vehicle: last known lock state */
+} agent_status;
+
+/* A decision as stored for `fleet-agent ctl decision`. */
+typedef struct agent_decision {
+  char corr[FL_ID_MAX + 1];
+  fl_subject subject;
+  char state[24];           /* "QUEUED" until the hub answered */
+  bool decided;             /* false while only queued */
+  bool ok;
+  char reason[FL_TEXT_MAX + 1];
+  uint32_t retry_after_s;
+  int64_t charged_cents, refunded_cents, fee_cents, due_ms;
+  uint64_t rev;             /* grows by one with every decision for corr */
+} agent_decision;
+
+/* Result of agent_unlock(). */
+typedef struct agent_unlock_result {
+  bool allowed;
+  char reason[FL_TEXT_MAX + 1]; /* why it was refused, or what allowed it */
+  uint64_t seq;                 /* seq of the recorded lock event */
+} agent_unlock_result;
+
+/* Opens (creating) the agent's store, increments its boot counter and
+ * creates its MQTT client (not connecting yet). Strings in cfg are copied.
+ * Returns FL_OK and *out (free with agent_destroy), FL_ERR_INVALID for a bad
+ * config, FL_ERR_DB / FL_ERR_MQTT / FL_ERR_NOMEM. */
+int agent_create(const agent_config *cfg, fl_agent **out);
+
+/* Starts connecting (in the background, with reconnects). Returns FL_OK or
+ * FL_ERR_MQTT. */
+int agent_start(fl_agent *a);
+
+/* Disconnects cleanly (no last will), waiting at most timeout_ms. */
+void agent_stop(fl_agent *a, int timeout_ms);
+
+/* Drops the connection as a power cut would (the broker sends the will). */
+void agent_kill(fl_agent *a);
+
+/* Stops if needed, closes the store and frees a. NULL is accepted. */
+void agent_destroy(fl_agent *a);
+
+/* Periodic work; now_ms is monotonic (fl_mono_us() / 1000). Publishes from
+ * the outbox within the window, resends hello when needed. Cheap when idle. */
+void agent_tick(fl_agent *a, int64_t now_ms);
+
+/* Returns the device id (lives as long as a). */
+const char *agent_id(const fl_agent *a);
+
+/* Fills *st with the agent's counters. */
+void agent_get_status(fl_agent *a, agent_status *st);
+
+/* Writes one event to the outbox. The caller fills m->env.type, m->env.corr
+ * and m->body; the agent fills the rest of the envelope (v, mid, dev, boot,
+ * seq, time = fl_now_ms()). Telemetry goes to the coalescing queue and gets
+ * no seq yet (*seq = 0). Returns FL_OK and *seq (seq may be NULL),
+ * FL_ERR_FULL when the outbox holds max_events, FL_ERR_INVALID when m is not
+ * an uplink event or does not encode, FL_ERR_DB. */
+int agent_submit(fl_agent *a, fl_msg *m, uint64_t *seq);
+
+/* Writes a new unique request id "{dev}-{boot}-{n}" into buf (cap >= FL_ID_MAX
+ * + 1). Returns FL_OK or FL_ERR_BUFFER. */
+int agent_new_request_id(fl_agent *a, char *buf, size_t cap);
+
+/* Kiosk requests. rental / booking may be NULL or empty: a new id is chosen;
+ * it is written to id_out (cap >= FL_ID_MAX + 1, may be NULL). Returns as
+ * agent_submit(); the answer arrives as a decision. */
+int agent_rent(fl_agent *a, const char *vehicle, const char *customer, uint32_t minutes,
+               const char *rental, char *id_out, size_t cap);
+int agent_cancel(fl_agent *a, const char *rental, const char *reason);
+int agent_return(fl_agent *a, const char *rental, const char *station, uint64_t odometer_m);
+int agent_book(fl_agent *a, const char *vehicle, const char *customer, int64_t start_ms,
+               int64_t end_ms, const char *booking, char *id_out, size_t cap);
+
+/* Returns the last known decision for corr in *out: FL_OK (possibly still
+ * QUEUED), FL_ERR_NOT_FOUND when this agent never made or heard of it. */
+int agent_decision_get(fl_agent *a, const char *corr, agent_decision *out);
+
+/* Vehicle: a customer asks to unlock. Allowed if a stored booking of that
+ * customer covers now_ms (device time) or the hub sent an unlock command for
+ * that customer. Either way a lock event is recorded (unlocked, or refused
+ * with the reason). Returns FL_OK with *res filled, or an agent_submit error
+ * (then nothing was decided). */
+int agent_unlock(fl_agent *a, const char *customer, int64_t now_ms, agent_unlock_result *res);
+
+/* Vehicle: locks and records a lock event. Returns as agent_submit(). */
+int agent_lock(fl_agent *a);
+
+/* Vehicle: queues a telemetry reading (coalescing; never FL_ERR_FULL). */
+int agent_telemetry(fl_agent *a, uint64_t odometer_m, uint32_t energy_pct, double lat,
+                    double lon);
+
+/* Vehicle: records a fault with n codes (1..FL_MAX_DTCS). text may be NULL.
+ * Returns as agent_submit(). */
+int agent_fault(fl_agent *a, const char *const *dtcs, size_t n, fl_severity severity,
+                const char *text, uint64_t *seq);
+
+/* Copies up to cap stored bookings into out. Returns the number stored (may
+ * exceed cap) or a negative fl_err. */
+int agent_bookings(fl_agent *a, fl_booking *out, size_t cap);
+
+#endif

@@ -1,0 +1,21 @@
+/* The simulator's client of the hub's operator HTTP API (the same API that
+ * fleetctl uses): register vehicles, play the mechanic, read the views for
+ * the final invariant check. */
+#ifndef SIM_HUBAPI_H
+#define SIM_HUBAPI_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+/* Sends method to base_url + path with an optional JSON body. Returns the
+ * HTTP status (0 when the hub could not be reached); *out gets the parsed
+ * JSON answer (caller frees with cJSON_Delete) or NULL. out may be NULL. */
+int sim_hub_call(const char *base_url, const char *method, const char *path, const char *body,
+                 cJSON **out);
+
+/* Registers a vehicle; returns FL_OK, or FL_OK too when it exists already
+ * (a rerun of the simulator), else FL_ERR_UNAVAILABLE. */
+int sim_hub_register(const char *base_url, const char *vehicle, const char *name,
+                     const char *station, int64_t rate_cents);
+
+#endif

@@ -1,0 +1,481 @@
+/* The scenario engine of fleet-sim. One thread ticks every agent and moves
+ * the customers' trips along; decisions arrive on paho's threads through the
+ * agents' callbacks; a second thread plays the mechanic. */
+#include "sim.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fleet/agent.h"
+#include "fleet/clock.h"
+#include "fleet/error.h"
+#include "fleet/log.h"
+#include "hubapi.h"
+
+#define TICK_MS 50
+#define DRAIN_S 20.0 /* after the last arrival, time for trips to finish */
+
+enum trip_state { TRIP_REQUESTED, TRIP_ACTIVE, TRIP_RIDING, TRIP_RETURNING, TRIP_CANCELLING, TRIP_DONE };
+
+struct trip {
+  char rental[FL_ID_MAX + 1];
+  char customer[16];
+  int vehicle, kiosk;
+  enum trip_state state;
+  char outcome[24]; /* the hub's last state for the rental */
+  bool will_cancel;
+  int unlock_tries;
+  int64_t requested_us, next_us;
+};
+
+struct sim_device {
+  struct sim *sim;
+  fl_agent *agent;
+  char id[16];
+  bool vehicle;
+  bool busy;        /* vehicle: in a trip of ours */
+  int64_t next_telemetry_us;
+  uint64_t odometer_m;
+  uint32_t energy;
+  double lat, lon;
+};
+
+struct sim {
+  sim_options o;
+  pthread_mutex_t lock;
+  unsigned rng;
+  struct sim_device *vehicles, *kiosks;
+  struct trip *trips;
+  size_t n_trips, cap_trips;
+  double *latencies_ms;
+  size_t n_lat;
+  int64_t t0_us;
+  atomic_bool mechanic_stop;
+  /* outcome counters */
+  unsigned requested, active, rejected, cancelled, completed, refused_cancel, faults, unlocks,
+      repairs_started, repairs_completed, submit_errors;
+};
+
+static double rnd(struct sim *s) { return (double)rand_r(&s->rng) / ((double)RAND_MAX + 1.0); }
+
+static double elapsed_s(const struct sim *s) { return (double)(fl_mono_us() - s->t0_us) / 1e6; }
+
+/* Prints one happening, prefixed with the time since start. */
+__attribute__((format(printf, 3, 4))) static void say(struct sim *s, const char *who,
+                                                      const char *fmt, ...) {
+  if (s->o.quiet) return;
+  char line[300];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  printf("[%6.1fs] %-4s %s\n", elapsed_s(s), who, line);
+  fflush(stdout);
+}
+
+static struct trip *trip_find(struct sim *s, const char *rental) {
+  for (size_t i = s->n_trips; i-- > 0;)
+    if (strcmp(s->trips[i].rental, rental) == 0) return &s->trips[i];
+  return NULL;
+}
+
+static void trip_done(struct sim *s, struct trip *t, const char *outcome) {
+  t->state = TRIP_DONE;
+  snprintf(t->outcome, sizeof t->outcome, "%s", outcome);
+  s->vehicles[t->vehicle].busy = false;
+}
+
+/* A kiosk got the hub's answer to one of its requests (paho thread). */
+static void on_decision(void *ctx, const fl_msg *m) {
+  struct sim_device *k = ctx;
+  struct sim *s = k->sim;
+  const fl_decision *d = &m->body.decision;
+  pthread_mutex_lock(&s->lock);
+  struct trip *t = trip_find(s, m->env.corr);
+  if (!t) {
+    pthread_mutex_unlock(&s->lock);
+    return;
+  }
+  int64_t now = fl_mono_us();
+  const char *who = s->vehicles[t->vehicle].id;
+  if (t->state == TRIP_REQUESTED) {
+    double ms = (double)(now - t->requested_us) / 1000.0;
+    if (s->n_lat < s->cap_trips) s->latencies_ms[s->n_lat++] = ms;
+    if (d->ok && strcmp(d->state, "ACTIVE") == 0) {
+      s->active++;
+      t->state = TRIP_ACTIVE;
+      snprintf(t->outcome, sizeof t->outcome, "ACTIVE");
+      t->next_us = now + (int64_t)((0.4 + rnd(s)) * 1e6);
+      say(s, k->id, "%s rented %s: ACTIVE, charged %.2f (%.0f ms)", t->customer, who,
+          (double)d->charged_cents / 100.0, ms);
+    } else {
+      s->rejected++;
+      trip_done(s, t, d->state);
+      say(s, k->id, "%s could not rent %s: %s (%s)", t->customer, who, d->state, d->reason);
+    }
+  } else if (t->state == TRIP_CANCELLING) {
+    if (d->ok && strcmp(d->state, "CANCELLED") == 0) {
+      s->cancelled++;
+      trip_done(s, t, "CANCELLED");
+      say(s, k->id, "%s cancelled %s: refunded %.2f, %s AVAILABLE again", t->customer, t->rental,
+          (double)d->refunded_cents / 100.0, who);
+    } else { /* refused (already started): ride and return instead */
+      s->refused_cancel++;
+      t->state = TRIP_RIDING;
+      t->next_us = now + 1000000;
+      say(s, k->id, "cancel of %s refused: %s", t->rental, d->reason);
+    }
+  } else if (t->state == TRIP_RETURNING && strcmp(d->state, "COMPLETED") == 0) {
+    s->completed++;
+    trip_done(s, t, "COMPLETED");
+    say(s, k->id, "%s returned %s: COMPLETED%s", t->customer, who,
+        d->fee_cents ? ", late fee charged" : "");
+  }
+  pthread_mutex_unlock(&s->lock);
+}
+
+static int device_open(struct sim *s, struct sim_device *d, const char *prefix, int n, bool vehicle) {
+  d->sim = s;
+  d->vehicle = vehicle;
+  snprintf(d->id, sizeof d->id, "%s%02d", prefix, n);
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s.db", s->o.state_dir, d->id);
+  agent_config c = {
+      .id = d->id,
+      .role = vehicle ? FL_ROLE_VEHICLE : FL_ROLE_KIOSK,
+      .db_path = path,
+      .mqtt_uri = s->o.broker_uri,
+      .durability = FL_DB_SYNC_NORMAL,
+      .cb = {.ctx = d, .on_decision = vehicle ? NULL : on_decision},
+  };
+  int rc = agent_create(&c, &d->agent);
+  if (rc == FL_OK) rc = agent_start(d->agent);
+  d->energy = 60 + (uint32_t)(rnd(s) * 40);
+  d->lat = 48.85 + rnd(s) * 0.05;
+  d->lon = 2.30 + rnd(s) * 0.08;
+  d->next_telemetry_us = fl_mono_us() + (int64_t)(rnd(s) * s->o.telemetry_s * 1e6);
+  return rc;
+}
+
+/* A new customer walks up to a random kiosk and asks for a free vehicle. */
+static void customer_arrives(struct sim *s, int64_t now) {
+  int free_count = 0;
+  for (int i = 0; i < s->o.vehicles; i++) free_count += !s->vehicles[i].busy;
+  if (free_count == 0 || s->n_trips == s->cap_trips) return;
+  int pick = (int)(rnd(s) * free_count), v = 0;
+  for (v = 0; v < s->o.vehicles; v++)
+    if (!s->vehicles[v].busy && pick-- == 0) break;
+  struct trip *t = &s->trips[s->n_trips];
+  memset(t, 0, sizeof *t);
+  t->vehicle = v;
+  t->kiosk = (int)(rnd(s) * s->o.kiosks);
+  t->will_cancel = rnd(s) < s->o.cancel_share;
+  snprintf(t->customer, sizeof t->customer, "C%04zu", s->n_trips + 1);
+  uint32_t minutes = 30 + (uint32_t)(rnd(s) * 150);
+  struct sim_device *k = &s->kiosks[t->kiosk];
+  t->requested_us = now;
+  int rc = agent_rent(k->agent, s->vehicles[v].id, t->customer, minutes, NULL, t->rental,
+                      sizeof t->rental);
+  if (rc != FL_OK) {
+    s->submit_errors++;
+    say(s, k->id, "rental request refused by the agent: %s", fl_strerror(rc));
+    return;
+  }
+  s->n_trips++;
+  s->requested++;
+  s->vehicles[v].busy = true;
+  say(s, k->id, "%s asks for %s (%u min) as %s", t->customer, s->vehicles[v].id, minutes, t->rental);
+}
+
+/* Moves one trip along when its time has come. */
+static void trip_step(struct sim *s, struct trip *t, int64_t now, bool draining) {
+  struct sim_device *v = &s->vehicles[t->vehicle];
+  struct sim_device *k = &s->kiosks[t->kiosk];
+  if (t->state == TRIP_ACTIVE && now >= t->next_us) {
+    if (t->will_cancel) {
+      if (agent_cancel(k->agent, t->rental, "changed my mind") == FL_OK) {
+        t->state = TRIP_CANCELLING;
+        say(s, k->id, "%s cancels %s before driving", t->customer, t->rental);
+      }
+      return;
+    }
+    agent_unlock_result r;
+    if (agent_unlock(v->agent, t->customer, fl_now_ms(), &r) != FL_OK) return;
+    if (r.allowed) {
+      s->unlocks++;
+      t->state = TRIP_RIDING;
+      double ride = s->o.ride_min_s + rnd(s) * (s->o.ride_max_s - s->o.ride_min_s);
+      t->next_us = now + (int64_t)(ride * 1e6);
+      say(s, v->id, "unlocked by %s, driving", t->customer);
+    } else if (++t->unlock_tries < 10) {
+      t->next_us = now + 500000; /* the unlock command may still be on its way */
+    }
+    return;
+  }
+  if (t->state == TRIP_RIDING && (now >= t->next_us || draining)) {
+    t->kiosk = (int)(rnd(s) * s->o.kiosks); /* returned at any station */
+    k = &s->kiosks[t->kiosk];
+    if (agent_return(k->agent, t->rental, k->id, v->odometer_m) == FL_OK) {
+      agent_lock(v->agent);
+      t->state = TRIP_RETURNING;
+      say(s, k->id, "%s returns %s", t->customer, v->id);
+    }
+  }
+}
+
+static void vehicle_step(struct sim *s, struct sim_device *v, int64_t now, double dt, bool arriving) {
+  if (now >= v->next_telemetry_us) {
+    v->next_telemetry_us = now + (int64_t)(s->o.telemetry_s * 1e6);
+    if (v->busy) {
+      v->odometer_m += 200 + (uint64_t)(rnd(s) * 400);
+      v->lat += (rnd(s) - 0.5) * 0.002;
+      v->lon += (rnd(s) - 0.5) * 0.002;
+      if (v->energy > 5) v->energy--;
+    }
+    agent_telemetry(v->agent, v->odometer_m, v->energy, v->lat, v->lon);
+  }
+  if (arriving && rnd(s) < s->o.fault_per_min * dt / 60.0) {
+    static const char *const codes[] = {"P0301", "P0420", "C0035", "B1342", "U0100", "P0171"};
+    const char *dtc[1] = {codes[(int)(rnd(s) * 6)]};
+    fl_severity sev = rnd(s) < 0.3 ? FL_SEV_CRITICAL : FL_SEV_WARNING;
+    if (agent_fault(v->agent, dtc, 1, sev, "reported by the simulator", NULL) == FL_OK) {
+      s->faults++;
+      say(s, v->id, "fault %s (%s)", dtc[0], fl_severity_name(sev));
+    }
+  }
+}
+
+/* Sums up what the agents still hold. */
+static void backlog(struct sim *s, int *connected, uint64_t *queued) {
+  *connected = 0;
+  *queued = 0;
+  for (int i = 0; i < s->o.vehicles + s->o.kiosks; i++) {
+    struct sim_device *d = i < s->o.vehicles ? &s->vehicles[i] : &s->kiosks[i - s->o.vehicles];
+    agent_status st;
+    agent_get_status(d->agent, &st);
+    *connected += st.connected;
+    *queued += st.backlog;
+  }
+}
+
+static void progress(struct sim *s) {
+  int connected;
+  uint64_t queued;
+  backlog(s, &connected, &queued);
+  double t = elapsed_s(s);
+  printf("[%6.1fs] ---- devices %d/%d connected | rentals %u asked, %u active, %u completed, "
+         "%u cancelled, %u refused | %.2f rentals/s | outbox backlog %llu | faults %u\n",
+         t, connected, s->o.vehicles + s->o.kiosks, s->requested, s->active, s->completed,
+         s->cancelled, s->rejected, t > 0 ? s->active / t : 0.0, (unsigned long long)queued,
+         s->faults);
+  fflush(stdout);
+}
+
+/* The mechanic: starts every requested repair, completes it a round later. */
+static void *mechanic_main(void *arg) {
+  struct sim *s = arg;
+  while (!atomic_load(&s->mechanic_stop)) {
+    for (int i = 0; i < 20 && !atomic_load(&s->mechanic_stop); i++) fl_sleep_ms(100);
+    cJSON *rows = NULL;
+    if (sim_hub_call(s->o.hub_url, "GET", "/v1/repairs", NULL, &rows) != 200) {
+      cJSON_Delete(rows);
+      continue;
+    }
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows) {
+      const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(row, "id"));
+      const char *state = cJSON_GetStringValue(cJSON_GetObjectItem(row, "state"));
+      const char *vehicle = cJSON_GetStringValue(cJSON_GetObjectItem(row, "vehicle"));
+      if (!id || !state || !vehicle) continue;
+      const char *action = strcmp(state, "REQUESTED") == 0     ? "start"
+                           : strcmp(state, "IN_PROGRESS") == 0 ? "complete"
+                                                               : NULL;
+      if (!action) continue;
+      char path[160];
+      snprintf(path, sizeof path, "/v1/repairs/%s/%s", id, action);
+      if (sim_hub_call(s->o.hub_url, "POST", path, NULL, NULL) != 200) continue;
+      pthread_mutex_lock(&s->lock);
+      if (action[0] == 's') s->repairs_started++; else s->repairs_completed++;
+      say(s, "mech", "repair %s of %s %s", id, vehicle, action[0] == 's' ? "started" : "completed: AVAILABLE");
+      pthread_mutex_unlock(&s->lock);
+    }
+    cJSON_Delete(rows);
+  }
+  return NULL;
+}
+
+/* Returns the string member key of o, or "" when absent. */
+static const char *jstr(const cJSON *o, const char *key) {
+  const char *v = cJSON_GetStringValue(cJSON_GetObjectItem(o, key));
+  return v ? v : "";
+}
+
+/* Returns true for rental states that hold a vehicle. */
+static bool holds_vehicle(const char *state) {
+  return !strcmp(state, "ACTIVE") || !strcmp(state, "PAYMENT_PENDING") ||
+         !strcmp(state, "CANCEL_REQUESTED");
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double percentile(double *v, size_t n, double p) {
+  if (n == 0) return 0;
+  size_t i = (size_t)ceil(p / 100.0 * (double)n);
+  return v[i ? i - 1 : 0];
+}
+
+/* Checks the hub's views against what the simulated customers saw. Returns
+ * the number of violations. */
+static int check_invariants(struct sim *s) {
+  int bad = 0;
+  cJSON *rows = NULL;
+  int status = sim_hub_call(s->o.hub_url, "GET", "/v1/rentals?limit=1000", NULL, &rows);
+  if (status != 200 || !cJSON_IsArray(rows)) {
+    printf("  [FAIL] the hub's rentals could not be read (HTTP %d)\n", status);
+    cJSON_Delete(rows);
+    return 1;
+  }
+  int missing = 0, mismatched = 0, unanswered = 0, double_held = 0;
+  for (size_t i = 0; i < s->n_trips; i++) {
+    struct trip *t = &s->trips[i];
+    const cJSON *row = NULL, *r;
+    cJSON_ArrayForEach(r, rows)
+      if (strcmp(jstr(r, "id"), t->rental) == 0) row = r;
+    if (!row) {
+      missing++;
+      continue;
+    }
+    if (t->state != TRIP_DONE && t->state != TRIP_RIDING && t->state != TRIP_ACTIVE) unanswered++;
+    else if (strcmp(jstr(row, "state"), t->outcome) != 0) mismatched++;
+  }
+  /* no vehicle may be held by two open rentals */
+  const cJSON *a, *b;
+  cJSON_ArrayForEach(a, rows) {
+    if (!holds_vehicle(jstr(a, "state"))) continue;
+    for (b = a->next; b; b = b->next)
+      if (holds_vehicle(jstr(b, "state")) && strcmp(jstr(a, "vehicle"), jstr(b, "vehicle")) == 0)
+        double_held++;
+  }
+  cJSON_Delete(rows);
+  printf("  [%s] every rental asked for is known to the hub (%d missing)\n", missing ? "FAIL" : " ok ", missing);
+  printf("  [%s] every request was answered (%d unanswered)\n", unanswered ? "FAIL" : " ok ", unanswered);
+  printf("  [%s] the hub's state equals what the customer was told (%d differ)\n", mismatched ? "FAIL" : " ok ", mismatched);
+  printf("  [%s] no vehicle in two open rentals (%d)\n", double_held ? "FAIL" : " ok ", double_held);
+  bad = missing + unanswered + mismatched + double_held;
+  return bad;
+}
+
+static void report(struct sim *s) {
+  qsort(s->latencies_ms, s->n_lat, sizeof *s->latencies_ms, cmp_double);
+  printf("\n==== fleet-sim report (seed %u, %.0f s, %d vehicles, %d kiosks)\n", s->o.seed,
+         elapsed_s(s), s->o.vehicles, s->o.kiosks);
+  printf("  rentals asked %u: active %u, refused %u | then completed %u, cancelled %u, "
+         "cancel refused %u\n", s->requested, s->active, s->rejected, s->completed, s->cancelled,
+         s->refused_cancel);
+  printf("  faults %u, repairs started %u, completed %u, unlocks %u, agent errors %u\n",
+         s->faults, s->repairs_started, s->repairs_completed, s->unlocks, s->submit_errors);
+  printf("  kiosk-observed decision latency: p50 %.1f ms, p95 %.1f ms, p99 %.1f ms (%zu answers)\n",
+         percentile(s->latencies_ms, s->n_lat, 50), percentile(s->latencies_ms, s->n_lat, 95),
+         percentile(s->latencies_ms, s->n_lat, 99), s->n_lat);
+}
+
+static bool all_done(struct sim *s) {
+  for (size_t i = 0; i < s->n_trips; i++)
+    if (s->trips[i].state != TRIP_DONE) return false;
+  return true;
+}
+
+static void run_loop(struct sim *s) {
+  double arrivals = 0;
+  int64_t next_progress = fl_mono_us() + 5000000, last = fl_mono_us();
+  for (;;) {
+    int64_t now = fl_mono_us();
+    double dt = (double)(now - last) / 1e6, t = elapsed_s(s);
+    last = now;
+    bool arriving = t < s->o.duration_s;
+    for (int i = 0; i < s->o.vehicles; i++) agent_tick(s->vehicles[i].agent, now / 1000);
+    for (int i = 0; i < s->o.kiosks; i++) agent_tick(s->kiosks[i].agent, now / 1000);
+    pthread_mutex_lock(&s->lock);
+    if (arriving)
+      for (arrivals += s->o.rate * dt; arrivals >= 1.0; arrivals -= 1.0) customer_arrives(s, now);
+    for (size_t i = 0; i < s->n_trips; i++) trip_step(s, &s->trips[i], now, !arriving);
+    for (int i = 0; i < s->o.vehicles; i++) vehicle_step(s, &s->vehicles[i], now, dt, arriving);
+    bool finished = !arriving && (all_done(s) || t > s->o.duration_s + DRAIN_S);
+    if (now >= next_progress) {
+      next_progress = now + 5000000;
+      progress(s);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (finished) break;
+    fl_sleep_ms(TICK_MS);
+  }
+}
+
+int sim_run(const sim_options *o) {
+  struct sim s;
+  memset(&s, 0, sizeof s);
+  s.o = *o;
+  s.rng = o->seed;
+  pthread_mutex_init(&s.lock, NULL);
+  if (mkdir(o->state_dir, 0750) != 0 && errno != EEXIST) {
+    fprintf(stderr, "fleet-sim: cannot create %s: %s\n", o->state_dir, strerror(errno));
+    return 2;
+  }
+  s.cap_trips = (size_t)(o->rate * o->duration_s * 2) + 16;
+  s.trips = calloc(s.cap_trips, sizeof *s.trips);
+  s.latencies_ms = calloc(s.cap_trips, sizeof *s.latencies_ms);
+  s.vehicles = calloc((size_t)o->vehicles, sizeof *s.vehicles);
+  s.kiosks = calloc((size_t)o->kiosks, sizeof *s.kiosks);
+  int rc = s.trips && s.latencies_ms && s.vehicles && s.kiosks ? FL_OK : FL_ERR_NOMEM;
+  s.t0_us = fl_mono_us();
+  for (int i = 0; rc == FL_OK && i < o->vehicles; i++) {
+    rc = device_open(&s, &s.vehicles[i], "V", i + 1, true);
+    if (rc == FL_OK && o->register_vehicles) {
+      char name[32];
+      snprintf(name, sizeof name, "Car %d", i + 1);
+      rc = sim_hub_register(o->hub_url, s.vehicles[i].id, name, i % 2 ? "north" : "south",
+                            900 + 100 * (i % 5));
+      if (rc != FL_OK) fprintf(stderr, "fleet-sim: the hub at %s does not answer\n", o->hub_url);
+    }
+  }
+  for (int i = 0; rc == FL_OK && i < o->kiosks; i++) rc = device_open(&s, &s.kiosks[i], "K", i + 1, false);
+  pthread_t mech;
+  bool mech_started = false;
+  if (rc == FL_OK) {
+    say(&s, "sim", "%d vehicles and %d kiosks started against %s", o->vehicles, o->kiosks, o->broker_uri);
+    if (o->mechanic) mech_started = pthread_create(&mech, NULL, mechanic_main, &s) == 0;
+    run_loop(&s);
+  } else {
+    fprintf(stderr, "fleet-sim: cannot start the fleet: %s\n", fl_strerror(rc));
+  }
+  if (mech_started) {
+    atomic_store(&s.mechanic_stop, true);
+    pthread_join(mech, NULL);
+  }
+  int status = 2;
+  if (rc == FL_OK) {
+    progress(&s);
+    report(&s);
+    printf("  invariants:\n");
+    status = check_invariants(&s) ? 1 : 0;
+    printf("==== %s\n", status ? "INVARIANTS VIOLATED" : "all invariants held");
+  }
+  for (int i = 0; s.vehicles && i < o->vehicles; i++) agent_destroy(s.vehicles[i].agent);
+  for (int i = 0; s.kiosks && i < o->kiosks; i++) agent_destroy(s.kiosks[i].agent);
+  free(s.vehicles);
+  free(s.kiosks);
+  free(s.trips);
+  free(s.latencies_ms);
+  pthread_mutex_destroy(&s.lock);
+  return status;
+}

@@ -1,0 +1,427 @@
+/* fleetctl: the operator command line, a small client of the hub's HTTP API
+ * (hub/http.h). Every command is one HTTP request described by a row of the
+ * command table; the answer is printed as aligned text, or as the hub's raw
+ * JSON with --json. Exit status: 0 on success, 1 on any error. */
+#include <curl/curl.h>
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CTL_DEFAULT_HUB "http://127.0.0.1:8080"
+#define CTL_MAX_ARGS 4
+#define CTL_MAX_RESPONSE (16u << 20)
+
+/* The --options a command may take; each takes a value. */
+static const char *const option_names[] = {"state", "customer", "vehicle", "name",
+                                           "station", "rate", "limit"};
+#define N_OPTIONS (sizeof option_names / sizeof option_names[0])
+
+typedef struct ctl {
+  const char *hub; /* base URL, without a trailing slash */
+  bool json;
+  const char *options[N_OPTIONS]; /* values, NULL when not given */
+  const char *args[CTL_MAX_ARGS]; /* positional: args[0] is the command */
+  int nargs;
+  CURL *curl;
+} ctl;
+
+/* ---- printing ----------------------------------------------------------- */
+
+typedef enum col_format { COL_TEXT, COL_CENTS, COL_TIME } col_format;
+
+typedef struct column {
+  const char *title;
+  const char *key;
+  col_format format;
+} column;
+
+#define END_COLUMNS {NULL, NULL, COL_TEXT}
+
+static const column vehicle_cols[] = {
+    {"ID", "id", COL_TEXT},         {"NAME", "name", COL_TEXT},
+    {"STATION", "station", COL_TEXT}, {"STATE", "state", COL_TEXT},
+    {"RENTAL", "rental", COL_TEXT}, {"RATE/H", "rate_cents", COL_CENTS},
+    END_COLUMNS};
+static const column rental_cols[] = {
+    {"ID", "id", COL_TEXT},           {"VEHICLE", "vehicle", COL_TEXT},
+    {"CUSTOMER", "customer", COL_TEXT}, {"STATE", "state", COL_TEXT},
+    {"CHARGED", "charged_cents", COL_CENTS}, {"REFUNDED", "refunded_cents", COL_CENTS},
+    {"FEE", "fee_cents", COL_CENTS},  {"CREATED", "created_ms", COL_TIME},
+    {"REASON", "reason", COL_TEXT},   END_COLUMNS};
+static const column repair_cols[] = {
+    {"ID", "id", COL_TEXT},          {"VEHICLE", "vehicle", COL_TEXT},
+    {"STATE", "state", COL_TEXT},    {"SEVERITY", "severity", COL_TEXT},
+    {"DTCS", "dtcs", COL_TEXT},      {"OPENED", "opened_ms", COL_TIME},
+    {"TEXT", "text", COL_TEXT},      END_COLUMNS};
+static const column dead_letter_cols[] = {
+    {"ID", "id", COL_TEXT},          {"RECEIVED", "received_ms", COL_TIME},
+    {"TOPIC", "topic", COL_TEXT},    {"ERROR", "error", COL_TEXT},
+    {"DETAIL", "detail", COL_TEXT},  END_COLUMNS};
+static const column device_cols[] = {
+    {"ID", "id", COL_TEXT},          {"ROLE", "role", COL_TEXT},
+    {"ONLINE", "online", COL_TEXT},  {"BOOT", "boot", COL_TEXT},
+    {"UP_SEQ", "up_seq", COL_TEXT},  {"DOWN_SEQ", "down_seq", COL_TEXT},
+    {"APPLIED", "down_applied", COL_TEXT}, {"LAST_SEEN", "last_seen_ms", COL_TIME},
+    END_COLUMNS};
+static const column saga_cols[] = {
+    {"STEP", "step", COL_TEXT},      {"STATUS", "status", COL_TEXT},
+    {"AMOUNT", "amount_cents", COL_CENTS}, {"ATTEMPTS", "attempts", COL_TEXT},
+    {"REF", "provider_ref", COL_TEXT}, {"ERROR", "last_error", COL_TEXT},
+    END_COLUMNS};
+static const column booking_cols[] = {
+    {"ID", "id", COL_TEXT},          {"VEHICLE", "vehicle", COL_TEXT},
+    {"START", "start_ms", COL_TIME}, {"END", "end_ms", COL_TIME},
+    END_COLUMNS};
+
+/* Nested lists of an entity and the columns they are shown with. */
+static const struct {
+  const char *key;
+  const column *cols;
+} nested_tables[] = {
+    {"saga_steps", saga_cols}, {"open_rentals", rental_cols}, {"held_bookings", booking_cols}};
+
+/* Formats v into buf as fmt says; a missing or null value is "-". */
+static const char *cell(const cJSON *v, col_format fmt, char *buf, size_t cap) {
+  if (cJSON_IsString(v)) return v->valuestring;
+  if (cJSON_IsBool(v)) return cJSON_IsTrue(v) ? "true" : "false";
+  if (!cJSON_IsNumber(v)) return "-";
+  double d = v->valuedouble;
+  time_t t = (time_t)(d / 1000);
+  struct tm tm;
+  if (fmt == COL_CENTS)
+    snprintf(buf, cap, "%s%.2f", d < 0 ? "-" : "", (d < 0 ? -d : d) / 100);
+  else if (fmt == COL_TIME && gmtime_r(&t, &tm))
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  else if (d == (double)(long long)d)
+    snprintf(buf, cap, "%lld", (long long)d);
+  else
+    snprintf(buf, cap, "%g", d);
+  return buf;
+}
+
+/* Prints rows (an array of objects) as a table with the given columns,
+ * each as wide as its widest cell. */
+static void print_table(const cJSON *rows, const column *cols) {
+  char buf[64];
+  int width[16] = {0};
+  for (int c = 0; cols[c].title; c++) {
+    width[c] = (int)strlen(cols[c].title);
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows) {
+      int n = (int)strlen(cell(cJSON_GetObjectItem(row, cols[c].key), cols[c].format, buf,
+                               sizeof buf));
+      if (n > width[c]) width[c] = n;
+    }
+  }
+  for (int c = 0; cols[c].title; c++)
+    printf("%-*s%s", cols[c + 1].title ? width[c] : 0, cols[c].title,
+           cols[c + 1].title ? "  " : "\n");
+  const cJSON *row;
+  cJSON_ArrayForEach(row, rows) {
+    for (int c = 0; cols[c].title; c++)
+      printf("%-*s%s", cols[c + 1].title ? width[c] : 0,
+             cell(cJSON_GetObjectItem(row, cols[c].key), cols[c].format, buf, sizeof buf),
+             cols[c + 1].title ? "  " : "\n");
+  }
+}
+
+/* Prints an object's scalar members as "key: value" lines, then its known
+ * nested lists as tables. */
+static void print_fields(const cJSON *obj) {
+  char buf[64];
+  int width = 0;
+  const cJSON *m;
+  cJSON_ArrayForEach(m, obj) {
+    if (!cJSON_IsArray(m) && (int)strlen(m->string) > width) width = (int)strlen(m->string);
+  }
+  cJSON_ArrayForEach(m, obj) {
+    if (cJSON_IsArray(m) || cJSON_IsObject(m)) continue;
+    bool money = strstr(m->string, "_cents") != NULL;
+    bool time = strstr(m->string, "_ms") != NULL;
+    printf("%-*s  %s\n", width, m->string,
+           cell(m, money ? COL_CENTS : time ? COL_TIME : COL_TEXT, buf, sizeof buf));
+  }
+  for (size_t i = 0; i < sizeof nested_tables / sizeof nested_tables[0]; i++) {
+    const cJSON *rows = cJSON_GetObjectItem(obj, nested_tables[i].key);
+    if (!cJSON_IsArray(rows)) continue;
+    printf("\n%s:\n", nested_tables[i].key);
+    print_table(rows, nested_tables[i].cols);
+  }
+}
+
+/* ---- the hub's API ------------------------------------------------------ */
+
+typedef struct response {
+  char *data;
+  size_t len;
+} response;
+
+static size_t on_data(char *ptr, size_t size, size_t n, void *user) {
+  response *r = user;
+  size_t add = size * n;
+  if (r->len + add > CTL_MAX_RESPONSE) return 0;
+  char *grown = realloc(r->data, r->len + add + 1);
+  if (!grown) return 0;
+  memcpy(grown + r->len, ptr, add);
+  r->data = grown;
+  r->len += add;
+  r->data[r->len] = '\0';
+  return add;
+}
+
+/* Sends method path (body: JSON or NULL) to the hub. On an answer returns its
+ * HTTP status and sets *json (the parsed body, NULL if it is not JSON; free
+ * with cJSON_Delete) and *raw (the body; free it). When the hub cannot be
+ * reached, prints why and returns -1. */
+static long hub_request(ctl *c, const char *method, const char *path, const char *body,
+                        cJSON **json, char **raw) {
+  char url[1024];
+  response resp = {NULL, 0};
+  struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+  long status = -1;
+  snprintf(url, sizeof url, "%s%s", c->hub, path);
+  curl_easy_reset(c->curl);
+  curl_easy_setopt(c->curl, CURLOPT_URL, url);
+  curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
+  curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, 5L);
+  curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, 30L);
+  curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &resp);
+  if (body) {
+    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
+  }
+  CURLcode rc = curl_easy_perform(c->curl);
+  if (rc == CURLE_OK) {
+    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+    *json = resp.data ? cJSON_ParseWithLength(resp.data, resp.len) : NULL;
+    *raw = resp.data;
+  } else {
+    fprintf(stderr, "fleetctl: cannot reach the hub at %s: %s\n", c->hub, curl_easy_strerror(rc));
+    free(resp.data);
+  }
+  curl_slist_free_all(headers);
+  return status;
+}
+
+/* ---- commands ----------------------------------------------------------- */
+
+typedef struct command {
+  const char *name;
+  const char *usage;    /* arguments, for the help text */
+  int nargs;            /* positional arguments after the name */
+  const char *options;  /* allowed --options, space-separated */
+  const char *method;
+  const char *path;     /* "{id}" stands for the positional argument */
+  const column *cols;   /* list: print as a table; NULL: print the fields */
+  bool query;           /* pass the options as the query string */
+} command;
+
+static const command commands[] = {
+    {"status", "", 0, "", "GET", "/v1/health", NULL, false},
+    {"vehicles", "[--state S]", 0, "state", "GET", "/v1/vehicles", vehicle_cols, true},
+    {"vehicle", "ID", 1, "", "GET", "/v1/vehicles/{id}", NULL, false},
+    {"register", "ID --name N --station S --rate CENTS_PER_HOUR", 1, "name station rate",
+     "POST", "/v1/vehicles", NULL, false},
+    {"retire", "ID", 1, "", "POST", "/v1/vehicles/{id}/retire", NULL, false},
+    {"rentals", "[--state S] [--customer C] [--vehicle V] [--limit N]", 0,
+     "state customer vehicle limit", "GET", "/v1/rentals", rental_cols, true},
+    {"rental", "ID", 1, "", "GET", "/v1/rentals/{id}", NULL, false},
+    {"customer", "ID", 1, "", "GET", "/v1/customers/{id}", NULL, false},
+    {"repairs", "[--state S]", 0, "state", "GET", "/v1/repairs", repair_cols, true},
+    {"repair-start", "ID", 1, "", "POST", "/v1/repairs/{id}/start", NULL, false},
+    {"repair-complete", "ID", 1, "", "POST", "/v1/repairs/{id}/complete", NULL, false},
+    {"retry", "RENTAL", 1, "", "POST", "/v1/rentals/{id}/retry", NULL, false},
+    {"compensate", "RENTAL", 1, "", "POST", "/v1/rentals/{id}/compensate", NULL, false},
+    {"dead-letters", "[--limit N]", 0, "limit", "GET", "/v1/dead-letters", dead_letter_cols,
+     true},
+    {"devices", "", 0, "", "GET", "/v1/devices", device_cols, false},
+    {"counters", "", 0, "", "GET", "/v1/counters", NULL, false},
+};
+
+static int usage(FILE *to) {
+  fprintf(to, "usage: fleetctl [--hub URL] [--json] COMMAND [ARGS]\n"
+              "The hub's URL defaults to $FLEETCTL_HUB, else " CTL_DEFAULT_HUB ".\n"
+              "Commands:\n");
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf(to, "  %-16s %s\n", commands[i].name, commands[i].usage);
+  return to == stdout ? 0 : 1;
+}
+
+static bool option_allowed(const command *cmd, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = strstr(cmd->options, name); p; p = strstr(p + 1, name))
+    if ((p == cmd->options || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0')) return true;
+  return false;
+}
+
+/* Appends "sep key=escaped value" to buf for every option given. */
+static void append_query(ctl *c, char *buf, size_t cap) {
+  char sep = '?';
+  for (size_t i = 0; i < N_OPTIONS; i++) {
+    if (!c->options[i]) continue;
+    char *v = curl_easy_escape(c->curl, c->options[i], 0);
+    size_t len = strlen(buf);
+    snprintf(buf + len, cap - len, "%c%s=%s", sep, option_names[i], v ? v : "");
+    curl_free(v);
+    sep = '&';
+  }
+}
+
+/* Returns the value of --name, or NULL when it was not given. */
+static const char *option(const ctl *c, const char *name) {
+  for (size_t k = 0; k < N_OPTIONS; k++)
+    if (strcmp(option_names[k], name) == 0) return c->options[k];
+  return NULL;
+}
+
+/* The body of "register": returns a JSON text to free, or NULL after
+ * printing what is missing. */
+static char *register_body(ctl *c) {
+  const char *name = option(c, "name"), *station = option(c, "station"),
+             *rate = option(c, "rate");
+  char *end = NULL;
+  long long cents = rate ? strtoll(rate, &end, 10) : 0;
+  if (!name || !station || !rate || *end || cents <= 0) {
+    fprintf(stderr, "fleetctl: register needs --name N --station S --rate CENTS_PER_HOUR "
+                    "(a positive whole number)\n");
+    return NULL;
+  }
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "id", c->args[1]);
+  cJSON_AddStringToObject(j, "name", name);
+  cJSON_AddStringToObject(j, "station", station);
+  cJSON_AddNumberToObject(j, "rate_cents", (double)cents);
+  char *text = cJSON_PrintUnformatted(j);
+  cJSON_Delete(j);
+  return text;
+}
+
+/* Runs cmd: one request, then prints the answer. Returns the exit status. */
+static int run(ctl *c, const command *cmd) {
+  char path[768];
+  const char *slot = strstr(cmd->path, "{id}");
+  char *id = slot ? curl_easy_escape(c->curl, c->args[1], 0) : NULL;
+  if (slot)
+    snprintf(path, sizeof path, "%.*s%s%s", (int)(slot - cmd->path), cmd->path, id ? id : "",
+             slot + 4);
+  else
+    snprintf(path, sizeof path, "%s", cmd->path);
+  curl_free(id);
+  if (cmd->query) append_query(c, path, sizeof path);
+  char *body = NULL;
+  if (strcmp(cmd->method, "POST") == 0) {
+    body = strcmp(cmd->name, "register") == 0 ? register_body(c) : strdup("{}");
+    if (!body) return 1;
+  }
+  cJSON *json = NULL;
+  char *raw = NULL;
+  long status = hub_request(c, cmd->method, path, body, &json, &raw);
+  int rc = 1;
+  const char *error = cJSON_GetStringValue(cJSON_GetObjectItem(json, "error"));
+  if (status < 0) {
+    /* hub_request said why */
+  } else if (status / 100 != 2 && error) {
+    fprintf(stderr, "fleetctl: %s\n", error);
+  } else if (!json) {
+    fprintf(stderr, "fleetctl: the hub answered HTTP %ld without JSON\n", status);
+  } else {
+    if (c->json)
+      printf("%s\n", raw);
+    else if (cmd->cols)
+      print_table(json, cmd->cols);
+    else
+      print_fields(json);
+    rc = status / 100 == 2 ? 0 : 1;
+    if (rc) fprintf(stderr, "fleetctl: the hub answered HTTP %ld\n", status);
+  }
+  cJSON_Delete(json);
+  free(raw);
+  free(body);
+  return rc;
+}
+
+/* Parses argv into c; returns false after printing a usage error. */
+static bool parse_args(ctl *c, int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--json") == 0) {
+      c->json = true;
+      continue;
+    }
+    if (strncmp(a, "--", 2) != 0) {
+      if (c->nargs == CTL_MAX_ARGS) {
+        fprintf(stderr, "fleetctl: too many arguments\n");
+        return false;
+      }
+      c->args[c->nargs++] = a;
+      continue;
+    }
+    if (i + 1 == argc) {
+      fprintf(stderr, "fleetctl: %s needs a value\n", a);
+      return false;
+    }
+    const char *value = argv[++i];
+    if (strcmp(a, "--hub") == 0) {
+      c->hub = value;
+      continue;
+    }
+    size_t k = 0;
+    while (k < N_OPTIONS && strcmp(a + 2, option_names[k]) != 0) k++;
+    if (k == N_OPTIONS) {
+      fprintf(stderr, "fleetctl: unknown option %s\n", a);
+      return false;
+    }
+    c->options[k] = value;
+  }
+  return true;
+}
+
+/* Returns the command named by c->args[0] after checking its arguments and
+ * options, or NULL after printing what is wrong. */
+static const command *find_command(const ctl *c) {
+  const command *cmd = NULL;
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (strcmp(commands[i].name, c->args[0]) == 0) cmd = &commands[i];
+  if (!cmd) {
+    fprintf(stderr, "fleetctl: unknown command %s (fleetctl help lists them)\n", c->args[0]);
+    return NULL;
+  }
+  if (c->nargs - 1 != cmd->nargs) {
+    fprintf(stderr, "fleetctl: usage: fleetctl %s %s\n", cmd->name, cmd->usage);
+    return NULL;
+  }
+  for (size_t k = 0; k < N_OPTIONS; k++) {
+    if (c->options[k] && !option_allowed(cmd, option_names[k])) {
+      fprintf(stderr, "fleetctl: %s does not take --%s\n", cmd->name, option_names[k]);
+      return NULL;
+    }
+  }
+  return cmd;
+}
+
+int main(int argc, char **argv) {
+  ctl c;
+  memset(&c, 0, sizeof c);
+  c.hub = getenv("FLEETCTL_HUB") ? getenv("FLEETCTL_HUB") : CTL_DEFAULT_HUB;
+  if (!parse_args(&c, argc, argv)) return 1;
+  if (c.nargs == 0) return usage(stderr);
+  if (strcmp(c.args[0], "help") == 0) return usage(stdout);
+  const command *cmd = find_command(&c);
+  if (!cmd) return 1;
+  static char hub[512];
+  snprintf(hub, sizeof hub, "%s", c.hub);
+  for (size_t n = strlen(hub); n > 0 && hub[n - 1] == '/'; n--) hub[n - 1] = '\0';
+  c.hub = hub;
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 || !(c.curl = curl_easy_init())) {
+    fprintf(stderr, "fleetctl: cannot initialise libcurl\n");
+    return 1;
+  }
+  int rc = run(&c, cmd);
+  curl_easy_cleanup(c.curl);
+  curl_global_cleanup();
+  return rc;
+}

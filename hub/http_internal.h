@@ -1,0 +1,46 @@
+/* Internals of the operator HTTP API, shared by http.c (server, routes,
+ * operator commands), http_query.c (read side) and http_page.c (the page). */
+#ifndef HUB_HTTP_INTERNAL_H
+#define HUB_HTTP_INTERNAL_H
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+
+/* A read of the store: sql's parameters ?1..?N are bound, in order, from the
+ * request values named in params ("id" is the {id} of the path, "limit" a
+ * number, "state" a state name, anything else an id from the query string);
+ * an absent value binds NULL, so the SQL says what a missing filter means. */
+typedef struct http_view {
+  const char *noun; /* "vehicle": for messages such as "no vehicle V9" */
+  const char *sql;
+  const char *params[4];
+} http_view;
+
+extern const http_view http_view_vehicles, http_view_vehicle, http_view_rentals,
+    http_view_rental, http_view_saga_steps, http_view_repairs, http_view_repair, http_view_dead_letters,
+    http_view_devices, http_view_counters;
+
+/* Runs view with the given values (values[i] belongs to view->params[i]; NULL
+ * when absent) and returns a new JSON array of row objects: column names as
+ * keys; integers and reals as numbers, text as strings, blobs as lowercase
+ * hex, NULL as null. Returns NULL on an SQLite error or out of memory
+ * (logged). The caller frees the array with cJSON_Delete. */
+cJSON *http_query_rows(sqlite3 *db, const http_view *view, const char *const values[4]);
+
+/* Adds the rows of view for the single value id to obj under key. Returns
+ * false on an SQLite error or out of memory (obj is then unchanged). */
+bool http_query_attach(cJSON *obj, const char *key, sqlite3 *db, const http_view *view,
+                       const char *id);
+
+/* Returns a new JSON object for customer id: "customer", "rentals" (count of
+ * all), "fees_owed_cents" (late fees whose "fee" saga step is not done),
+ * "open_rentals" and "held_bookings" (arrays), or NULL
+ * when the customer has neither rentals nor bookings (*err = FL_ERR_NOT_FOUND)
+ * or on an SQLite error (*err = FL_ERR_DB). */
+cJSON *http_query_customer(sqlite3 *db, const char *id, int *err);
+
+/* The operator page: a NUL-terminated HTML document. */
+extern const char http_page_html[];
+
+#endif
