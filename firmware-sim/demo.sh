@@ -67,7 +67,7 @@ TXT
 set +e
 "$build/firmware-sim/fleet-sim" --broker "tcp://127.0.0.1:$mqtt_port" --hub "$hub" \
   --state-dir "$state/sim" --register --vehicles 6 --kiosks 2 --duration "$seconds" \
-  --rate 0.7 --ride 3..8 --faults-per-min 1 --seed "${DEMO_SEED:-1}" &
+  --rate 0.8 --ride 3..8 --cancel-share 0.3 --faults-per-min 2 --seed "${DEMO_SEED:-1}" &
 sim_pid=$!
 pids=("$sim_pid" "${pids[@]}")
 wait "$sim_pid"

@@ -2,8 +2,9 @@
  * (hub/http.h). Every command is one HTTP request described by a row of the
  * command table; the answer is printed as aligned text, or as the hub's raw
  * JSON with --json. Exit status: 0 on success, 1 on any error. */
-#include <curl/curl.h>
 #include <cjson/cJSON.h>
+#include <ctype.h>
+#include <curl/curl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +16,8 @@
 #define CTL_MAX_RESPONSE (16u << 20)
 
 /* The --options a command may take; each takes a value. */
-static const char *const option_names[] = {"state", "customer", "vehicle", "name",
-                                           "station", "rate", "limit"};
+static const char *const option_names[] = {"state",   "customer", "vehicle", "name",
+                                           "station", "rate",     "limit"};
 #define N_OPTIONS (sizeof option_names / sizeof option_names[0])
 
 typedef struct ctl {
@@ -30,70 +31,66 @@ typedef struct ctl {
 
 /* ---- printing ----------------------------------------------------------- */
 
-typedef enum col_format { COL_TEXT, COL_CENTS, COL_TIME } col_format;
-
-typedef struct column {
-  const char *title;
-  const char *key;
-  col_format format;
-} column;
-
-#define END_COLUMNS {NULL, NULL, COL_TEXT}
-
-static const column vehicle_cols[] = {
-    {"ID", "id", COL_TEXT},         {"NAME", "name", COL_TEXT},
-    {"STATION", "station", COL_TEXT}, {"STATE", "state", COL_TEXT},
-    {"RENTAL", "rental", COL_TEXT}, {"RATE/H", "rate_cents", COL_CENTS},
-    END_COLUMNS};
-static const column rental_cols[] = {
-    {"ID", "id", COL_TEXT},           {"VEHICLE", "vehicle", COL_TEXT},
-    {"CUSTOMER", "customer", COL_TEXT}, {"STATE", "state", COL_TEXT},
-    {"CHARGED", "charged_cents", COL_CENTS}, {"REFUNDED", "refunded_cents", COL_CENTS},
-    {"FEE", "fee_cents", COL_CENTS},  {"CREATED", "created_ms", COL_TIME},
-    {"REASON", "reason", COL_TEXT},   END_COLUMNS};
-static const column repair_cols[] = {
-    {"ID", "id", COL_TEXT},          {"VEHICLE", "vehicle", COL_TEXT},
-    {"STATE", "state", COL_TEXT},    {"SEVERITY", "severity", COL_TEXT},
-    {"DTCS", "dtcs", COL_TEXT},      {"OPENED", "opened_ms", COL_TIME},
-    {"TEXT", "text", COL_TEXT},      END_COLUMNS};
-static const column dead_letter_cols[] = {
-    {"ID", "id", COL_TEXT},          {"RECEIVED", "received_ms", COL_TIME},
-    {"TOPIC", "topic", COL_TEXT},    {"ERROR", "error", COL_TEXT},
-    {"DETAIL", "detail", COL_TEXT},  END_COLUMNS};
-static const column device_cols[] = {
-    {"ID", "id", COL_TEXT},          {"ROLE", "role", COL_TEXT},
-    {"ONLINE", "online", COL_TEXT},  {"BOOT", "boot", COL_TEXT},
-    {"UP_SEQ", "up_seq", COL_TEXT},  {"DOWN_SEQ", "down_seq", COL_TEXT},
-    {"APPLIED", "down_applied", COL_TEXT}, {"LAST_SEEN", "last_seen_ms", COL_TIME},
-    END_COLUMNS};
-static const column saga_cols[] = {
-    {"STEP", "step", COL_TEXT},      {"STATUS", "status", COL_TEXT},
-    {"AMOUNT", "amount_cents", COL_CENTS}, {"ATTEMPTS", "attempts", COL_TEXT},
-    {"REF", "provider_ref", COL_TEXT}, {"ERROR", "last_error", COL_TEXT},
-    END_COLUMNS};
-static const column booking_cols[] = {
-    {"ID", "id", COL_TEXT},          {"VEHICLE", "vehicle", COL_TEXT},
-    {"START", "start_ms", COL_TIME}, {"END", "end_ms", COL_TIME},
-    END_COLUMNS};
+/* Tables name their columns by JSON key; the title is the key in capitals
+ * without its unit suffix, and the unit decides the format: *_cents as
+ * money, *_ms as UTC time (charged_cents -> CHARGED 12.00). */
+static const char *const vehicle_cols[] = {"id",     "name",       "station", "state",
+                                           "rental", "rate_cents", NULL};
+static const char *const rental_cols[] = {
+    "id",        "vehicle",    "customer", "state", "charged_cents", "refunded_cents",
+    "fee_cents", "created_ms", "reason",   NULL};
+static const char *const repair_cols[] = {"id",   "vehicle",   "state", "severity",
+                                          "dtcs", "opened_ms", "text",  NULL};
+static const char *const dead_letter_cols[] = {"id",    "received_ms", "topic",
+                                               "error", "detail",      NULL};
+static const char *const device_cols[] = {
+    "id", "role", "online", "boot", "up_seq", "down_seq", "down_applied", "last_seen_ms", NULL};
+static const char *const saga_cols[] = {
+    "step", "status", "amount_cents", "attempts", "provider_ref", "last_error", NULL};
+static const char *const booking_cols[] = {"id", "vehicle", "start_ms", "end_ms", NULL};
 
 /* Nested lists of an entity and the columns they are shown with. */
 static const struct {
   const char *key;
-  const column *cols;
+  const char *const *cols;
 } nested_tables[] = {
     {"saga_steps", saga_cols}, {"open_rentals", rental_cols}, {"held_bookings", booking_cols}};
 
-/* Formats v into buf as fmt says; a missing or null value is "-". */
-static const char *cell(const cJSON *v, col_format fmt, char *buf, size_t cap) {
-  if (cJSON_IsString(v)) return v->valuestring;
-  if (cJSON_IsBool(v)) return cJSON_IsTrue(v) ? "true" : "false";
-  if (!cJSON_IsNumber(v)) return "-";
+static bool has_suffix(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  return n > k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* Writes the column title of key into buf: "charged_cents" -> "CHARGED". */
+static const char *title(const char *key, char *buf, size_t cap) {
+  size_t n = strlen(key);
+  if (has_suffix(key, "_cents"))
+    n -= 6;
+  if (has_suffix(key, "_ms"))
+    n -= 3;
+  size_t i = 0;
+  for (; i < n && i + 1 < cap; i++)
+    buf[i] = (char)toupper((unsigned char)key[i]);
+  buf[i] = '\0';
+  return buf;
+}
+
+/* Formats member key of obj into buf (cap bytes) as its unit says; a missing
+ * or null value is "-". */
+static const char *cell(const cJSON *obj, const char *key, char *buf, size_t cap) {
+  const cJSON *v = cJSON_GetObjectItem(obj, key);
+  if (cJSON_IsString(v))
+    return v->valuestring;
+  if (cJSON_IsBool(v))
+    return cJSON_IsTrue(v) ? "true" : "false";
+  if (!cJSON_IsNumber(v))
+    return "-";
   double d = v->valuedouble;
   time_t t = (time_t)(d / 1000);
   struct tm tm;
-  if (fmt == COL_CENTS)
+  if (has_suffix(key, "_cents"))
     snprintf(buf, cap, "%s%.2f", d < 0 ? "-" : "", (d < 0 ? -d : d) / 100);
-  else if (fmt == COL_TIME && gmtime_r(&t, &tm))
+  else if (has_suffix(key, "_ms") && gmtime_r(&t, &tm))
     strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
   else if (d == (double)(long long)d)
     snprintf(buf, cap, "%lld", (long long)d);
@@ -102,51 +99,60 @@ static const char *cell(const cJSON *v, col_format fmt, char *buf, size_t cap) {
   return buf;
 }
 
-/* Prints rows (an array of objects) as a table with the given columns,
- * each as wide as its widest cell. */
-static void print_table(const cJSON *rows, const column *cols) {
-  char buf[64];
-  int width[16] = {0};
-  for (int c = 0; cols[c].title; c++) {
-    width[c] = (int)strlen(cols[c].title);
-    const cJSON *row;
-    cJSON_ArrayForEach(row, rows) {
-      int n = (int)strlen(cell(cJSON_GetObjectItem(row, cols[c].key), cols[c].format, buf,
-                               sizeof buf));
-      if (n > width[c]) width[c] = n;
-    }
+/* Prints one line of a table: texts[c] padded to width[c], two spaces
+ * between columns, no padding after the last. */
+static void print_line(const char *const *texts, const int *width, int ncols) {
+  for (int c = 0; c < ncols; c++)
+    printf("%-*s%s", c + 1 < ncols ? width[c] : 0, texts[c], c + 1 < ncols ? "  " : "\n");
+}
+
+#define MAX_COLS 12
+#define CELL_MAX 64
+
+/* Prints rows (an array of objects) as a table of the columns cols (a
+ * NULL-terminated list of keys), each as wide as its widest cell. */
+static void print_table(const cJSON *rows, const char *const *cols) {
+  char bufs[MAX_COLS][CELL_MAX], scratch[CELL_MAX];
+  const char *texts[MAX_COLS];
+  int width[MAX_COLS], n = 0;
+  for (; n < MAX_COLS && cols[n]; n++) {
+    texts[n] = title(cols[n], bufs[n], CELL_MAX);
+    width[n] = (int)strlen(texts[n]);
   }
-  for (int c = 0; cols[c].title; c++)
-    printf("%-*s%s", cols[c + 1].title ? width[c] : 0, cols[c].title,
-           cols[c + 1].title ? "  " : "\n");
   const cJSON *row;
   cJSON_ArrayForEach(row, rows) {
-    for (int c = 0; cols[c].title; c++)
-      printf("%-*s%s", cols[c + 1].title ? width[c] : 0,
-             cell(cJSON_GetObjectItem(row, cols[c].key), cols[c].format, buf, sizeof buf),
-             cols[c + 1].title ? "  " : "\n");
+    for (int c = 0; c < n; c++) {
+      int len = (int)strlen(cell(row, cols[c], scratch, sizeof scratch));
+      if (len > width[c])
+        width[c] = len;
+    }
+  }
+  print_line(texts, width, n);
+  cJSON_ArrayForEach(row, rows) {
+    for (int c = 0; c < n; c++)
+      texts[c] = cell(row, cols[c], bufs[c], CELL_MAX);
+    print_line(texts, width, n);
   }
 }
 
-/* Prints an object's scalar members as "key: value" lines, then its known
+/* Prints an object's scalar members as "key  value" lines, then its known
  * nested lists as tables. */
 static void print_fields(const cJSON *obj) {
-  char buf[64];
+  char buf[CELL_MAX];
   int width = 0;
   const cJSON *m;
   cJSON_ArrayForEach(m, obj) {
-    if (!cJSON_IsArray(m) && (int)strlen(m->string) > width) width = (int)strlen(m->string);
+    if ((int)strlen(m->string) > width)
+      width = (int)strlen(m->string);
   }
   cJSON_ArrayForEach(m, obj) {
-    if (cJSON_IsArray(m) || cJSON_IsObject(m)) continue;
-    bool money = strstr(m->string, "_cents") != NULL;
-    bool time = strstr(m->string, "_ms") != NULL;
-    printf("%-*s  %s\n", width, m->string,
-           cell(m, money ? COL_CENTS : time ? COL_TIME : COL_TEXT, buf, sizeof buf));
+    if (!cJSON_IsArray(m) && !cJSON_IsObject(m))
+      printf("%-*s  %s\n", width, m->string, cell(obj, m->string, buf, sizeof buf));
   }
   for (size_t i = 0; i < sizeof nested_tables / sizeof nested_tables[0]; i++) {
     const cJSON *rows = cJSON_GetObjectItem(obj, nested_tables[i].key);
-    if (!cJSON_IsArray(rows)) continue;
+    if (!cJSON_IsArray(rows))
+      continue;
     printf("\n%s:\n", nested_tables[i].key);
     print_table(rows, nested_tables[i].cols);
   }
@@ -162,9 +168,11 @@ typedef struct response {
 static size_t on_data(char *ptr, size_t size, size_t n, void *user) {
   response *r = user;
   size_t add = size * n;
-  if (r->len + add > CTL_MAX_RESPONSE) return 0;
+  if (r->len + add > CTL_MAX_RESPONSE)
+    return 0;
   char *grown = realloc(r->data, r->len + add + 1);
-  if (!grown) return 0;
+  if (!grown)
+    return 0;
   memcpy(grown + r->len, ptr, add);
   r->data = grown;
   r->len += add;
@@ -211,21 +219,21 @@ static long hub_request(ctl *c, const char *method, const char *path, const char
 
 typedef struct command {
   const char *name;
-  const char *usage;    /* arguments, for the help text */
-  int nargs;            /* positional arguments after the name */
-  const char *options;  /* allowed --options, space-separated */
+  const char *usage;   /* arguments, for the help text */
+  int nargs;           /* positional arguments after the name */
+  const char *options; /* allowed --options, space-separated */
   const char *method;
-  const char *path;     /* "{id}" stands for the positional argument */
-  const column *cols;   /* list: print as a table; NULL: print the fields */
-  bool query;           /* pass the options as the query string */
+  const char *path;        /* "{id}" stands for the positional argument */
+  const char *const *cols; /* list: print as a table; NULL: print the fields */
+  bool query;              /* pass the options as the query string */
 } command;
 
 static const command commands[] = {
     {"status", "", 0, "", "GET", "/v1/health", NULL, false},
     {"vehicles", "[--state S]", 0, "state", "GET", "/v1/vehicles", vehicle_cols, true},
     {"vehicle", "ID", 1, "", "GET", "/v1/vehicles/{id}", NULL, false},
-    {"register", "ID --name N --station S --rate CENTS_PER_HOUR", 1, "name station rate",
-     "POST", "/v1/vehicles", NULL, false},
+    {"register", "ID --name N --station S --rate CENTS_PER_HOUR", 1, "name station rate", "POST",
+     "/v1/vehicles", NULL, false},
     {"retire", "ID", 1, "", "POST", "/v1/vehicles/{id}/retire", NULL, false},
     {"rentals", "[--state S] [--customer C] [--vehicle V] [--limit N]", 0,
      "state customer vehicle limit", "GET", "/v1/rentals", rental_cols, true},
@@ -236,8 +244,7 @@ static const command commands[] = {
     {"repair-complete", "ID", 1, "", "POST", "/v1/repairs/{id}/complete", NULL, false},
     {"retry", "RENTAL", 1, "", "POST", "/v1/rentals/{id}/retry", NULL, false},
     {"compensate", "RENTAL", 1, "", "POST", "/v1/rentals/{id}/compensate", NULL, false},
-    {"dead-letters", "[--limit N]", 0, "limit", "GET", "/v1/dead-letters", dead_letter_cols,
-     true},
+    {"dead-letters", "[--limit N]", 0, "limit", "GET", "/v1/dead-letters", dead_letter_cols, true},
     {"devices", "", 0, "", "GET", "/v1/devices", device_cols, false},
     {"counters", "", 0, "", "GET", "/v1/counters", NULL, false},
 };
@@ -254,7 +261,8 @@ static int usage(FILE *to) {
 static bool option_allowed(const command *cmd, const char *name) {
   size_t n = strlen(name);
   for (const char *p = strstr(cmd->options, name); p; p = strstr(p + 1, name))
-    if ((p == cmd->options || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0')) return true;
+    if ((p == cmd->options || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+      return true;
   return false;
 }
 
@@ -262,7 +270,8 @@ static bool option_allowed(const command *cmd, const char *name) {
 static void append_query(ctl *c, char *buf, size_t cap) {
   char sep = '?';
   for (size_t i = 0; i < N_OPTIONS; i++) {
-    if (!c->options[i]) continue;
+    if (!c->options[i])
+      continue;
     char *v = curl_easy_escape(c->curl, c->options[i], 0);
     size_t len = strlen(buf);
     snprintf(buf + len, cap - len, "%c%s=%s", sep, option_names[i], v ? v : "");
@@ -274,15 +283,15 @@ static void append_query(ctl *c, char *buf, size_t cap) {
 /* Returns the value of --name, or NULL when it was not given. */
 static const char *option(const ctl *c, const char *name) {
   for (size_t k = 0; k < N_OPTIONS; k++)
-    if (strcmp(option_names[k], name) == 0) return c->options[k];
+    if (strcmp(option_names[k], name) == 0)
+      return c->options[k];
   return NULL;
 }
 
 /* The body of "register": returns a JSON text to free, or NULL after
  * printing what is missing. */
 static char *register_body(ctl *c) {
-  const char *name = option(c, "name"), *station = option(c, "station"),
-             *rate = option(c, "rate");
+  const char *name = option(c, "name"), *station = option(c, "station"), *rate = option(c, "rate");
   char *end = NULL;
   long long cents = rate ? strtoll(rate, &end, 10) : 0;
   if (!name || !station || !rate || *end || cents <= 0) {
@@ -311,11 +320,13 @@ static int run(ctl *c, const command *cmd) {
   else
     snprintf(path, sizeof path, "%s", cmd->path);
   curl_free(id);
-  if (cmd->query) append_query(c, path, sizeof path);
+  if (cmd->query)
+    append_query(c, path, sizeof path);
   char *body = NULL;
   if (strcmp(cmd->method, "POST") == 0) {
     body = strcmp(cmd->name, "register") == 0 ? register_body(c) : strdup("{}");
-    if (!body) return 1;
+    if (!body)
+      return 1;
   }
   cJSON *json = NULL;
   char *raw = NULL;
@@ -336,7 +347,8 @@ static int run(ctl *c, const command *cmd) {
     else
       print_fields(json);
     rc = status / 100 == 2 ? 0 : 1;
-    if (rc) fprintf(stderr, "fleetctl: the hub answered HTTP %ld\n", status);
+    if (rc)
+      fprintf(stderr, "fleetctl: the hub answered HTTP %ld\n", status);
   }
   cJSON_Delete(json);
   free(raw);
@@ -370,7 +382,8 @@ static bool parse_args(ctl *c, int argc, char **argv) {
       continue;
     }
     size_t k = 0;
-    while (k < N_OPTIONS && strcmp(a + 2, option_names[k]) != 0) k++;
+    while (k < N_OPTIONS && strcmp(a + 2, option_names[k]) != 0)
+      k++;
     if (k == N_OPTIONS) {
       fprintf(stderr, "fleetctl: unknown option %s\n", a);
       return false;
@@ -385,7 +398,8 @@ static bool parse_args(ctl *c, int argc, char **argv) {
 static const command *find_command(const ctl *c) {
   const command *cmd = NULL;
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    if (strcmp(commands[i].name, c->args[0]) == 0) cmd = &commands[i];
+    if (strcmp(commands[i].name, c->args[0]) == 0)
+      cmd = &commands[i];
   if (!cmd) {
     fprintf(stderr, "fleetctl: unknown command %s (fleetctl help lists them)\n", c->args[0]);
     return NULL;
@@ -407,14 +421,19 @@ int main(int argc, char **argv) {
   ctl c;
   memset(&c, 0, sizeof c);
   c.hub = getenv("FLEETCTL_HUB") ? getenv("FLEETCTL_HUB") : CTL_DEFAULT_HUB;
-  if (!parse_args(&c, argc, argv)) return 1;
-  if (c.nargs == 0) return usage(stderr);
-  if (strcmp(c.args[0], "help") == 0) return usage(stdout);
+  if (!parse_args(&c, argc, argv))
+    return 1;
+  if (c.nargs == 0)
+    return usage(stderr);
+  if (strcmp(c.args[0], "help") == 0)
+    return usage(stdout);
   const command *cmd = find_command(&c);
-  if (!cmd) return 1;
+  if (!cmd)
+    return 1;
   static char hub[512];
   snprintf(hub, sizeof hub, "%s", c.hub);
-  for (size_t n = strlen(hub); n > 0 && hub[n - 1] == '/'; n--) hub[n - 1] = '\0';
+  for (size_t n = strlen(hub); n > 0 && hub[n - 1] == '/'; n--)
+    hub[n - 1] = '\0';
   c.hub = hub;
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 || !(c.curl = curl_easy_init())) {
     fprintf(stderr, "fleetctl: cannot initialise libcurl\n");

@@ -57,8 +57,8 @@ typedef struct http_route {
 /* An operator command route: which op, and what to show once it is done. */
 typedef struct http_op_route {
   hub_op_kind kind;
-  const char *name;   /* for the log */
-  size_t target;      /* offsetof the hub_op field that gets the {id} */
+  const char *name; /* for the log */
+  size_t target;    /* offsetof the hub_op field that gets the {id} */
   const http_view *result;
 } http_op_route;
 
@@ -120,16 +120,19 @@ static unsigned status_of(int code) {
 /* ---- reads -------------------------------------------------------------- */
 
 static unsigned open_store(http_request *r, sqlite3 **db, cJSON **out) {
-  if (fl_db_open(r->server->db_path, FL_DB_SYNC_NORMAL, true, db) == FL_OK) return MHD_HTTP_OK;
+  if (fl_db_open(r->server->db_path, FL_DB_SYNC_NORMAL, true, db) == FL_OK)
+    return MHD_HTTP_OK;
   return fail(out, MHD_HTTP_SERVICE_UNAVAILABLE, FL_ERR_UNAVAILABLE,
               "the hub's store is not readable yet");
 }
 
 static bool state_name_valid(const char *s) {
   size_t n = strlen(s);
-  if (n == 0 || n > 23) return false;
+  if (n == 0 || n > 23)
+    return false;
   for (; *s; s++)
-    if (!isupper((unsigned char)*s) && *s != '_') return false;
+    if (!isupper((unsigned char)*s) && *s != '_')
+      return false;
   return true;
 }
 
@@ -140,20 +143,23 @@ static unsigned view_values(http_request *r, const http_view *view, const char *
   for (int i = 0; i < 4; i++) {
     const char *name = view->params[i];
     values[i] = NULL;
-    if (!name) continue;
+    if (!name)
+      continue;
     if (strcmp(name, "id") == 0) {
       values[i] = r->id;
       continue;
     }
     const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
-    if (strcmp(name, "limit") == 0) {
+    if (!v) {
+      values[i] = strcmp(name, "limit") == 0 ? HTTP_LIMIT_DEFAULT : NULL;
+    } else if (strcmp(name, "limit") == 0) {
       char *end = NULL;
-      long n = v ? strtol(v, &end, 10) : 0;
-      if (v && (*end || n < 1 || n > HTTP_LIMIT_MAX))
+      long n = strtol(v, &end, 10);
+      if (*end || n < 1 || n > HTTP_LIMIT_MAX)
         return fail(out, MHD_HTTP_BAD_REQUEST, FL_ERR_INVALID,
                     "limit must be a number from 1 to %d", HTTP_LIMIT_MAX);
-      values[i] = v ? v : HTTP_LIMIT_DEFAULT;
-    } else if (v && strcmp(name, "state") == 0 ? !state_name_valid(v) : v && !fl_id_valid(v)) {
+      values[i] = v;
+    } else if (strcmp(name, "state") == 0 ? !state_name_valid(v) : !fl_id_valid(v)) {
       return fail(out, MHD_HTTP_BAD_REQUEST, FL_ERR_INVALID, "bad value for %s", name);
     } else {
       values[i] = v;
@@ -167,7 +173,8 @@ static unsigned query_view(http_request *r, sqlite3 *db, const http_view *view, 
                            cJSON **out) {
   const char *values[4];
   unsigned status = view_values(r, view, values, out);
-  if (status != MHD_HTTP_OK) return status;
+  if (status != MHD_HTTP_OK)
+    return status;
   cJSON *rows = http_query_rows(db, view, values);
   if (!rows)
     return fail(out, MHD_HTTP_INTERNAL_SERVER_ERROR, FL_ERR_DB, "reading the store failed");
@@ -177,14 +184,16 @@ static unsigned query_view(http_request *r, sqlite3 *db, const http_view *view, 
   }
   *out = cJSON_DetachItemFromArray(rows, 0);
   cJSON_Delete(rows);
-  if (*out) return MHD_HTTP_OK;
+  if (*out)
+    return MHD_HTTP_OK;
   return fail(out, MHD_HTTP_NOT_FOUND, FL_ERR_NOT_FOUND, "no %s %s", view->noun, r->id);
 }
 
 static unsigned read_view(http_request *r, const http_view *view, bool single, cJSON **out) {
   sqlite3 *db = NULL;
   unsigned status = open_store(r, &db, out);
-  if (status == MHD_HTTP_OK) status = query_view(r, db, view, single, out);
+  if (status == MHD_HTTP_OK)
+    status = query_view(r, db, view, single, out);
   fl_db_close(db);
   return status;
 }
@@ -200,7 +209,8 @@ static unsigned get_one(http_request *r, const void *view, cJSON **out) {
 static unsigned get_rental(http_request *r, const void *arg, cJSON **out) {
   sqlite3 *db = NULL;
   unsigned status = open_store(r, &db, out);
-  if (status == MHD_HTTP_OK) status = query_view(r, db, &http_view_rental, true, out);
+  if (status == MHD_HTTP_OK)
+    status = query_view(r, db, &http_view_rental, true, out);
   if (status == MHD_HTTP_OK &&
       !http_query_attach(*out, "saga_steps", db, &http_view_saga_steps, r->id)) {
     cJSON_Delete(*out);
@@ -238,7 +248,8 @@ static unsigned get_counters(http_request *r, const void *arg, cJSON **out) {
   cJSON_ArrayForEach(row, rows) {
     const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(row, "name"));
     const cJSON *value = cJSON_GetObjectItem(row, "value");
-    if (name && cJSON_IsNumber(value)) cJSON_AddNumberToObject(*out, name, value->valuedouble);
+    if (name && cJSON_IsNumber(value))
+      cJSON_AddNumberToObject(*out, name, value->valuedouble);
   }
   cJSON_Delete(rows);
   return status;
@@ -268,8 +279,8 @@ static unsigned get_health(http_request *r, const void *arg, cJSON **out) {
 
 /* Runs op on the engine; on success answers with the entity of view (whose
  * {id} is r->id) and status ok_status. */
-static unsigned run_op(http_request *r, const hub_op *op, const char *name,
-                       const http_view *view, unsigned ok_status, cJSON **out) {
+static unsigned run_op(http_request *r, const hub_op *op, const char *name, const http_view *view,
+                       unsigned ok_status, cJSON **out) {
   hub_op_result res;
   memset(&res, 0, sizeof res);
   int code = hub_engine_op(r->server->engine, op, &res, HTTP_OP_TIMEOUT_MS);
@@ -297,9 +308,11 @@ static unsigned post_op(http_request *r, const void *arg, cJSON **out) {
  * missing, not a string, too long, or holds a control character. */
 static bool body_text(const cJSON *body, const char *key, char *dst, size_t cap) {
   const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, key));
-  if (!s || strlen(s) >= cap) return false;
+  if (!s || strlen(s) >= cap)
+    return false;
   for (const char *p = s; *p; p++)
-    if ((unsigned char)*p < 0x20 || *p == 0x7f) return false;
+    if ((unsigned char)*p < 0x20 || *p == 0x7f)
+      return false;
   memcpy(dst, s, strlen(s) + 1);
   return true;
 }
@@ -319,8 +332,7 @@ static unsigned post_vehicle(http_request *r, const void *arg, cJSON **out) {
          FL_ID_MAX);
   else if (!body_text(body, "name", op.name, sizeof op.name))
     fail(out, status, FL_ERR_INVALID, "name must be a text of at most %d bytes", FL_TEXT_MAX);
-  else if (!body_text(body, "station", op.station, sizeof op.station) ||
-           !fl_id_valid(op.station))
+  else if (!body_text(body, "station", op.station, sizeof op.station) || !fl_id_valid(op.station))
     fail(out, status, FL_ERR_INVALID, "station must be an id (A-Z a-z 0-9 . _ : -)");
   else if (!cJSON_IsNumber(rate) || rate->valuedouble < 1 || rate->valuedouble > HTTP_RATE_MAX ||
            rate->valuedouble != (double)(int64_t)rate->valuedouble)
@@ -338,14 +350,16 @@ static unsigned post_vehicle(http_request *r, const void *arg, cJSON **out) {
 
 /* ---- routing ------------------------------------------------------------ */
 
-#define OP_ROUTE(kind, name, field, view) {kind, name, offsetof(hub_op, field), &view}
+#define OP_ROUTE(kind, name, field, view)                                                          \
+  { kind, name, offsetof(hub_op, field), &view }
 static const http_op_route op_retire =
     OP_ROUTE(HUB_OP_VEHICLE_RETIRE, "retire", vehicle, http_view_vehicle);
 static const http_op_route op_repair_start =
     OP_ROUTE(HUB_OP_REPAIR_START, "repair-start", repair, http_view_repair);
 static const http_op_route op_repair_complete =
     OP_ROUTE(HUB_OP_REPAIR_COMPLETE, "repair-complete", repair, http_view_repair);
-static const http_op_route op_retry = OP_ROUTE(HUB_OP_SAGA_RETRY, "retry", rental, http_view_rental);
+static const http_op_route op_retry =
+    OP_ROUTE(HUB_OP_SAGA_RETRY, "retry", rental, http_view_rental);
 static const http_op_route op_compensate =
     OP_ROUTE(HUB_OP_SAGA_COMPENSATE, "compensate", rental, http_view_rental);
 
@@ -378,7 +392,8 @@ static bool path_match(const char *pattern, const char *url, char *id, size_t ca
   while (*pattern && *url) {
     if (*pattern == '*') {
       size_t n = strcspn(url, "/");
-      if (n == 0) return false;
+      if (n == 0)
+        return false;
       size_t kept = n < cap ? n : 0; /* too long: an empty id, refused as a bad id */
       memcpy(id, url, kept);
       id[kept] = '\0';
@@ -396,7 +411,8 @@ static const http_route *route_find(const char *method, const char *url, http_re
                                     unsigned *status) {
   *status = MHD_HTTP_NOT_FOUND;
   for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-    if (!path_match(routes[i].pattern, url, r->id_buf, sizeof r->id_buf)) continue;
+    if (!path_match(routes[i].pattern, url, r->id_buf, sizeof r->id_buf))
+      continue;
     if (strcmp(routes[i].method, method) == 0) {
       r->id = strchr(routes[i].pattern, '*') ? r->id_buf : NULL;
       return &routes[i];
@@ -442,16 +458,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   http_request *r = *con_cls;
   if (!r) {
     r = calloc(1, sizeof *r);
-    if (!r) return MHD_NO;
+    if (!r)
+      return MHD_NO;
     r->server = cls;
     r->conn = conn;
     *con_cls = r;
-    const char *len = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *len =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (len && strtoull(len, NULL, 10) > HTTP_BODY_MAX) {
       cJSON *out = NULL;
-      fail(&out, MHD_HTTP_CONTENT_TOO_LARGE, FL_ERR_TOO_LARGE,
-           "the body is larger than %d bytes", HTTP_BODY_MAX);
+      fail(&out, MHD_HTTP_CONTENT_TOO_LARGE, FL_ERR_TOO_LARGE, "the body is larger than %d bytes",
+           HTTP_BODY_MAX);
       return send_json(conn, MHD_HTTP_CONTENT_TOO_LARGE, out);
     }
     return MHD_YES;
@@ -461,7 +478,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
       r->body_too_large = true; /* drain the rest, answer 413 at the end */
     } else {
       char *grown = realloc(r->body, r->body_len + *upload_size + 1);
-      if (!grown) return MHD_NO;
+      if (!grown)
+        return MHD_NO;
       memcpy(grown + r->body_len, upload, *upload_size);
       r->body = grown;
       r->body_len += *upload_size;
@@ -476,7 +494,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode why) {
   http_request *r = *con_cls;
-  if (r) free(r->body);
+  if (r)
+    free(r->body);
   free(r);
   *con_cls = NULL;
 }
@@ -485,7 +504,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 int hub_http_start(const hub_config *cfg, hub_engine *engine, hub_http **out) {
   *out = NULL;
-  if (cfg->http_port == 0) return FL_OK;
+  if (cfg->http_port == 0)
+    return FL_OK;
   struct sockaddr_in in4;
   struct sockaddr_in6 in6;
   memset(&in4, 0, sizeof in4);
@@ -505,15 +525,14 @@ int hub_http_start(const hub_config *cfg, hub_engine *engine, hub_http **out) {
     return FL_ERR_CONFIG;
   }
   hub_http *h = calloc(1, sizeof *h);
-  if (!h) return FL_ERR_NOMEM;
+  if (!h)
+    return FL_ERR_NOMEM;
   h->engine = engine;
   snprintf(h->db_path, sizeof h->db_path, "%s/hub.db", cfg->state_dir);
   h->daemon = MHD_start_daemon(flags, (uint16_t)cfg->http_port, NULL, NULL, on_request, h,
-                               MHD_OPTION_SOCK_ADDR, addr,
-                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
-                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-                               MHD_OPTION_END);
+                               MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_NOTIFY_COMPLETED,
+                               on_completed, h, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
   if (!h->daemon) {
     fl_error("http: cannot serve on %s port %d", cfg->http_bind, cfg->http_port);
     free(h);
@@ -529,7 +548,8 @@ int hub_http_start(const hub_config *cfg, hub_engine *engine, hub_http **out) {
 int hub_http_port(const hub_http *h) { return h ? h->port : 0; }
 
 void hub_http_stop(hub_http *h) {
-  if (!h) return;
+  if (!h)
+    return;
   MHD_stop_daemon(h->daemon);
   free(h);
 }

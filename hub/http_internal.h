@@ -17,8 +17,8 @@ typedef struct http_view {
   const char *params[4];
 } http_view;
 
-extern const http_view http_view_vehicles, http_view_vehicle, http_view_rentals,
-    http_view_rental, http_view_saga_steps, http_view_repairs, http_view_repair, http_view_dead_letters,
+extern const http_view http_view_vehicles, http_view_vehicle, http_view_rentals, http_view_rental,
+    http_view_saga_steps, http_view_repairs, http_view_repair, http_view_dead_letters,
     http_view_devices, http_view_counters;
 
 /* Runs view with the given values (values[i] belongs to view->params[i]; NULL

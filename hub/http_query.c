@@ -40,7 +40,8 @@ static const http_view view_open_rentals = {
     " ORDER BY created_ms DESC",
     {"id"}};
 static const http_view view_held_bookings = {
-    "booking", "SELECT * FROM bookings WHERE customer = ?1 AND state = 'HELD' ORDER BY start_ms",
+    "booking",
+    "SELECT * FROM bookings WHERE customer = ?1 AND state = 'HELD' ORDER BY start_ms",
     {"id"}};
 /* Fees owed: late fees set on a rental whose "fee" saga step is not done. */
 static const http_view view_customer_totals = {
@@ -54,25 +55,23 @@ static const http_view view_customer_totals = {
 
 static cJSON *column_json(sqlite3_stmt *st, int i) {
   switch (sqlite3_column_type(st, i)) {
-  case SQLITE_INTEGER:
-    return cJSON_CreateNumber((double)sqlite3_column_int64(st, i));
-  case SQLITE_FLOAT:
-    return cJSON_CreateNumber(sqlite3_column_double(st, i));
-  case SQLITE_TEXT:
-    return cJSON_CreateString((const char *)sqlite3_column_text(st, i));
+  case SQLITE_INTEGER: return cJSON_CreateNumber((double)sqlite3_column_int64(st, i));
+  case SQLITE_FLOAT: return cJSON_CreateNumber(sqlite3_column_double(st, i));
+  case SQLITE_TEXT: return cJSON_CreateString((const char *)sqlite3_column_text(st, i));
   case SQLITE_BLOB: {
     const unsigned char *b = sqlite3_column_blob(st, i);
     int n = sqlite3_column_bytes(st, i);
     char *hex = malloc((size_t)n * 2 + 1);
-    if (!hex) return NULL;
-    for (int k = 0; k < n; k++) snprintf(hex + 2 * k, 3, "%02x", b[k]);
+    if (!hex)
+      return NULL;
+    for (int k = 0; k < n; k++)
+      snprintf(hex + 2 * k, 3, "%02x", b[k]);
     hex[2 * n] = '\0';
     cJSON *s = cJSON_CreateString(hex);
     free(hex);
     return s;
   }
-  default:
-    return cJSON_CreateNull();
+  default: return cJSON_CreateNull();
   }
 }
 
@@ -85,7 +84,8 @@ static int bind_values(sqlite3_stmt *st, const http_view *view, const char *cons
       rc = sqlite3_bind_int64(st, i + 1, strtoll(values[i], NULL, 10));
     else
       rc = sqlite3_bind_text(st, i + 1, values[i], -1, SQLITE_STATIC);
-    if (rc != SQLITE_OK) return rc;
+    if (rc != SQLITE_OK)
+      return rc;
   }
   return SQLITE_OK;
 }
@@ -94,7 +94,8 @@ cJSON *http_query_rows(sqlite3 *db, const http_view *view, const char *const val
   sqlite3_stmt *st = NULL;
   cJSON *rows = cJSON_CreateArray();
   int rc = rows ? sqlite3_prepare_v2(db, view->sql, -1, &st, NULL) : SQLITE_NOMEM;
-  if (rc == SQLITE_OK) rc = bind_values(st, view, values);
+  if (rc == SQLITE_OK)
+    rc = bind_values(st, view, values);
   while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     cJSON *row = cJSON_CreateObject();
     rc = row && cJSON_AddItemToArray(rows, row) ? SQLITE_OK : SQLITE_NOMEM;
@@ -107,7 +108,8 @@ cJSON *http_query_rows(sqlite3 *db, const http_view *view, const char *const val
     }
   }
   if (rc != SQLITE_DONE) {
-    fl_error("http %s query: %s", view->noun, rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(db));
+    fl_error("http %s query: %s", view->noun,
+             rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(db));
     cJSON_Delete(rows);
     rows = NULL;
   }
@@ -116,10 +118,11 @@ cJSON *http_query_rows(sqlite3 *db, const http_view *view, const char *const val
 }
 
 bool http_query_attach(cJSON *obj, const char *key, sqlite3 *db, const http_view *view,
-                     const char *id) {
+                       const char *id) {
   const char *values[4] = {id};
   cJSON *rows = http_query_rows(db, view, values);
-  if (rows && cJSON_AddItemToObject(obj, key, rows)) return true;
+  if (rows && cJSON_AddItemToObject(obj, key, rows))
+    return true;
   cJSON_Delete(rows);
   return false;
 }
@@ -130,7 +133,8 @@ cJSON *http_query_customer(sqlite3 *db, const char *id, int *err) {
   cJSON *t = cJSON_GetArrayItem(totals, 0);
   cJSON *out = NULL;
   *err = FL_ERR_DB;
-  if (!t) goto out;
+  if (!t)
+    goto out;
   if (cJSON_GetObjectItem(t, "rentals")->valuedouble == 0 &&
       cJSON_GetObjectItem(t, "bookings")->valuedouble == 0) {
     *err = FL_ERR_NOT_FOUND;

@@ -71,14 +71,19 @@ void fl_config_free(fl_config *c) {
   free(c);
 }
 
+/* Writes the environment variable that overrides [section] key:
+ * PREFIX_SECTION_KEY, upper case, with '.' and '-' turned into '_'. */
+static void env_name(const fl_config *c, const char *section, const char *key, char *name,
+                     size_t cap) {
+  snprintf(name, cap, "%s_%s_%s", c->env_prefix, section, key);
+  for (char *p = name; *p; p++) *p = (char)(*p == '-' || *p == '.' ? '_' : toupper((unsigned char)*p));
+}
+
 static const char *config_lookup(fl_config *c, const char *section, const char *key) {
   char name[256];
-  int n = snprintf(name, sizeof name, "%s_%s_%s", c->env_prefix, section, key);
-  if (n > 0 && (size_t)n < sizeof name) {
-    for (char *p = name; *p; p++) *p = (char)(*p == '-' || *p == '.' ? '_' : toupper((unsigned char)*p));
-    const char *v = getenv(name);
-    if (v) return v;
-  }
+  env_name(c, section, key, name, sizeof name);
+  const char *v = getenv(name);
+  if (v) return v;
   /* Later file entries win: the list is newest first. */
   for (struct config_entry *e = c->entries; e; e = e->next)
     if (strcmp(e->section, section) == 0 && strcmp(e->key, key) == 0) return e->value;
@@ -92,9 +97,11 @@ const char *fl_config_str(fl_config *c, const char *section, const char *key, co
 
 static int config_fail(fl_config *c, const char *section, const char *key, const char *value,
                        const char *why) {
+  char name[256];
+  env_name(c, section, key, name, sizeof name);
   if (!c->error[0])
-    snprintf(c->error, sizeof c->error, "config [%s] %s = '%s': %s (environment %s_%s_%s)",
-             section, key, value, why, c->env_prefix, section, key);
+    snprintf(c->error, sizeof c->error, "config [%s] %s = '%s': %s (environment %s)", section,
+             key, value, why, name);
   return FL_ERR_CONFIG;
 }
 

@@ -363,9 +363,16 @@ class Agent(_Service):
     def command(self):
         return [str(BUILD / "agent" / "fleet-agent"), "run", "--config", str(self.config_path)]
 
+    def start(self, timeout=15):
+        self.socket.unlink(missing_ok=True)  # left by a killed run
+        return super().start(timeout)
+
     def wait_ready(self, timeout):
-        wait_for(lambda: self._check_alive() or self.socket.exists(), timeout,
-                 f"the agent's control socket {self.socket}")
+        def listening():
+            self._check_alive()
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                return s.connect_ex(str(self.socket)) == 0
+        wait_for(listening, timeout, f"the agent's control socket {self.socket}")
 
     def ctl(self, *args, timeout=30):
         """Runs fleet-agent ctl against this agent; returns (rc, stdout, stderr)."""

@@ -47,7 +47,7 @@ def check_envelope(msg):
 
 class Kiosk:
     """A kiosk device speaking fleet/v1 by hand over MQTT 5, connected as
-    P-TOP-2/4/5 ask: username = device id, an offline last will, a session
+    P-TOP-2, P-TOP-4 and P-TOP-5 ask: username = device id, an offline last will, a session
     that outlives the connection, subscribed to its downlink and hub status."""
 
     def __init__(self, broker, dev_id, boot=1):
@@ -92,7 +92,7 @@ class Kiosk:
         return f"{ROOT}/dev/{self.id}/{channel}"
 
     def envelope(self, msg_type, body, seq=0, corr=None, dev=None):
-        """A message as the protocol's envelope (P-ENV-*): v, type, mid, dev,
+        """A message as the protocol's envelope (P-ENV-1..6): v, type, mid, dev,
         boot, seq, time, optional corr, body."""
         self._mids += 1  # P-ENV-5: {dev}-{boot}-{counter}
         m = {"v": 1, "type": msg_type, "mid": f"{self.id}-{self.boot}-{self._mids}",
