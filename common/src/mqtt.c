@@ -380,15 +380,29 @@ static void sched_remove(fl_mqtt *m) {
   pthread_mutex_unlock(&sched_lock);
 }
 
+/* Returns true while paho still has QoS 1 publishes waiting for a PUBACK. */
+static bool deliveries_pending(fl_mqtt *m) {
+  MQTTAsync_token *tokens = NULL;
+  if (MQTTAsync_getPendingTokens(m->client, &tokens) != MQTTASYNC_SUCCESS) return false;
+  bool pending = tokens && tokens[0] != -1;
+  MQTTAsync_free(tokens);
+  return pending;
+}
+
 void fl_mqtt_stop(fl_mqtt *m, int timeout_ms) {
   if (!m || !m->client) return;
   sched_remove(m);
   if (MQTTAsync_isConnected(m->client)) {
+    /* Wait for in-flight publishes ourselves and then disconnect at once:
+     * paho's own disconnect timeout tends to be waited out in full even when
+     * nothing is in flight (paho.mqtt.c issue 889). */
+    int64_t end = fl_mono_us() + (int64_t)timeout_ms * 1000;
+    while (deliveries_pending(m) && fl_mono_us() < end) fl_sleep_ms(2);
     MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
-    d.timeout = timeout_ms;
+    d.timeout = 0;
     MQTTAsync_disconnect(m->client, &d);
-    int64_t end = fl_mono_us() + (int64_t)timeout_ms * 1000 + 200000;
-    while (MQTTAsync_isConnected(m->client) && fl_mono_us() < end) fl_sleep_ms(5);
+    end = fl_mono_us() + 500000;
+    while (MQTTAsync_isConnected(m->client) && fl_mono_us() < end) fl_sleep_ms(2);
   }
   atomic_store(&m->connected, false);
 }

@@ -212,8 +212,17 @@ class _Service:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, exc, tb):
+        """Stops the process cleanly (so that LeakSanitizer can report),
+        removes its directory, and fails if a sanitizer reported anything."""
+        try:
+            if exc_type is None:
+                self.stop()
+        finally:
+            self.close()
+        reports = self.sanitizer_reports()
+        if exc_type is None:
+            assert not reports, f"sanitizer reports from {self.name}:\n" + "\n".join(reports)
 
 
 class Broker(_Service):
