@@ -38,23 +38,17 @@ static void on_connected(void *ctx) {
   if (cb.on_connection) cb.on_connection(cb.ctx, true);
 }
 
+/* Runs on paho's thread, possibly with paho's mutex held: no a->lock here
+ * (see agent_internal.h); synced is reset by the next on_connected. */
 static void on_lost(void *ctx, const char *cause) {
   fl_agent *a = ctx;
-  pthread_mutex_lock(&a->lock);
   a->connected = false;
-  a->synced = false;
   fl_info("%s disconnected: %s", a->id, cause);
-  agent_callbacks cb = a->cb;
-  pthread_mutex_unlock(&a->lock);
-  if (cb.on_connection) cb.on_connection(cb.ctx, false);
+  if (a->cb.on_connection) a->cb.on_connection(a->cb.ctx, false);
 }
 
-static void on_published(void *ctx, uint64_t tag, int rc) {
-  fl_agent *a = ctx;
-  pthread_mutex_lock(&a->lock);
-  uplink__published(a, tag, rc);
-  pthread_mutex_unlock(&a->lock);
-}
+/* Runs with paho's mutex held: lock-free. */
+static void on_published(void *ctx, uint64_t tag, int rc) { uplink__published(ctx, tag, rc); }
 
 /* Builds topics and the MQTT client of a. */
 static int agent_mqtt_create(fl_agent *a, const agent_config *cfg) {
@@ -193,7 +187,7 @@ void agent_get_status(fl_agent *a, agent_status *st) {
   pthread_mutex_lock(&a->lock);
   *st = (agent_status){
       .connected = a->connected,
-      .synced = a->synced,
+      .synced = a->connected && a->synced,
       .boot = outbox__boot(a->ob),
       .next_seq = outbox__next_seq(a->ob),
       .last_ack = outbox__last_ack(a->ob),

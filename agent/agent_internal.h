@@ -9,6 +9,7 @@
 #define AGENT_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -19,6 +20,7 @@
 
 /* Bits of a PUBACK tag that hold the seq; the rest is the generation. */
 #define AGENT_TAG_SEQ_BITS 40
+#define AGENT_TAG_GEN(gen) ((gen) & ((UINT64_C(1) << (64 - AGENT_TAG_SEQ_BITS)) - 1))
 
 struct fl_agent {
   pthread_mutex_t lock;
@@ -32,15 +34,23 @@ struct fl_agent {
   char topic_evt[FL_TOPIC_MAX], topic_hello[FL_TOPIC_MAX], topic_up_ack[FL_TOPIC_MAX];
   char topic_reply[FL_TOPIC_MAX];
 
-  /* link state, reset on every connect */
-  bool connected, synced;
-  uint64_t gen;          /* bumped on connect and sync: PUBACKs of older ones are ignored */
-  uint64_t sent_upto;    /* highest seq published in this generation */
-  int inflight;          /* published in this generation, PUBACK pending */
+  /* link state, reset on every connect. paho runs the PUBACK and
+   * connection-lost callbacks while holding its own mutex, so those two must
+   * not take a->lock (publishing under a->lock needs paho's mutex): what
+   * they touch is atomic. */
+  _Atomic bool connected;
+  bool synced;
+  _Atomic uint64_t gen;    /* bumped on connect and sync: PUBACKs of older ones are ignored */
+  uint64_t sent_upto;      /* highest seq published in this generation */
+  _Atomic int inflight;    /* published in this generation, PUBACK pending */
+  _Atomic bool publish_failed; /* a PUBACK reported failure: resync at the next tick */
   int64_t hello_sent_ms; /* monotonic */
   int64_t progress_ms;   /* last ack progress, or when events became outstanding */
   uint64_t resend_upto;  /* after a sync: the events being resent end here */
   uint64_t resent;
+
+  /* downlink gaps: asked the hub to fill one; a sync came since */
+  bool gap_asked, gap_synced;
 
   /* hub status, from the retained fleet/v1/hub/status */
   bool hub_known, hub_online;
@@ -68,7 +78,7 @@ void uplink__hello(fl_agent *a, int64_t now_ms, const char *why);
 void uplink__pump(fl_agent *a, int64_t now_ms);
 /* Timers: hello without sync, acks not progressing. */
 void uplink__timers(fl_agent *a, int64_t now_ms);
-/* A PUBACK (or failure) for tag arrived. */
+/* A PUBACK (or failure) for tag arrived. Lock-free: call WITHOUT a->lock. */
 void uplink__published(fl_agent *a, uint64_t tag, int rc);
 /* Publishes device_ack{upto = applied}. */
 void uplink__device_ack(fl_agent *a);

@@ -88,6 +88,16 @@ static int split_request(char *line, char **argv, const char **why) {
   return argc;
 }
 
+/* Reads and discards what the client still sends, for a short while. */
+static void drain(int fd) {
+  char buf[4096];
+  struct timeval tv = {.tv_usec = 200000};
+  shutdown(fd, SHUT_WR);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  for (int i = 0; i < 64 && read(fd, buf, sizeof buf) > 0; i++) {
+  }
+}
+
 static void *conn_main(void *arg) {
   ctl_conn *c = arg;
   ctl_server *s = c->s;
@@ -102,6 +112,7 @@ static void *conn_main(void *arg) {
   if (argc < 0) {
     fl_warn("ctl: bad request: %s", why);
     write_final(c->fd, CTL_USAGE, why);
+    drain(c->fd); /* closing with unread input would reset the answer away */
   } else {
     ctl_status st = ctl_execute(s->a, argc, argv, c->fd, &s->stopping, err, sizeof err);
     fl_info("ctl %s: %s", argc > 0 ? argv[0] : "(empty)",

@@ -76,12 +76,17 @@ static void sequenced_apply(fl_agent *a, const fl_msg *m, downlink_notice *n) {
     uplink__device_ack(a);
     return;
   }
-  if (seq > applied + 1) {
+  if (seq > applied + 1 && !a->gap_synced) {
     fl_warn("%s %s seq=%" PRIu64 " after applied=%" PRIu64 ": gap, asking the hub to resend",
             a->id, what, seq, applied);
+    a->gap_asked = true;
     uplink__hello(a, agent__mono_ms(), "downlink gap");
     return;
   }
+  if (seq > applied + 1) /* the hub answered our hello and still did not fill it */
+    fl_warn("%s %s seq=%" PRIu64 ": the hub no longer holds %" PRIu64 "..%" PRIu64
+            " (our store was lost?): skipping ahead",
+            a->id, what, seq, applied + 1, seq - 1);
   fl_cmd_status status = FL_CMD_NONE;
   int err = outbox__begin(a->ob);
   if (err == FL_OK)
@@ -95,6 +100,7 @@ static void sequenced_apply(fl_agent *a, const fl_msg *m, downlink_notice *n) {
              fl_strerror(err));
     return;
   }
+  a->gap_asked = a->gap_synced = false;
   uplink__device_ack(a);
   if (m->env.type == FL_MSG_DECISION) {
     const fl_decision *d = &m->body.decision;

@@ -67,9 +67,7 @@ static bool is_request(fl_msg_type t) {
 /* Publishes the event in a->scratch with a PUBACK tag. */
 static int publish_event(fl_agent *a) {
   const outbox_event *ev = &a->scratch;
-  uint64_t tag = ((a->gen & ((UINT64_C(1) << (64 - AGENT_TAG_SEQ_BITS)) - 1))
-                  << AGENT_TAG_SEQ_BITS) |
-                 (ev->seq & TAG_SEQ_MASK);
+  uint64_t tag = (AGENT_TAG_GEN(a->gen) << AGENT_TAG_SEQ_BITS) | (ev->seq & TAG_SEQ_MASK);
   bool req = is_request(ev->type) && ev->corr[0];
   return fl_mqtt_publish(a->mqtt, a->topic_evt, ev->payload, ev->len, 1, false,
                          req ? a->topic_reply : NULL, req ? ev->corr : NULL,
@@ -104,6 +102,10 @@ void uplink__pump(fl_agent *a, int64_t now_ms) {
 
 void uplink__timers(fl_agent *a, int64_t now_ms) {
   if (!a->connected) return;
+  if (atomic_exchange(&a->publish_failed, false) && a->synced) {
+    uplink__hello(a, now_ms, "publish failed");
+    return;
+  }
   if (!a->synced) {
     if (now_ms - a->hello_sent_ms >= a->hello_retry_ms) uplink__hello(a, now_ms, "no sync");
     return;
@@ -113,13 +115,15 @@ void uplink__timers(fl_agent *a, int64_t now_ms) {
 }
 
 void uplink__published(fl_agent *a, uint64_t tag, int rc) {
-  uint64_t gen = tag >> AGENT_TAG_SEQ_BITS;
-  if (gen != (a->gen & ((UINT64_C(1) << (64 - AGENT_TAG_SEQ_BITS)) - 1))) return;
-  if (a->inflight > 0) a->inflight--;
-  if (rc != 0)
-    fl_warn("%s publish of seq=%" PRIu64 " failed rc=%d (resent after the next sync)", a->id,
+  if (tag >> AGENT_TAG_SEQ_BITS != AGENT_TAG_GEN(a->gen)) return; /* older generation */
+  int n = atomic_load(&a->inflight);
+  while (n > 0 && !atomic_compare_exchange_weak(&a->inflight, &n, n - 1)) {
+  }
+  if (rc != 0) {
+    fl_warn("%s publish of seq=%" PRIu64 " failed rc=%d (resent after a resync)", a->id,
             tag & TAG_SEQ_MASK, rc);
-  uplink__pump(a, agent__mono_ms());
+    a->publish_failed = true;
+  }
 }
 
 void uplink__synced(fl_agent *a, const fl_sync *s, int64_t now_ms) {
@@ -139,6 +143,7 @@ void uplink__synced(fl_agent *a, const fl_sync *s, int64_t now_ms) {
   a->synced = true;
   a->progress_ms = now_ms;
   a->resend_upto = last > acked ? last : 0;
+  if (a->gap_asked) a->gap_synced = true;
   a->resent = 0;
   fl_info("%s sync received acked=%" PRIu64 " next_seq=%" PRIu64 " down_seq=%" PRIu64
           " resending=%" PRIu64,
@@ -167,4 +172,5 @@ void uplink__acked(fl_agent *a, uint64_t upto, int64_t now_ms) {
   a->progress_ms = now_ms;
   fl_info("%s ack upto=%" PRIu64 " deleted=%d backlog=%" PRIu64, a->id, upto, n,
           outbox__backlog(a->ob));
+  uplink__pump(a, now_ms);
 }

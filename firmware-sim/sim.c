@@ -47,9 +47,25 @@ struct sim_device {
   double lat, lon;
 };
 
+/* A decision as received, waiting for the tick thread. */
+struct inbox_item {
+  struct sim_device *kiosk;
+  char corr[FL_ID_MAX + 1];
+  char state[24];
+  char reason[FL_TEXT_MAX + 1];
+  bool ok;
+  int64_t charged_cents, refunded_cents, fee_cents;
+  int64_t at_us;
+};
+
 struct sim {
   sim_options o;
   pthread_mutex_t lock;
+  /* decisions arrive on paho's threads, which hold paho's lock: they only
+   * touch the inbox (its own lock, never held while publishing) */
+  pthread_mutex_t inbox_lock;
+  struct inbox_item *inbox;
+  size_t n_inbox, cap_inbox;
   unsigned rng;
   struct sim_device *vehicles, *kiosks;
   struct trip *trips;
@@ -92,18 +108,42 @@ static void trip_done(struct sim *s, struct trip *t, const char *outcome) {
   s->vehicles[t->vehicle].busy = false;
 }
 
-/* A kiosk got the hub's answer to one of its requests (paho thread). */
+/* A kiosk got the hub's answer to one of its requests (paho thread): queue
+ * it for the tick thread. */
 static void on_decision(void *ctx, const fl_msg *m) {
   struct sim_device *k = ctx;
   struct sim *s = k->sim;
   const fl_decision *d = &m->body.decision;
-  pthread_mutex_lock(&s->lock);
-  struct trip *t = trip_find(s, m->env.corr);
-  if (!t) {
-    pthread_mutex_unlock(&s->lock);
-    return;
+  pthread_mutex_lock(&s->inbox_lock);
+  if (s->n_inbox == s->cap_inbox) {
+    size_t cap = s->cap_inbox ? s->cap_inbox * 2 : 64;
+    struct inbox_item *grown = realloc(s->inbox, cap * sizeof *grown);
+    if (!grown) {
+      pthread_mutex_unlock(&s->inbox_lock);
+      return; /* the decision stays in the agent's store; the trip times out */
+    }
+    s->inbox = grown;
+    s->cap_inbox = cap;
   }
-  int64_t now = fl_mono_us();
+  struct inbox_item *it = &s->inbox[s->n_inbox++];
+  it->kiosk = k;
+  snprintf(it->corr, sizeof it->corr, "%s", m->env.corr);
+  snprintf(it->state, sizeof it->state, "%s", d->state);
+  snprintf(it->reason, sizeof it->reason, "%s", d->reason);
+  it->ok = d->ok;
+  it->charged_cents = d->charged_cents;
+  it->refunded_cents = d->refunded_cents;
+  it->fee_cents = d->fee_cents;
+  it->at_us = fl_mono_us();
+  pthread_mutex_unlock(&s->inbox_lock);
+}
+
+/* Applies one decision to its trip. Called with s->lock held. */
+static void apply_decision(struct sim *s, const struct inbox_item *d) {
+  struct trip *t = trip_find(s, d->corr);
+  if (!t) return;
+  struct sim_device *k = d->kiosk;
+  int64_t now = d->at_us;
   const char *who = s->vehicles[t->vehicle].id;
   if (t->state == TRIP_REQUESTED) {
     double ms = (double)(now - t->requested_us) / 1000.0;
@@ -138,7 +178,14 @@ static void on_decision(void *ctx, const fl_msg *m) {
     say(s, k->id, "%s returned %s: COMPLETED%s", t->customer, who,
         d->fee_cents ? ", late fee charged" : "");
   }
-  pthread_mutex_unlock(&s->lock);
+}
+
+/* Moves the received decisions to their trips. Called with s->lock held. */
+static void drain_inbox(struct sim *s) {
+  pthread_mutex_lock(&s->inbox_lock);
+  for (size_t i = 0; i < s->n_inbox; i++) apply_decision(s, &s->inbox[i]);
+  s->n_inbox = 0;
+  pthread_mutex_unlock(&s->inbox_lock);
 }
 
 static int device_open(struct sim *s, struct sim_device *d, const char *prefix, int n, bool vehicle) {
@@ -406,6 +453,7 @@ static void run_loop(struct sim *s) {
     for (int i = 0; i < s->o.vehicles; i++) agent_tick(s->vehicles[i].agent, now / 1000);
     for (int i = 0; i < s->o.kiosks; i++) agent_tick(s->kiosks[i].agent, now / 1000);
     pthread_mutex_lock(&s->lock);
+    drain_inbox(s);
     if (arriving)
       for (arrivals += s->o.rate * dt; arrivals >= 1.0; arrivals -= 1.0) customer_arrives(s, now);
     for (size_t i = 0; i < s->n_trips; i++) trip_step(s, &s->trips[i], now, !arriving);
@@ -427,6 +475,7 @@ int sim_run(const sim_options *o) {
   s.o = *o;
   s.rng = o->seed;
   pthread_mutex_init(&s.lock, NULL);
+  pthread_mutex_init(&s.inbox_lock, NULL);
   if (mkdir(o->state_dir, 0750) != 0 && errno != EEXIST) {
     fprintf(stderr, "fleet-sim: cannot create %s: %s\n", o->state_dir, strerror(errno));
     return 2;
@@ -476,6 +525,8 @@ int sim_run(const sim_options *o) {
   free(s.kiosks);
   free(s.trips);
   free(s.latencies_ms);
+  free(s.inbox);
   pthread_mutex_destroy(&s.lock);
+  pthread_mutex_destroy(&s.inbox_lock);
   return status;
 }

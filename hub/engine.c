@@ -98,7 +98,7 @@ struct hub_engine {
   /* figures */
   int64_t started_us;
   atomic_bool ready;
-  atomic_uint_fast64_t applied, duplicates, rejected, batches;
+  atomic_uint_fast64_t applied, duplicates, rejected, batches, shed;
 };
 
 /* ---- growing arrays ---------------------------------------------------- */
@@ -116,21 +116,22 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
 
 /* ---- queue --------------------------------------------------------------- */
 
-/* Queues in (taking ownership); blocks while the queue is full. Returns
- * FL_ERR_SHUTDOWN (and frees in) once the engine is stopping. */
-static int queue_push(hub_engine *e, struct hub_input *in) {
+/* Queues in (taking ownership). With wait, blocks while the queue is full;
+ * without, drops in and returns FL_ERR_FULL (paho's threads must never block:
+ * they hold paho's own lock during callbacks, and the engine needs that lock
+ * to publish). Returns FL_ERR_SHUTDOWN (and frees in) once stopping. */
+static int queue_push(hub_engine *e, struct hub_input *in, bool wait) {
   pthread_mutex_lock(&e->qlock);
-  while (e->qlen == e->qcap && !e->stopping) pthread_cond_wait(&e->qnotfull, &e->qlock);
-  if (e->stopping) {
-    pthread_mutex_unlock(&e->qlock);
-    free(in);
-    return FL_ERR_SHUTDOWN;
+  while (wait && e->qlen == e->qcap && !e->stopping) pthread_cond_wait(&e->qnotfull, &e->qlock);
+  int rc = e->stopping ? FL_ERR_SHUTDOWN : e->qlen == e->qcap ? FL_ERR_FULL : FL_OK;
+  if (rc == FL_OK) {
+    e->ring[(e->qhead + e->qlen) % e->qcap] = in;
+    e->qlen++;
+    pthread_cond_signal(&e->qnotempty);
   }
-  e->ring[(e->qhead + e->qlen) % e->qcap] = in;
-  e->qlen++;
-  pthread_cond_signal(&e->qnotempty);
   pthread_mutex_unlock(&e->qlock);
-  return FL_OK;
+  if (rc != FL_OK) free(in);
+  return rc;
 }
 
 /* Takes up to max inputs, waiting at most wait_ms for the first. */
@@ -183,7 +184,14 @@ static void on_mqtt_message(void *ctx, const fl_mqtt_msg *msg) {
   in->payload = (uint8_t *)p;
   if (msg->len) memcpy(p, msg->payload, msg->len);
   in->len = msg->len;
-  queue_push(e, in);
+  /* Shedding is safe: an event that is not acked is sent again by its
+   * device, a lost hello is repeated, a lost device_ack is covered by the next. */
+  if (queue_push(e, in, false) == FL_ERR_FULL) {
+    uint64_t n = atomic_fetch_add(&e->shed, 1);
+    if ((n & (n + 1)) == 0) /* 1st, 2nd, 4th, 8th... */
+      fl_warn("engine queue full (%zu): %llu messages shed so far; devices will resend",
+              e->qcap, (unsigned long long)n + 1);
+  }
 }
 
 static void on_payment_done(void *ctx, const pay_result *res) {
@@ -192,7 +200,7 @@ static void on_payment_done(void *ctx, const pay_result *res) {
   if (!in) return; /* the step stays "calling" and is resumed at restart */
   in->kind = IN_PAYMENT;
   in->pay = *res;
-  queue_push(e, in);
+  queue_push(e, in, true);
 }
 
 /* Encodes an envelope + body for the hub into buf. */
@@ -946,7 +954,7 @@ int hub_engine_op(hub_engine *e, const hub_op *op, hub_op_result *res, int timeo
   pthread_cond_init(&c->cond, NULL);
   in->kind = IN_OP;
   in->call = c;
-  if (queue_push(e, in) != FL_OK) {
+  if (queue_push(e, in, true) != FL_OK) {
     c->refs = 1;
     op_call_release(c);
     res->code = FL_ERR_SHUTDOWN;
@@ -987,6 +995,7 @@ void hub_engine_health(hub_engine *e, hub_health *h) {
   h->duplicates = atomic_load(&e->duplicates);
   h->rejected = atomic_load(&e->rejected);
   h->batches = atomic_load(&e->batches);
+  h->shed = atomic_load(&e->shed);
   h->payments_pending = e->pay ? hub_payments_pending(e->pay) : 0;
   h->breaker = e->pay ? hub_payments_breaker(e->pay) : "closed";
 }

@@ -54,6 +54,7 @@ typedef struct hub_health {
   uint64_t duplicates;       /* re-delivered events acked again */
   uint64_t rejected;         /* dead-lettered messages */
   uint64_t batches;
+  uint64_t shed;             /* messages dropped because the queue was full (resent by devices) */
   uint64_t payments_pending;
   const char *breaker;     /* "closed", "open", "half_open" */
 } hub_health;

@@ -269,6 +269,7 @@ static unsigned get_health(http_request *r, const void *arg, cJSON **out) {
   cJSON_AddNumberToObject(j, "duplicates", (double)h.duplicates);
   cJSON_AddNumberToObject(j, "rejected", (double)h.rejected);
   cJSON_AddNumberToObject(j, "batches", (double)h.batches);
+  cJSON_AddNumberToObject(j, "shed", (double)h.shed);
   cJSON_AddNumberToObject(j, "payments_pending", (double)h.payments_pending);
   cJSON_AddStringToObject(j, "breaker", h.breaker ? h.breaker : "unknown");
   *out = j;

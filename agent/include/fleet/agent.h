@@ -29,7 +29,9 @@ typedef struct fl_agent fl_agent;
 
 /* Owner callbacks. They run on paho's thread, after the agent's mutex is
  * released and after the change is committed to SQLite; the message is valid
- * only during the call. They may call agent functions. */
+ * only during the call. on_decision, on_command and on_connection(true) may
+ * call agent functions; on_connection(false) runs while paho holds its own
+ * mutex and must only record the fact (no agent or MQTT calls, no blocking). */
 typedef struct agent_callbacks {
   void *ctx;
   /* A decision (the hub's answer to a kiosk request) was applied. */

@@ -4,7 +4,10 @@
  * process, so a simulator can run thousands), and QoS 1 publishes whose
  * completion is reported with a caller tag.
  *
- * Callbacks run on paho's threads: copy what you keep, do not block. */
+ * Callbacks run on paho's threads WITH PAHO'S INTERNAL LOCK HELD: copy what you
+ * keep and return. Never block in a callback, and never wait there for a lock
+ * that another thread may hold while it calls fl_mqtt_publish(): that thread
+ * needs paho's lock to publish, and the two would wait for each other. */
 #ifndef FLEET_MQTT_H
 #define FLEET_MQTT_H
 
