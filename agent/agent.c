@@ -24,6 +24,9 @@ void agent__envelope_unsequenced(fl_agent *a, fl_msg *m) {
     m->env.mid[0] = '\0'; /* cannot happen with ids <= AGENT_ID_MAX; fails encoding */
 }
 
+/* paho's callbacks below run on its threads with its mutex held. They may
+ * take a->lock (whose holders never wait for paho, see agent_internal.h) but
+ * must not block otherwise. */
 static void on_connected(void *ctx) {
   fl_agent *a = ctx;
   pthread_mutex_lock(&a->lock);
@@ -34,20 +37,23 @@ static void on_connected(void *ctx) {
   fl_info("%s connected", a->id);
   uplink__hello(a, agent__mono_ms(), "connect");
   agent_callbacks cb = a->cb;
-  pthread_mutex_unlock(&a->lock);
+  uplink__unlock_publish(a);
   if (cb.on_connection) cb.on_connection(cb.ctx, true);
 }
 
-/* Runs on paho's thread, possibly with paho's mutex held: no a->lock here
- * (see agent_internal.h); synced is reset by the next on_connected. */
+/* synced is reset again by the next on_connected. */
 static void on_lost(void *ctx, const char *cause) {
   fl_agent *a = ctx;
+  pthread_mutex_lock(&a->lock);
   a->connected = false;
+  a->synced = false;
   fl_info("%s disconnected: %s", a->id, cause);
-  if (a->cb.on_connection) a->cb.on_connection(a->cb.ctx, false);
+  agent_callbacks cb = a->cb;
+  pthread_mutex_unlock(&a->lock);
+  if (cb.on_connection) cb.on_connection(cb.ctx, false);
 }
 
-/* Runs with paho's mutex held: lock-free. */
+/* Lock-free: it only counts the window down (atomics), on every PUBACK. */
 static void on_published(void *ctx, uint64_t tag, int rc) { uplink__published(ctx, tag, rc); }
 
 /* Builds topics and the MQTT client of a. */
@@ -177,8 +183,7 @@ void agent_destroy(fl_agent *a) {
 void agent_tick(fl_agent *a, int64_t now_ms) {
   pthread_mutex_lock(&a->lock);
   uplink__timers(a, now_ms);
-  uplink__pump(a, now_ms);
-  pthread_mutex_unlock(&a->lock);
+  uplink__unlock_publish(a);
 }
 
 const char *agent_id(const fl_agent *a) { return a->id; }
@@ -243,8 +248,8 @@ int agent_submit(fl_agent *a, fl_msg *m, uint64_t *seq) {
   if (!a || !m) return FL_ERR_INVALID;
   pthread_mutex_lock(&a->lock);
   int err = agent__submit(a, m, seq);
-  if (err == FL_OK) uplink__pump(a, agent__mono_ms());
-  pthread_mutex_unlock(&a->lock);
+  if (err == FL_OK) uplink__unlock_publish(a);
+  else pthread_mutex_unlock(&a->lock);
   return err;
 }
 

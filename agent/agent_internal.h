@@ -4,7 +4,15 @@
  *   downlink.c  messages from the hub: ack, sync, decision, command, hub status
  *   vehicle.c   unlock / lock / telemetry / fault helpers
  *   kiosk.c     rental and booking requests
- * Every function here expects a->lock to be held unless it says otherwise. */
+ * Every function here expects a->lock to be held unless it says otherwise.
+ *
+ * Lock order: paho's internal mutex, then a->lock. paho runs every callback
+ * with its mutex held, and fl_mqtt_publish() needs that mutex; so nothing
+ * publishes (or calls any fl_mqtt_* function) while holding a->lock. Under
+ * the lock the agent only records what is due (uplink__hello,
+ * uplink__device_ack, new events); uplink__unlock_publish() then releases the
+ * lock and publishes it. Callbacks may take a->lock: its holders never wait
+ * for paho. */
 #ifndef AGENT_INTERNAL_H
 #define AGENT_INTERNAL_H
 
@@ -34,23 +42,29 @@ struct fl_agent {
   char topic_evt[FL_TOPIC_MAX], topic_hello[FL_TOPIC_MAX], topic_up_ack[FL_TOPIC_MAX];
   char topic_reply[FL_TOPIC_MAX];
 
-  /* link state, reset on every connect. paho runs the PUBACK and
-   * connection-lost callbacks while holding its own mutex, so those two must
-   * not take a->lock (publishing under a->lock needs paho's mutex): what
-   * they touch is atomic. */
+  /* link state, reset on every connect. Written under a->lock; the atomic
+   * ones are also read without it (PUBACK callback, the publishing thread
+   * between two publishes). */
   _Atomic bool connected;
-  bool synced;
+  _Atomic bool synced;
   _Atomic uint64_t gen;    /* bumped on connect and sync: PUBACKs of older ones are ignored */
-  uint64_t sent_upto;      /* highest seq published in this generation */
-  _Atomic int inflight;    /* published in this generation, PUBACK pending */
+  uint64_t sent_upto;      /* highest seq handed to the publisher in this generation */
+  _Atomic int inflight;    /* handed to the publisher in this generation, PUBACK pending */
   _Atomic bool publish_failed; /* a PUBACK reported failure: resync at the next tick */
   int64_t hello_sent_ms; /* monotonic */
   int64_t progress_ms;   /* last ack progress, or when events became outstanding */
   uint64_t resend_upto;  /* after a sync: the events being resent end here */
   uint64_t resent;
 
-  /* downlink gaps: asked the hub to fill one; a sync came since */
-  bool gap_asked, gap_synced;
+  /* what uplink__unlock_publish() still has to publish, besides events */
+  bool want_hello, want_device_ack;
+  const char *hello_why; /* static text, for the log */
+  /* Set while one thread publishes for this agent (uplink__unlock_publish):
+   * others leave the work to it, which keeps the uplink in order. The
+   * buffers below belong to that thread. */
+  bool pumping;
+  outbox_event scratch;  /* the event being published */
+  uint8_t unseq_buf[512]; /* the hello or device_ack being published */
 
   /* hub status, from the retained fleet/v1/hub/status */
   bool hub_known, hub_online;
@@ -59,7 +73,6 @@ struct fl_agent {
   uint64_t unseq_count;   /* for mids of unsequenced messages */
   uint64_t request_count; /* for request ids */
   bool locked;            /* vehicle */
-  outbox_event scratch;   /* one event read back for publishing */
 };
 
 /* Monotonic milliseconds, the clock of the agent's timers. */
@@ -72,22 +85,31 @@ void agent__envelope_unsequenced(fl_agent *a, fl_msg *m);
 int agent__submit(fl_agent *a, fl_msg *m, uint64_t *seq);
 
 /* uplink.c */
-/* Publishes hello and starts waiting for sync. */
+/* Stops sending events until sync and asks for a hello (published by the
+ * next uplink__unlock_publish). */
 void uplink__hello(fl_agent *a, int64_t now_ms, const char *why);
-/* Publishes outbox events (and promotes telemetry) while the window has room. */
-void uplink__pump(fl_agent *a, int64_t now_ms);
+/* Asks for device_ack{upto = applied} (published by the next
+ * uplink__unlock_publish; several requests may become one ack). */
+void uplink__device_ack(fl_agent *a);
+/* Called WITH a->lock held; returns with it RELEASED. Publishes what is due:
+ * a hello, a device_ack, then outbox events (promoting telemetry) while
+ * synced and the window has room. Each item is chosen under the lock and
+ * published without it. If another thread is already publishing for a, it
+ * leaves the work to that thread (which looks again before it stops) and
+ * returns at once. Call it at the end of every entry point that may have
+ * made something due. */
+void uplink__unlock_publish(fl_agent *a);
 /* Timers: hello without sync, acks not progressing. */
 void uplink__timers(fl_agent *a, int64_t now_ms);
 /* A PUBACK (or failure) for tag arrived. Lock-free: call WITHOUT a->lock. */
 void uplink__published(fl_agent *a, uint64_t tag, int rc);
-/* Publishes device_ack{upto = applied}. */
-void uplink__device_ack(fl_agent *a);
 /* The hub's sync arrived: adopt its watermark and resend after it. */
 void uplink__synced(fl_agent *a, const fl_sync *s, int64_t now_ms);
 /* The hub's cumulative ack arrived. */
 void uplink__acked(fl_agent *a, uint64_t upto, int64_t now_ms);
 
-/* downlink.c: fl_mqtt's on_message (takes the lock itself). */
+/* downlink.c: fl_mqtt's on_message (takes the lock itself; runs on paho's
+ * thread with paho's mutex held). */
 void downlink__on_message(void *ctx, const fl_mqtt_msg *msg);
 
 /* vehicle.c: applies an unexpired command in the caller's transaction and

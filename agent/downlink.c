@@ -3,7 +3,8 @@
  *   down/ack    cumulative ack: delete outbox rows up to it
  *   down/sync   answer to hello: adopt the watermark, resend after it
  *   down/reply  decision   } sequenced by the hub's per-device downlink seq:
- *   down/cmd    command    } applied at most once, in order, then device_ack
+ *   down/cmd    command    } applied at most once, in increasing seq order
+ *                          } (gaps are normal), then device_ack
  *   hub/status  retained: a new hub boot, or online after offline, => hello
  *
  * Every byte is hostile: a message that does not decode, has the wrong type
@@ -76,17 +77,22 @@ static void sequenced_apply(fl_agent *a, const fl_msg *m, downlink_notice *n) {
     uplink__device_ack(a);
     return;
   }
-  if (seq > applied + 1 && !a->gap_synced) {
-    fl_warn("%s %s seq=%" PRIu64 " after applied=%" PRIu64 ": gap, asking the hub to resend",
-            a->id, what, seq, applied);
-    a->gap_asked = true;
-    uplink__hello(a, agent__mono_ms(), "downlink gap");
+  if (seq > applied + 1 && !a->synced) {
+    /* A hello is outstanding (connect, hub restart, resync): the hub's
+     * answer resends everything after applied in order (P-SEQ-11), this one
+     * too. Wait for that: a hub that restarted may not have published the
+     * missing seqs yet, and applying this one now would make them
+     * duplicates. Not acked, no extra hello. */
+    fl_debug("%s %s seq=%" PRIu64 " after applied=%" PRIu64 " while waiting for sync:"
+             " left to the resend",
+             a->id, what, seq, applied);
     return;
   }
-  if (seq > applied + 1) /* the hub answered our hello and still did not fill it */
-    fl_warn("%s %s seq=%" PRIu64 ": the hub no longer holds %" PRIu64 "..%" PRIu64
-            " (our store was lost?): skipping ahead",
-            a->id, what, seq, applied + 1, seq - 1);
+  /* Gaps are normal (P-SEQ-10): the hub does not resend expired commands. */
+  if (seq > applied + 1)
+    fl_debug("%s %s seq=%" PRIu64 " after applied=%" PRIu64 ": gap of %" PRIu64
+             " (not resent, e.g. expired), applying",
+             a->id, what, seq, applied, seq - applied - 1);
   fl_cmd_status status = FL_CMD_NONE;
   int err = outbox__begin(a->ob);
   if (err == FL_OK)
@@ -100,7 +106,6 @@ static void sequenced_apply(fl_agent *a, const fl_msg *m, downlink_notice *n) {
              fl_strerror(err));
     return;
   }
-  a->gap_asked = a->gap_synced = false;
   uplink__device_ack(a);
   if (m->env.type == FL_MSG_DECISION) {
     const fl_decision *d = &m->body.decision;
@@ -196,7 +201,7 @@ void downlink__on_message(void *ctx, const fl_mqtt_msg *msg) {
   pthread_mutex_lock(&a->lock);
   downlink_dispatch(a, m, &n);
   agent_callbacks cb = a->cb;
-  pthread_mutex_unlock(&a->lock);
+  uplink__unlock_publish(a); /* device_ack, hello, events after an ack or sync */
   if (n.kind == NOTICE_DECISION && cb.on_decision) cb.on_decision(cb.ctx, m);
   if (n.kind == NOTICE_COMMAND && cb.on_command) cb.on_command(cb.ctx, m, n.status);
   free(m);

@@ -16,46 +16,16 @@
 #define AGENT_SW "fleet-agent-0.1.0"
 #define TAG_SEQ_MASK ((UINT64_C(1) << AGENT_TAG_SEQ_BITS) - 1)
 
-/* Encodes m and publishes it at QoS 1 on topic, without completion tag. */
-static int publish_unsequenced(fl_agent *a, const char *topic, fl_msg *m) {
-  uint8_t buf[512];
-  size_t len = 0;
-  agent__envelope_unsequenced(a, m);
-  int err = fl_msg_encode(m, buf, sizeof buf, &len);
-  if (err != FL_OK) {
-    fl_error("%s: cannot encode %s: %s", a->id, fl_msg_type_name(m->env.type), fl_errname(err));
-    return err;
-  }
-  return fl_mqtt_publish(a->mqtt, topic, buf, len, 1, false, NULL, NULL, 0, 0);
-}
-
 void uplink__hello(fl_agent *a, int64_t now_ms, const char *why) {
   a->synced = false;
   a->hello_sent_ms = now_ms;
-  if (!a->connected) return;
-  fl_msg m;
-  fl_msg_init(&m, FL_MSG_HELLO);
-  m.body.hello.role = a->role;
-  m.body.hello.last_seq = outbox__next_seq(a->ob) - 1;
-  m.body.hello.last_ack = outbox__last_ack(a->ob);
-  m.body.hello.applied = outbox__applied(a->ob);
-  snprintf(m.body.hello.sw, sizeof m.body.hello.sw, "%s", AGENT_SW);
-  int err = publish_unsequenced(a, a->topic_hello, &m);
-  if (err != FL_OK) {
-    fl_warn("%s hello (%s) not sent: %s", a->id, why, fl_strerror(err));
-    return;
-  }
-  fl_info("%s hello sent (%s) last_seq=%" PRIu64 " last_ack=%" PRIu64 " applied=%" PRIu64, a->id,
-          why, m.body.hello.last_seq, m.body.hello.last_ack, m.body.hello.applied);
+  if (!a->connected) return; /* on_connected asks for one */
+  a->want_hello = true;
+  a->hello_why = why;
 }
 
 void uplink__device_ack(fl_agent *a) {
-  if (!a->connected) return; /* the next hello carries "applied" */
-  fl_msg m;
-  fl_msg_init(&m, FL_MSG_DEVICE_ACK);
-  m.body.device_ack.upto = outbox__applied(a->ob);
-  int err = publish_unsequenced(a, a->topic_up_ack, &m);
-  if (err != FL_OK) fl_warn("%s device_ack not sent: %s", a->id, fl_strerror(err));
+  if (a->connected) a->want_device_ack = true; /* else the next hello carries "applied" */
 }
 
 /* True for the kiosk requests, which carry a response topic. */
@@ -64,40 +34,158 @@ static bool is_request(fl_msg_type t) {
          t == FL_MSG_BOOKING_REQUEST || t == FL_MSG_BOOKING_CANCEL;
 }
 
-/* Publishes the event in a->scratch with a PUBACK tag. */
-static int publish_event(fl_agent *a) {
+/* One thing to publish, chosen under a->lock and published without it. */
+typedef struct out_item {
+  enum { OUT_HELLO, OUT_DEVICE_ACK, OUT_EVENT } kind;
+  uint64_t gen;       /* a->gen when it was chosen */
+  size_t len;         /* hello, device_ack: encoded in a->unseq_buf */
+  const char *why;    /* hello */
+  uint64_t last_seq, last_ack, applied; /* hello, device_ack (applied): for the log */
+  uint64_t seq;       /* event: in a->scratch */
+  uint64_t prev_upto; /* event: a->sent_upto before it, to roll back to */
+} out_item;
+
+/* Not a publish error: the event was chosen for a generation (or a synced
+ * state) that ended before it could be published; it was not sent. */
+#define OUT_STALE 1
+
+/* Encodes the unsequenced m into a->unseq_buf. */
+static int encode_unsequenced(fl_agent *a, fl_msg *m, out_item *it) {
+  agent__envelope_unsequenced(a, m);
+  int err = fl_msg_encode(m, a->unseq_buf, sizeof a->unseq_buf, &it->len);
+  if (err != FL_OK)
+    fl_error("%s: cannot encode %s: %s", a->id, fl_msg_type_name(m->env.type), fl_errname(err));
+  return err;
+}
+
+/* Picks the next event to publish into a->scratch and counts it as sent. */
+static bool next_event(fl_agent *a, int64_t now_ms, out_item *it) {
+  if (!a->connected || !a->synced) return false;
+  while (a->inflight < a->window) {
+    int err = outbox__next_event(a->ob, a->sent_upto, &a->scratch);
+    if (err == FL_ERR_NOT_FOUND) {
+      int moved = outbox__telemetry_promote(a->ob, a->window - a->inflight);
+      if (moved <= 0) return false;
+      continue;
+    }
+    if (err != FL_OK) {
+      fl_warn("%s cannot read the outbox after seq=%" PRIu64 ": %s", a->id, a->sent_upto,
+              fl_strerror(err));
+      return false;
+    }
+    it->kind = OUT_EVENT;
+    it->seq = a->scratch.seq;
+    it->prev_upto = a->sent_upto;
+    if (a->sent_upto <= outbox__last_ack(a->ob)) a->progress_ms = now_ms; /* first outstanding */
+    a->sent_upto = it->seq;
+    a->inflight++;
+    return true;
+  }
+  return false;
+}
+
+/* Chooses what to publish next, in this order: hello, device_ack, events. */
+static bool next_item(fl_agent *a, int64_t now_ms, out_item *it) {
+  memset(it, 0, sizeof *it);
+  it->gen = a->gen;
+  if (a->want_hello) {
+    a->want_hello = false;
+    fl_msg m;
+    fl_msg_init(&m, FL_MSG_HELLO);
+    m.body.hello.role = a->role;
+    m.body.hello.last_seq = it->last_seq = outbox__next_seq(a->ob) - 1;
+    m.body.hello.last_ack = it->last_ack = outbox__last_ack(a->ob);
+    m.body.hello.applied = it->applied = outbox__applied(a->ob);
+    snprintf(m.body.hello.sw, sizeof m.body.hello.sw, "%s", AGENT_SW);
+    it->kind = OUT_HELLO;
+    it->why = a->hello_why ? a->hello_why : "?";
+    if (a->connected && encode_unsequenced(a, &m, it) == FL_OK) return true;
+  }
+  if (a->want_device_ack) {
+    a->want_device_ack = false;
+    fl_msg m;
+    fl_msg_init(&m, FL_MSG_DEVICE_ACK);
+    m.body.device_ack.upto = it->applied = outbox__applied(a->ob);
+    it->kind = OUT_DEVICE_ACK;
+    if (a->connected && encode_unsequenced(a, &m, it) == FL_OK) return true;
+  }
+  return next_event(a, now_ms, it);
+}
+
+/* Publishes it; runs WITHOUT a->lock. Returns FL_OK, OUT_STALE or the error. */
+static int publish_item(fl_agent *a, const out_item *it) {
+  if (it->kind == OUT_HELLO)
+    return fl_mqtt_publish(a->mqtt, a->topic_hello, a->unseq_buf, it->len, 1, false, NULL, NULL,
+                           0, 0);
+  if (it->kind == OUT_DEVICE_ACK)
+    return fl_mqtt_publish(a->mqtt, a->topic_up_ack, a->unseq_buf, it->len, 1, false, NULL, NULL,
+                           0, 0);
+  /* A reconnect, a hello or a sync since it was chosen: the event belongs to
+   * a stream that was restarted, and must not precede the new hello. */
+  if (a->gen != it->gen || !a->synced) return OUT_STALE;
   const outbox_event *ev = &a->scratch;
-  uint64_t tag = (AGENT_TAG_GEN(a->gen) << AGENT_TAG_SEQ_BITS) | (ev->seq & TAG_SEQ_MASK);
+  uint64_t tag = (AGENT_TAG_GEN(it->gen) << AGENT_TAG_SEQ_BITS) | (ev->seq & TAG_SEQ_MASK);
   bool req = is_request(ev->type) && ev->corr[0];
   return fl_mqtt_publish(a->mqtt, a->topic_evt, ev->payload, ev->len, 1, false,
                          req ? a->topic_reply : NULL, req ? ev->corr : NULL,
                          req ? strlen(ev->corr) : 0, tag);
 }
 
-void uplink__pump(fl_agent *a, int64_t now_ms) {
-  if (!a->connected || !a->synced) return;
-  while (a->inflight < a->window) {
-    int err = outbox__next_event(a->ob, a->sent_upto, &a->scratch);
-    if (err == FL_ERR_NOT_FOUND) {
-      int moved = outbox__telemetry_promote(a->ob, a->window - a->inflight);
-      if (moved <= 0) break;
-      continue;
-    }
-    if (err == FL_OK) err = publish_event(a);
+/* Records the outcome of publishing it (a->lock held again). Returns true to
+ * look for more work, false to stop: a publish failed and nothing changed
+ * since (the next tick, event or connect tries again). */
+static bool finish_item(fl_agent *a, const out_item *it, int err) {
+  bool same_gen = a->gen == it->gen;
+  switch (it->kind) {
+  case OUT_HELLO:
     if (err != FL_OK) {
-      if (err != FL_ERR_UNAVAILABLE) fl_warn("%s publish: %s", a->id, fl_strerror(err));
+      fl_warn("%s hello (%s) not sent: %s", a->id, it->why, fl_strerror(err));
       break;
     }
-    uint64_t seq = a->scratch.seq;
-    if (a->sent_upto <= outbox__last_ack(a->ob)) a->progress_ms = now_ms; /* first outstanding */
-    a->sent_upto = seq;
-    a->inflight++;
-    if (a->resend_upto && seq <= a->resend_upto) a->resent++;
-    if (a->resend_upto && seq >= a->resend_upto) {
+    fl_info("%s hello sent (%s) last_seq=%" PRIu64 " last_ack=%" PRIu64 " applied=%" PRIu64,
+            a->id, it->why, it->last_seq, it->last_ack, it->applied);
+    break;
+  case OUT_DEVICE_ACK:
+    if (err != FL_OK)
+      fl_warn("%s device_ack upto=%" PRIu64 " not sent: %s", a->id, it->applied,
+              fl_strerror(err));
+    break;
+  case OUT_EVENT:
+    if (!same_gen) break; /* connect or sync reset sent_upto and inflight */
+    if (err != FL_OK) {
+      /* Not handed to paho: send it again later. Only this thread moves
+       * sent_upto within a generation, so it still equals it->seq. */
+      a->sent_upto = it->prev_upto;
+      a->inflight--;
+      if (err != OUT_STALE && err != FL_ERR_UNAVAILABLE)
+        fl_warn("%s publish of seq=%" PRIu64 ": %s", a->id, it->seq, fl_strerror(err));
+      break;
+    }
+    if (a->resend_upto && it->seq <= a->resend_upto) a->resent++;
+    if (a->resend_upto && it->seq >= a->resend_upto) {
       fl_info("%s resent %" PRIu64 " events", a->id, a->resent);
       a->resend_upto = 0;
     }
+    break;
   }
+  return err == FL_OK || err == OUT_STALE || !same_gen;
+}
+
+void uplink__unlock_publish(fl_agent *a) {
+  if (a->pumping) { /* that thread looks again before it stops */
+    pthread_mutex_unlock(&a->lock);
+    return;
+  }
+  a->pumping = true;
+  out_item it;
+  while (next_item(a, agent__mono_ms(), &it)) {
+    pthread_mutex_unlock(&a->lock);
+    int err = publish_item(a, &it);
+    pthread_mutex_lock(&a->lock);
+    if (!finish_item(a, &it, err)) break;
+  }
+  a->pumping = false;
+  pthread_mutex_unlock(&a->lock);
 }
 
 void uplink__timers(fl_agent *a, int64_t now_ms) {
@@ -143,7 +231,6 @@ void uplink__synced(fl_agent *a, const fl_sync *s, int64_t now_ms) {
   a->synced = true;
   a->progress_ms = now_ms;
   a->resend_upto = last > acked ? last : 0;
-  if (a->gap_asked) a->gap_synced = true;
   a->resent = 0;
   fl_info("%s sync received acked=%" PRIu64 " next_seq=%" PRIu64 " down_seq=%" PRIu64
           " resending=%" PRIu64,
@@ -151,7 +238,7 @@ void uplink__synced(fl_agent *a, const fl_sync *s, int64_t now_ms) {
   if (s->down_seq > outbox__applied(a->ob))
     fl_info("%s hub has downlink up to %" PRIu64 ", applied %" PRIu64, a->id, s->down_seq,
             outbox__applied(a->ob));
-  uplink__pump(a, now_ms);
+  /* the caller's uplink__unlock_publish() resends */
 }
 
 void uplink__acked(fl_agent *a, uint64_t upto, int64_t now_ms) {
@@ -172,5 +259,4 @@ void uplink__acked(fl_agent *a, uint64_t upto, int64_t now_ms) {
   a->progress_ms = now_ms;
   fl_info("%s ack upto=%" PRIu64 " deleted=%d backlog=%" PRIu64, a->id, upto, n,
           outbox__backlog(a->ob));
-  uplink__pump(a, now_ms);
 }

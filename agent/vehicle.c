@@ -77,9 +77,10 @@ int agent_unlock(fl_agent *a, const char *customer, int64_t now_ms, agent_unlock
   if (err == FL_OK) {
     fl_info("%s unlock customer=%s %s (%s)%s", a->id, customer,
             res->allowed ? "allowed" : "refused", res->reason, a->connected ? "" : " offline");
-    uplink__pump(a, agent__mono_ms());
+    uplink__unlock_publish(a);
+  } else {
+    pthread_mutex_unlock(&a->lock);
   }
-  pthread_mutex_unlock(&a->lock);
   return err;
 }
 
@@ -89,9 +90,10 @@ int agent_lock(fl_agent *a) {
   int err = lock_event(a, true, NULL, false, NULL, NULL, NULL);
   if (err == FL_OK) {
     a->locked = true;
-    uplink__pump(a, agent__mono_ms());
+    uplink__unlock_publish(a);
+  } else {
+    pthread_mutex_unlock(&a->lock);
   }
-  pthread_mutex_unlock(&a->lock);
   return err;
 }
 

@@ -36,6 +36,7 @@ allow_anonymous true
 persistence true
 persistence_location $state/broker/
 max_queued_messages 100000
+set_tcp_nodelay true
 CONF
 /usr/sbin/mosquitto -c "$state/broker/mosquitto.conf" > "$state/broker.log" 2>&1 &
 pids+=($!)

@@ -246,6 +246,9 @@ class Broker(_Service):
             # 0 = no limit on queued QoS 1 messages per client (mosquitto.conf(5));
             # the default of 1000 would drop a hub's backlog in outage tests.
             "max_queued_messages 0",
+            # Nagle's algorithm against delayed ACKs costs ~40 ms per hop on
+            # small request/response messages (docs/operations.md).
+            "set_tcp_nodelay true",
             "log_dest stderr",
             "log_type error",
             "log_type warning",

@@ -7,7 +7,11 @@
  * by paho's callbacks (connect, messages, PUBACKs) and by agent_tick(), which
  * the owner calls every 50-100 ms to publish from the outbox, retransmit
  * after a resync and resend a hello that got no answer. Every function takes
- * the agent's mutex, so callbacks and callers may race freely.
+ * the agent's mutex, so callbacks and callers may race freely. Lock order:
+ * paho's internal mutex before the agent's. No agent function publishes (or
+ * waits for paho) while holding the agent's mutex; what it makes due is
+ * published after the mutex is released, by one thread at a time per agent
+ * (another caller that finds that thread busy leaves the work to it).
  *
  * Events are written to the outbox first, with a per-device sequence number,
  * and deleted only when the hub's cumulative ack covers them. Events other
@@ -27,11 +31,15 @@
 
 typedef struct fl_agent fl_agent;
 
-/* Owner callbacks. They run on paho's thread, after the agent's mutex is
- * released and after the change is committed to SQLite; the message is valid
- * only during the call. on_decision, on_command and on_connection(true) may
- * call agent functions; on_connection(false) runs while paho holds its own
- * mutex and must only record the fact (no agent or MQTT calls, no blocking). */
+/* Owner callbacks. They run on paho's thread WITH PAHO'S INTERNAL MUTEX HELD,
+ * after the agent's mutex is released and after the change is committed to
+ * SQLite; the message is valid only during the call. They may call agent
+ * functions (those publish from this thread, which paho allows). They must
+ * not block, and above all must not wait for a lock that the owner holds
+ * while it calls agent functions: such a call may need paho's mutex to
+ * publish, which this thread holds, and the two would wait for each other
+ * forever. Copy what you need under a lock of your own that is never held
+ * across agent calls, and return. */
 typedef struct agent_callbacks {
   void *ctx;
   /* A decision (the hub's answer to a kiosk request) was applied. */

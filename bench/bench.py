@@ -1,0 +1,129 @@
+"""The benchmarks behind bench/run. Each one starts its own mosquitto (and
+hub) on free loopback ports through tests/harness/fleet.py, measures the raw
+broker QoS 1 rate in the same run as the baseline, and prints key=value lines:
+each run's figures, then the medians over the runs, the headline last."""
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "harness"))
+from fleet import BUILD, Broker, Hub  # noqa: E402
+
+LOADGEN = str(BUILD / "bench" / "fleet-loadgen")
+
+
+def loadgen(*args, timeout=300):
+    """Runs fleet-loadgen; returns its key=value output as a dict of floats."""
+    done = subprocess.run([LOADGEN, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"fleet-loadgen {args[0]} failed: {done.stderr}")
+    out = {}
+    for line in done.stdout.splitlines():
+        key, _, value = line.partition("=")
+        out[key] = float(value)
+    return out
+
+
+def baseline(broker, count=100000):
+    return loadgen("baseline", "--broker", broker.uri, "--count", count, "--window", 256,
+                   "--size", 200)["baseline_qos1_msgs_per_s"]
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds used so far by process pid."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def register(hub, prefix, n):
+    for i in range(n):
+        status, _ = hub.api("POST", "/v1/vehicles", {"id": f"{prefix}{i}", "name": "bench",
+                                                     "station": "s", "rate_cents": 600})
+        assert status == 201, status
+
+
+def run_saga(args):
+    figures = {}
+    with Broker() as broker:
+        figures["baseline_qos1_msgs_per_s"] = baseline(broker)
+        hub = Hub(broker, latency_ms=0, config={"engine": {"command_ttl_s": 60}})
+        try:
+            register(hub, "B-V", args.lanes)
+            cpu0 = cpu_seconds(hub.proc.pid)
+            out = loadgen("saga", "--broker", broker.uri, "--lanes", args.lanes, "--seconds",
+                          args.seconds, "--rate", 0, "--window", 256)
+            figures["saga_hub_cpu_percent"] = 100 * (cpu_seconds(hub.proc.pid) - cpu0) / out["saga_seconds"]
+            figures["saga_max_decision_p50_ms"] = out["saga_decision_p50_ms"]
+            figures["saga_max_decision_p99_ms"] = out["saga_decision_p99_ms"]
+            figures["saga_max_rejected"] = out["saga_rejected"] + out["saga_timeouts"]
+            paced = loadgen("saga", "--broker", broker.uri, "--lanes", args.lanes, "--seconds",
+                            args.seconds, "--rate", args.rate, "--window", 256)
+            figures[f"saga_at_{args.rate}_per_s_p50_ms"] = paced["saga_decision_p50_ms"]
+            figures[f"saga_at_{args.rate}_per_s_p99_ms"] = paced["saga_decision_p99_ms"]
+            figures[f"saga_at_{args.rate}_per_s_achieved"] = paced["saga_completed_rentals_per_s"]
+            figures["saga_completed_rentals_per_s"] = out["saga_completed_rentals_per_s"]
+            figures["saga_vs_baseline_msgs_ratio"] = (
+                out["saga_completed_rentals_per_s"] / figures["baseline_qos1_msgs_per_s"])
+        finally:
+            hub.stop()
+            hub.close()
+    return figures
+
+
+def run_ingest(args):
+    figures = {}
+    with Broker() as broker:
+        figures["baseline_qos1_msgs_per_s"] = baseline(broker)
+        hub = Hub(broker, latency_ms=0)
+        try:
+            register(hub, "B-T", args.devices)
+            cpu0 = cpu_seconds(hub.proc.pid)
+            out = loadgen("ingest", "--broker", broker.uri, "--devices", args.devices,
+                          "--seconds", args.seconds, "--window", args.window)
+            figures["ingest_hub_cpu_percent"] = 100 * (cpu_seconds(hub.proc.pid) - cpu0) / out["ingest_seconds"]
+            figures["ingest_events_per_s"] = out["ingest_events_per_s"]
+            figures["ingest_vs_baseline_ratio"] = out["ingest_events_per_s"] / figures["baseline_qos1_msgs_per_s"]
+        finally:
+            hub.stop()
+            hub.close()
+    return figures
+
+
+def run_mqtt(args):
+    with Broker() as broker:
+        return {"baseline_qos1_msgs_per_s": baseline(broker)}
+
+
+BENCHES = {"saga": run_saga, "ingest": run_ingest, "mqtt": run_mqtt}
+
+
+def main():
+    p = argparse.ArgumentParser(prog="bench/run")
+    p.add_argument("name", choices=sorted(BENCHES))
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=10)
+    p.add_argument("--lanes", type=int, default=200, help="saga: kiosks, one request in flight each")
+    p.add_argument("--rate", type=int, default=1000, help="saga: paced rental requests per second")
+    p.add_argument("--devices", type=int, default=200, help="ingest: vehicles")
+    p.add_argument("--window", type=int, default=32, help="ingest: unacked events per vehicle")
+    args = p.parse_args()
+    print(f"machine={platform.node()} cores={os.cpu_count()} kernel={platform.release()}")
+    runs = []
+    for i in range(args.runs):
+        figures = BENCHES[args.name](args)
+        for k, v in figures.items():
+            print(f"run{i + 1}.{k}={v:.2f}")
+        sys.stdout.flush()
+        runs.append(figures)
+    keys = list(runs[0])
+    for k in keys:
+        print(f"median.{k}={statistics.median(r[k] for r in runs):.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,405 @@
+/* fleet-loadgen: load for the benchmarks, speaking the wire protocol directly
+ * (not through the agent, so that the figures are the hub's and the broker's).
+ *
+ *   fleet-loadgen baseline --broker URI [--count N] [--window W] [--size B]
+ *       the raw broker rate: one QoS 1 publisher, one subscriber, B-byte
+ *       payloads, at most W publishes in flight; prints msgs_per_s.
+ *   fleet-loadgen saga --broker URI --lanes L [--seconds S] [--rate R]
+ *       L kiosks, each renting its own vehicle B-V<i> and returning it, one
+ *       request in flight per kiosk; --rate R spreads R rental requests per
+ *       second over the lanes (0: as fast as answers come). Prints rentals
+ *       completed per second and kiosk-observed latency (request -> decision).
+ *   fleet-loadgen ingest --broker URI --devices D [--seconds S] [--window W]
+ *       D vehicles sending telemetry and faults as sequenced events, at most
+ *       W unacked per device; prints events acknowledged per second.
+ *
+ * Every figure is printed as key=value, the headline last. */
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fleet/clock.h"
+#include "fleet/error.h"
+#include "fleet/log.h"
+#include "fleet/mqtt.h"
+#include "fleet/proto.h"
+#include "fleet/topic.h"
+
+#define MAX_INFLIGHT 400 /* paho's QoS 1 rate collapses above ~500 in flight */
+
+typedef struct options {
+  const char *mode, *broker;
+  long count, window, size, lanes, devices;
+  double seconds, rate;
+} options;
+
+/* Yields the core for 50 us: the broker and the hub share this machine. */
+static void nap(void) {
+  struct timespec ts = {0, 50000};
+  nanosleep(&ts, NULL);
+}
+
+/* ---- a connection that counts PUBACKs ------------------------------------- */
+
+typedef struct conn {
+  fl_mqtt *mqtt;
+  atomic_long inflight;
+  atomic_long received;
+  atomic_bool up;
+  void (*on_message)(void *ctx, const fl_mqtt_msg *msg);
+  void *ctx;
+} conn;
+
+static void conn_published(void *ctx, uint64_t tag, int rc) {
+  conn *c = ctx;
+  (void)tag;
+  (void)rc;
+  atomic_fetch_sub(&c->inflight, 1);
+}
+
+static void conn_connected(void *ctx) { atomic_store(&((conn *)ctx)->up, true); }
+
+static void conn_message(void *ctx, const fl_mqtt_msg *msg) {
+  conn *c = ctx;
+  atomic_fetch_add(&c->received, 1);
+  if (c->on_message) c->on_message(c->ctx, msg);
+}
+
+/* Connects c as client id with optional subscriptions; waits up to 10 s. */
+static int conn_open(conn *c, const char *broker, const char *id, const char *const *subs,
+                     int n_subs) {
+  fl_mqtt_opts o = {.uri = broker, .client_id = id, .clean_start = true,
+                    .max_inflight = MAX_INFLIGHT + 100, .subscriptions = subs,
+                    .n_subscriptions = n_subs};
+  fl_mqtt_callbacks cb = {.ctx = c, .on_message = conn_message, .on_connected = conn_connected,
+                          .on_published = conn_published};
+  int rc = fl_mqtt_create(&o, &cb, &c->mqtt);
+  if (rc == FL_OK) rc = fl_mqtt_start(c->mqtt);
+  for (int i = 0; rc == FL_OK && i < 1000 && !atomic_load(&c->up); i++) fl_sleep_ms(10);
+  if (rc == FL_OK && !atomic_load(&c->up)) rc = FL_ERR_TIMEOUT;
+  if (rc == FL_OK) fl_sleep_ms(200); /* let the SUBACKs come back */
+  return rc;
+}
+
+/* Publishes with a PUBACK count, waiting while window publishes are in flight. */
+static int conn_publish(conn *c, const char *topic, const uint8_t *p, size_t len, long window,
+                        const char *response_topic, const char *corr) {
+  while (atomic_load(&c->inflight) >= window) nap();
+  atomic_fetch_add(&c->inflight, 1);
+  int rc = fl_mqtt_publish(c->mqtt, topic, p, len, 1, false, response_topic, corr,
+                           corr ? strlen(corr) : 0, 1);
+  if (rc != FL_OK) atomic_fetch_sub(&c->inflight, 1);
+  return rc;
+}
+
+/* ---- latency samples ------------------------------------------------------- */
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double pct_ms(int64_t *us, size_t n, double p) {
+  if (!n) return 0;
+  size_t i = (size_t)ceil(p / 100.0 * (double)n);
+  return (double)us[i ? i - 1 : 0] / 1000.0;
+}
+
+/* ---- baseline ---------------------------------------------------------------- */
+
+static int run_baseline(const options *o) {
+  conn pub = {0}, sub = {0};
+  const char *subs[] = {"bench/baseline"};
+  if (conn_open(&sub, o->broker, "bench-sub", subs, 1) != FL_OK ||
+      conn_open(&pub, o->broker, "bench-pub", NULL, 0) != FL_OK) {
+    fprintf(stderr, "fleet-loadgen: cannot connect to %s\n", o->broker);
+    return 2;
+  }
+  uint8_t *payload = calloc(1, (size_t)o->size);
+  int64_t t0 = fl_mono_us();
+  for (long i = 0; i < o->count; i++)
+    if (conn_publish(&pub, "bench/baseline", payload, (size_t)o->size, o->window, NULL, NULL) != FL_OK) i--;
+  while (atomic_load(&sub.received) < o->count && fl_mono_us() - t0 < 120000000) fl_sleep_ms(1);
+  double s = (double)(fl_mono_us() - t0) / 1e6;
+  long got = atomic_load(&sub.received);
+  printf("baseline_messages=%ld\nbaseline_payload_bytes=%ld\nbaseline_window=%ld\n", got, o->size,
+         o->window);
+  printf("baseline_seconds=%.3f\nbaseline_qos1_msgs_per_s=%.0f\n", s, got / s);
+  fl_mqtt_destroy(pub.mqtt);
+  fl_mqtt_destroy(sub.mqtt);
+  free(payload);
+  return got == o->count ? 0 : 1;
+}
+
+/* ---- saga ------------------------------------------------------------------------ */
+
+enum lane_state { LANE_IDLE, LANE_RENTING, LANE_RETURNING };
+
+typedef struct lane {
+  char dev[24], vehicle[24];
+  char topic_evt[FL_TOPIC_MAX], topic_reply[FL_TOPIC_MAX];
+  uint64_t seq, n;
+  enum lane_state state;
+  char rental[FL_ID_MAX + 1];
+  int64_t sent_us;
+  atomic_bool answered; /* set by paho's thread, taken by the main loop */
+  atomic_bool answer_ok;
+} lane;
+
+typedef struct saga {
+  const options *o;
+  lane *lanes;
+  conn c;
+} saga;
+
+/* Decisions: find the lane by device id in the topic and flag it. */
+static void saga_message(void *ctx, const fl_mqtt_msg *msg) {
+  saga *s = ctx;
+  char dev[FL_ID_MAX + 1];
+  fl_channel ch;
+  if (fl_topic_parse_device(msg->topic, dev, sizeof dev, &ch) != FL_OK || ch != FL_CH_DOWN_REPLY)
+    return;
+  long i = strtol(dev + 3, NULL, 10); /* "B-K<i>" */
+  if (i < 0 || i >= s->o->lanes) return;
+  fl_msg m;
+  if (fl_msg_decode(msg->payload, msg->len, &m, NULL) != FL_OK) return;
+  lane *l = &s->lanes[i];
+  if (strcmp(m.env.corr, l->rental) != 0) return;
+  atomic_store(&l->answer_ok, m.body.decision.ok);
+  atomic_store(&l->answered, true);
+}
+
+/* Publishes the lane's next request: a rental, or the return of the current one. */
+static int lane_send(saga *s, lane *l, fl_msg_type type) {
+  fl_msg m;
+  uint8_t buf[512];
+  size_t len;
+  fl_msg_init(&m, type);
+  if (type == FL_MSG_RENTAL_REQUEST) {
+    snprintf(l->rental, sizeof l->rental, "%s-%" PRIu64, l->dev, ++l->n);
+    snprintf(m.body.rental_request.vehicle, sizeof m.body.rental_request.vehicle, "%s", l->vehicle);
+    snprintf(m.body.rental_request.customer, sizeof m.body.rental_request.customer, "C%s", l->dev);
+    m.body.rental_request.minutes = 60;
+  }
+  snprintf(m.env.corr, sizeof m.env.corr, "%s", l->rental);
+  snprintf(m.env.dev, sizeof m.env.dev, "%s", l->dev);
+  snprintf(m.env.mid, sizeof m.env.mid, "%s:%" PRIu64, l->dev, l->seq + 1);
+  m.env.boot = 1;
+  m.env.seq = ++l->seq;
+  m.env.time_ms = fl_now_ms();
+  if (fl_msg_encode(&m, buf, sizeof buf, &len) != FL_OK) return FL_ERR_INVALID;
+  atomic_store(&l->answered, false);
+  l->sent_us = fl_mono_us();
+  l->state = type == FL_MSG_RENTAL_REQUEST ? LANE_RENTING : LANE_RETURNING;
+  return conn_publish(&s->c, l->topic_evt, buf, len, s->o->window, l->topic_reply, l->rental);
+}
+
+static int run_saga(const options *o) {
+  saga s = {.o = o};
+  s.lanes = calloc((size_t)o->lanes, sizeof *s.lanes);
+  size_t cap = (size_t)(o->seconds * 20000) + 1000;
+  int64_t *lat = calloc(cap, sizeof *lat);
+  size_t n_lat = 0;
+  s.c.on_message = saga_message;
+  s.c.ctx = &s;
+  const char *subs[] = {"fleet/v1/dev/+/down/reply"};
+  if (conn_open(&s.c, o->broker, "bench-kiosks", subs, 1) != FL_OK) {
+    fprintf(stderr, "fleet-loadgen: cannot connect to %s\n", o->broker);
+    return 2;
+  }
+  for (long i = 0; i < o->lanes; i++) {
+    lane *l = &s.lanes[i];
+    snprintf(l->dev, sizeof l->dev, "B-K%ld", i);
+    snprintf(l->vehicle, sizeof l->vehicle, "B-V%ld", i);
+    fl_topic_device(l->topic_evt, sizeof l->topic_evt, l->dev, FL_CH_UP_EVT);
+    fl_topic_device(l->topic_reply, sizeof l->topic_reply, l->dev, FL_CH_DOWN_REPLY);
+  }
+  long completed = 0, rejected = 0, issued = 0, timeouts = 0;
+  int64_t t0 = fl_mono_us(), end = t0 + (int64_t)(o->seconds * 1e6);
+  double credit = 0;
+  int64_t last = t0;
+  while (fl_mono_us() < end) {
+    int64_t now = fl_mono_us();
+    credit += o->rate > 0 ? o->rate * (double)(now - last) / 1e6 : 1e9;
+    last = now;
+    if (credit > o->lanes) credit = (double)o->lanes;
+    bool busy = false;
+    for (long i = 0; i < o->lanes; i++) {
+      lane *l = &s.lanes[i];
+      if (l->state != LANE_IDLE && atomic_load(&l->answered)) {
+        int64_t us = fl_mono_us() - l->sent_us;
+        bool ok = atomic_load(&l->answer_ok);
+        if (l->state == LANE_RENTING) {
+          if (n_lat < cap) lat[n_lat++] = us;
+          if (ok) {
+            lane_send(&s, l, FL_MSG_RENTAL_RETURN);
+          } else {
+            rejected++;
+            l->state = LANE_IDLE;
+          }
+        } else {
+          completed++;
+          l->state = LANE_IDLE;
+        }
+        busy = true;
+      } else if (l->state != LANE_IDLE && now - l->sent_us > 10000000) {
+        timeouts++; /* no answer in 10 s: give the lane back */
+        l->state = LANE_IDLE;
+      }
+      if (l->state == LANE_IDLE && credit >= 1.0) {
+        credit -= 1.0;
+        issued++;
+        lane_send(&s, l, FL_MSG_RENTAL_REQUEST);
+        busy = true;
+      }
+    }
+    if (!busy) nap();
+  }
+  double secs = (double)(fl_mono_us() - t0) / 1e6;
+  qsort(lat, n_lat, sizeof *lat, cmp_i64);
+  printf("saga_lanes=%ld\nsaga_target_rate=%.0f\nsaga_seconds=%.1f\nsaga_requests=%ld\n",
+         o->lanes, o->rate, secs, issued);
+  printf("saga_rejected=%ld\nsaga_timeouts=%ld\n", rejected, timeouts);
+  printf("saga_decision_p50_ms=%.2f\nsaga_decision_p99_ms=%.2f\n", pct_ms(lat, n_lat, 50),
+         pct_ms(lat, n_lat, 99));
+  printf("saga_completed_rentals_per_s=%.0f\n", completed / secs);
+  fl_mqtt_destroy(s.c.mqtt);
+  free(s.lanes);
+  free(lat);
+  return 0;
+}
+
+/* ---- ingest -------------------------------------------------------------------------- */
+
+typedef struct device {
+  char dev[24], topic_evt[FL_TOPIC_MAX];
+  uint64_t seq;
+  _Atomic uint64_t acked;
+} device;
+
+typedef struct ingest {
+  const options *o;
+  device *devs;
+  conn c;
+} ingest;
+
+static void ingest_message(void *ctx, const fl_mqtt_msg *msg) {
+  ingest *g = ctx;
+  char dev[FL_ID_MAX + 1];
+  fl_channel ch;
+  if (fl_topic_parse_device(msg->topic, dev, sizeof dev, &ch) != FL_OK || ch != FL_CH_DOWN_ACK) return;
+  long i = strtol(dev + 3, NULL, 10); /* "B-T<i>" */
+  fl_msg m;
+  if (i < 0 || i >= g->o->devices || fl_msg_decode(msg->payload, msg->len, &m, NULL) != FL_OK) return;
+  device *d = &g->devs[i];
+  uint64_t prev = atomic_load(&d->acked);
+  while (m.body.ack.upto > prev && !atomic_compare_exchange_weak(&d->acked, &prev, m.body.ack.upto)) {
+  }
+}
+
+/* Publishes device d's next event: telemetry, and every 50th a fault. */
+static int device_send(ingest *g, device *d) {
+  fl_msg m;
+  uint8_t buf[512];
+  size_t len;
+  bool fault = (d->seq + 1) % 50 == 0;
+  fl_msg_init(&m, fault ? FL_MSG_FAULT : FL_MSG_TELEMETRY);
+  if (fault) {
+    m.body.fault.n_dtcs = 1;
+    snprintf(m.body.fault.dtcs[0], sizeof m.body.fault.dtcs[0], "P0301");
+    m.body.fault.severity = FL_SEV_WARNING;
+  } else {
+    m.body.telemetry.odometer_m = 1000 + d->seq;
+    m.body.telemetry.energy_pct = 80;
+    m.body.telemetry.lat = 48.85;
+    m.body.telemetry.lon = 2.35;
+  }
+  snprintf(m.env.dev, sizeof m.env.dev, "%s", d->dev);
+  snprintf(m.env.mid, sizeof m.env.mid, "%s:%" PRIu64, d->dev, d->seq + 1);
+  m.env.boot = 1;
+  m.env.seq = ++d->seq;
+  m.env.time_ms = fl_now_ms();
+  if (fl_msg_encode(&m, buf, sizeof buf, &len) != FL_OK) return FL_ERR_INVALID;
+  return conn_publish(&g->c, d->topic_evt, buf, len, MAX_INFLIGHT, NULL, NULL);
+}
+
+static int run_ingest(const options *o) {
+  ingest g = {.o = o};
+  g.devs = calloc((size_t)o->devices, sizeof *g.devs);
+  g.c.on_message = ingest_message;
+  g.c.ctx = &g;
+  const char *subs[] = {"fleet/v1/dev/+/down/ack"};
+  if (conn_open(&g.c, o->broker, "bench-vehicles", subs, 1) != FL_OK) {
+    fprintf(stderr, "fleet-loadgen: cannot connect to %s\n", o->broker);
+    return 2;
+  }
+  for (long i = 0; i < o->devices; i++) {
+    snprintf(g.devs[i].dev, sizeof g.devs[i].dev, "B-T%ld", i);
+    fl_topic_device(g.devs[i].topic_evt, sizeof g.devs[i].topic_evt, g.devs[i].dev, FL_CH_UP_EVT);
+  }
+  int64_t t0 = fl_mono_us(), end = t0 + (int64_t)(o->seconds * 1e6);
+  while (fl_mono_us() < end) {
+    bool sent = false;
+    for (long i = 0; i < o->devices; i++) {
+      device *d = &g.devs[i];
+      if (d->seq - atomic_load(&d->acked) < (uint64_t)o->window) {
+        device_send(&g, d);
+        sent = true;
+      }
+    }
+    if (!sent) nap();
+  }
+  /* wait for the last acks */
+  uint64_t sent_total = 0, acked_total = 0;
+  for (int k = 0; k < 500; k++) {
+    sent_total = acked_total = 0;
+    for (long i = 0; i < o->devices; i++) {
+      sent_total += g.devs[i].seq;
+      acked_total += atomic_load(&g.devs[i].acked);
+    }
+    if (acked_total == sent_total) break;
+    fl_sleep_ms(10);
+  }
+  double secs = (double)(fl_mono_us() - t0) / 1e6;
+  printf("ingest_devices=%ld\ningest_window=%ld\ningest_seconds=%.1f\n", o->devices, o->window, secs);
+  printf("ingest_events_sent=%" PRIu64 "\ningest_events_acked=%" PRIu64 "\n", sent_total, acked_total);
+  printf("ingest_events_per_s=%.0f\n", acked_total / secs);
+  fl_mqtt_destroy(g.c.mqtt);
+  free(g.devs);
+  return acked_total == sent_total ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+  options o = {.count = 100000, .window = 256, .size = 200, .lanes = 100, .devices = 100,
+               .seconds = 10, .rate = 0};
+  if (argc < 2) goto usage;
+  o.mode = argv[1];
+  for (int i = 2; i + 1 < argc; i += 2) {
+    const char *k = argv[i], *v = argv[i + 1];
+    if (!strcmp(k, "--broker")) o.broker = v;
+    else if (!strcmp(k, "--count")) o.count = atol(v);
+    else if (!strcmp(k, "--window")) o.window = atol(v);
+    else if (!strcmp(k, "--size")) o.size = atol(v);
+    else if (!strcmp(k, "--lanes")) o.lanes = atol(v);
+    else if (!strcmp(k, "--devices")) o.devices = atol(v);
+    else if (!strcmp(k, "--seconds")) o.seconds = atof(v);
+    else if (!strcmp(k, "--rate")) o.rate = atof(v);
+    else goto usage;
+  }
+  if (!o.broker || o.window < 1 || o.window > MAX_INFLIGHT || o.size < 1 || o.lanes < 1 ||
+      o.devices < 1 || o.count < 1)
+    goto usage;
+  fl_log_set_component("loadgen");
+  if (!getenv("FLEET_LOG_LEVEL")) fl_log_set_level(FL_LOG_WARN);
+  if (!strcmp(o.mode, "baseline")) return run_baseline(&o);
+  if (!strcmp(o.mode, "saga")) return run_saga(&o);
+  if (!strcmp(o.mode, "ingest")) return run_ingest(&o);
+usage:
+  fprintf(stderr, "usage: fleet-loadgen baseline|saga|ingest --broker URI [options] (see bench/loadgen.c)\n");
+  return 2;
+}
