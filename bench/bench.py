@@ -53,16 +53,17 @@ def run_saga(args):
         figures["baseline_qos1_msgs_per_s"] = baseline(broker)
         hub = Hub(broker, latency_ms=0, config={"engine": {"command_ttl_s": 60}})
         try:
-            register(hub, "B-V", args.lanes)
+            register(hub, "max-V", args.lanes)
+            register(hub, "paced-V", args.lanes)
             cpu0 = cpu_seconds(hub.proc.pid)
             out = loadgen("saga", "--broker", broker.uri, "--lanes", args.lanes, "--seconds",
-                          args.seconds, "--rate", 0, "--window", 256)
+                          args.seconds, "--rate", 0, "--window", 256, "--prefix", "max-")
             figures["saga_hub_cpu_percent"] = 100 * (cpu_seconds(hub.proc.pid) - cpu0) / out["saga_seconds"]
             figures["saga_max_decision_p50_ms"] = out["saga_decision_p50_ms"]
             figures["saga_max_decision_p99_ms"] = out["saga_decision_p99_ms"]
             figures["saga_max_rejected"] = out["saga_rejected"] + out["saga_timeouts"]
             paced = loadgen("saga", "--broker", broker.uri, "--lanes", args.lanes, "--seconds",
-                            args.seconds, "--rate", args.rate, "--window", 256)
+                            args.seconds, "--rate", args.rate, "--window", 256, "--prefix", "paced-")
             figures[f"saga_at_{args.rate}_per_s_p50_ms"] = paced["saga_decision_p50_ms"]
             figures[f"saga_at_{args.rate}_per_s_p99_ms"] = paced["saga_decision_p99_ms"]
             figures[f"saga_at_{args.rate}_per_s_achieved"] = paced["saga_completed_rentals_per_s"]
@@ -84,7 +85,7 @@ def run_ingest(args):
             register(hub, "B-T", args.devices)
             cpu0 = cpu_seconds(hub.proc.pid)
             out = loadgen("ingest", "--broker", broker.uri, "--devices", args.devices,
-                          "--seconds", args.seconds, "--window", args.window)
+                          "--seconds", args.seconds, "--window", args.window, "--prefix", "B-")
             figures["ingest_hub_cpu_percent"] = 100 * (cpu_seconds(hub.proc.pid) - cpu0) / out["ingest_seconds"]
             figures["ingest_events_per_s"] = out["ingest_events_per_s"]
             figures["ingest_vs_baseline_ratio"] = out["ingest_events_per_s"] / figures["baseline_qos1_msgs_per_s"]

@@ -34,6 +34,7 @@
 
 typedef struct options {
   const char *mode, *broker;
+  const char *prefix; /* device and vehicle ids: <prefix>K<i>, <prefix>V<i> (saga), <prefix>T<i> (ingest) */
   long count, window, size, lanes, devices;
   double seconds, rate;
 } options;
@@ -141,7 +142,7 @@ static int run_baseline(const options *o) {
 enum lane_state { LANE_IDLE, LANE_RENTING, LANE_RETURNING };
 
 typedef struct lane {
-  char dev[24], vehicle[24];
+  char dev[40], vehicle[40];
   char topic_evt[FL_TOPIC_MAX], topic_reply[FL_TOPIC_MAX];
   uint64_t seq, n;
   enum lane_state state;
@@ -164,7 +165,9 @@ static void saga_message(void *ctx, const fl_mqtt_msg *msg) {
   fl_channel ch;
   if (fl_topic_parse_device(msg->topic, dev, sizeof dev, &ch) != FL_OK || ch != FL_CH_DOWN_REPLY)
     return;
-  long i = strtol(dev + 3, NULL, 10); /* "B-K<i>" */
+  size_t plen = strlen(s->o->prefix);
+  if (strncmp(dev, s->o->prefix, plen) != 0 || dev[plen] != 'K') return;
+  long i = strtol(dev + plen + 1, NULL, 10); /* "<prefix>K<i>" */
   if (i < 0 || i >= s->o->lanes) return;
   fl_msg m;
   if (fl_msg_decode(msg->payload, msg->len, &m, NULL) != FL_OK) return;
@@ -214,8 +217,8 @@ static int run_saga(const options *o) {
   }
   for (long i = 0; i < o->lanes; i++) {
     lane *l = &s.lanes[i];
-    snprintf(l->dev, sizeof l->dev, "B-K%ld", i);
-    snprintf(l->vehicle, sizeof l->vehicle, "B-V%ld", i);
+    snprintf(l->dev, sizeof l->dev, "%sK%ld", o->prefix, i);
+    snprintf(l->vehicle, sizeof l->vehicle, "%sV%ld", o->prefix, i);
     fl_topic_device(l->topic_evt, sizeof l->topic_evt, l->dev, FL_CH_UP_EVT);
     fl_topic_device(l->topic_reply, sizeof l->topic_reply, l->dev, FL_CH_DOWN_REPLY);
   }
@@ -277,7 +280,7 @@ static int run_saga(const options *o) {
 /* ---- ingest -------------------------------------------------------------------------- */
 
 typedef struct device {
-  char dev[24], topic_evt[FL_TOPIC_MAX];
+  char dev[40], topic_evt[FL_TOPIC_MAX];
   uint64_t seq;
   _Atomic uint64_t acked;
 } device;
@@ -293,7 +296,9 @@ static void ingest_message(void *ctx, const fl_mqtt_msg *msg) {
   char dev[FL_ID_MAX + 1];
   fl_channel ch;
   if (fl_topic_parse_device(msg->topic, dev, sizeof dev, &ch) != FL_OK || ch != FL_CH_DOWN_ACK) return;
-  long i = strtol(dev + 3, NULL, 10); /* "B-T<i>" */
+  size_t plen = strlen(g->o->prefix);
+  if (strncmp(dev, g->o->prefix, plen) != 0 || dev[plen] != 'T') return;
+  long i = strtol(dev + plen + 1, NULL, 10); /* "<prefix>T<i>" */
   fl_msg m;
   if (i < 0 || i >= g->o->devices || fl_msg_decode(msg->payload, msg->len, &m, NULL) != FL_OK) return;
   device *d = &g->devs[i];
@@ -339,7 +344,7 @@ static int run_ingest(const options *o) {
     return 2;
   }
   for (long i = 0; i < o->devices; i++) {
-    snprintf(g.devs[i].dev, sizeof g.devs[i].dev, "B-T%ld", i);
+    snprintf(g.devs[i].dev, sizeof g.devs[i].dev, "%sT%ld", o->prefix, i);
     fl_topic_device(g.devs[i].topic_evt, sizeof g.devs[i].topic_evt, g.devs[i].dev, FL_CH_UP_EVT);
   }
   int64_t t0 = fl_mono_us(), end = t0 + (int64_t)(o->seconds * 1e6);
@@ -375,7 +380,7 @@ static int run_ingest(const options *o) {
 }
 
 int main(int argc, char **argv) {
-  options o = {.count = 100000, .window = 256, .size = 200, .lanes = 100, .devices = 100,
+  options o = {.prefix = "B-", .count = 100000, .window = 256, .size = 200, .lanes = 100, .devices = 100,
                .seconds = 10, .rate = 0};
   if (argc < 2) goto usage;
   o.mode = argv[1];
@@ -389,6 +394,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(k, "--devices")) o.devices = atol(v);
     else if (!strcmp(k, "--seconds")) o.seconds = atof(v);
     else if (!strcmp(k, "--rate")) o.rate = atof(v);
+    else if (!strcmp(k, "--prefix")) o.prefix = v;
     else goto usage;
   }
   if (!o.broker || o.window < 1 || o.window > MAX_INFLIGHT || o.size < 1 || o.lanes < 1 ||

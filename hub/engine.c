@@ -26,7 +26,7 @@
 #define copy_str(dst, src) snprintf((dst), sizeof(dst), "%s", (src))
 #define CLOCK_PLAUSIBLE_MS (5 * 60 * 1000) /* device clocks further off are flagged */
 
-enum input_kind { IN_MQTT, IN_PAYMENT, IN_OP };
+enum input_kind { IN_MQTT, IN_PAYMENT, IN_OP, IN_CONNECTED };
 
 /* An operator command waiting for the engine; freed by whoever is last. */
 struct op_call {
@@ -91,6 +91,16 @@ struct hub_engine {
   size_t n_jobs, cap_jobs;
   struct ack_entry *acks;
   size_t n_acks, cap_acks;
+  /* retained state topics of the batch -> index in outs, so that a thing
+   * changed several times in one batch is published once, in its last state */
+  int32_t *state_slots;
+  size_t n_state_slots; /* power of two, 0 until first use */
+  /* last publish time per throttled key (vehicle telemetry) */
+  struct throttle_entry {
+    char *key;
+    int64_t at_ms;
+  } *throttle;
+  size_t n_throttle, cap_throttle; /* cap: power of two */
   /* the event being applied: its ack is noted only if it sticks */
   char pending_ack_dev[FL_ID_MAX + 1];
   uint64_t pending_ack_seq;
@@ -99,6 +109,7 @@ struct hub_engine {
   int64_t started_us;
   atomic_bool ready;
   atomic_uint_fast64_t applied, duplicates, rejected, batches, shed;
+  atomic_bool resend_due; /* the connect notice did not fit in the queue */
 };
 
 /* ---- growing arrays ---------------------------------------------------- */
@@ -233,6 +244,14 @@ static void on_mqtt_connected(void *ctx) {
   hub_engine *e = ctx;
   fl_info("mqtt connected uri=%s", e->cfg.mqtt_uri);
   publish_hub_status(e, true);
+  /* The engine republishes the stored downlink first thing (P-SEQ-9 after a
+   * restart): a decision committed just before a crash must not be
+   * overtaken by a newer one. */
+  struct hub_input *in = calloc(1, sizeof *in);
+  if (in) {
+    in->kind = IN_CONNECTED;
+    if (queue_push(e, in, false) != FL_OK) atomic_store(&e->resend_due, true);
+  }
 }
 
 static void on_mqtt_lost(void *ctx, const char *cause) {
@@ -291,6 +310,7 @@ static void out_flush(hub_engine *e) {
     free(o->payload);
   }
   e->n_outs = 0;
+  if (e->state_slots) memset(e->state_slots, 0xff, e->n_state_slots * sizeof *e->state_slots);
   for (size_t i = 0; i < e->n_acks; i++) {
     struct ack_entry *a = &e->acks[i];
     if (!a->upto) continue;
@@ -347,18 +367,99 @@ int hub_emit_downlink(hub_engine *e, const char *device, const char *topic, fl_m
   dl.expires_ms = expires_ms;
   dl.payload = buf;
   rc = hub_store_downlink_put(e->st, &dl, fl_now_ms());
-  if (rc == FL_OK) rc = out_add(e, topic, buf, dl.len, false, dl.corr, dl.corr_len);
+  /* An offline device gets it with the resend that answers its hello. */
+  if (rc == FL_OK && d.online) rc = out_add(e, topic, buf, dl.len, false, dl.corr, dl.corr_len);
   return rc;
 }
 
-/* Publishes m retained on the state topic of kind/id. */
+static uint32_t topic_hash(const char *t) {
+  uint32_t h = 2166136261u;
+  for (; *t; t++) h = (h ^ (uint8_t)*t) * 16777619u;
+  return h;
+}
+
+/* Returns the slot for topic in the batch's state map (empty: -1 inside),
+ * growing the map as outs grows. NULL when out of memory. */
+static int32_t *state_slot(hub_engine *e, const char *topic) {
+  if (e->n_state_slots < 2 * (e->n_outs + 1)) {
+    size_t n = e->n_state_slots ? e->n_state_slots : 256;
+    while (n < 2 * (e->n_outs + 1)) n *= 2;
+    int32_t *slots = malloc(n * sizeof *slots);
+    if (!slots) return NULL;
+    memset(slots, 0xff, n * sizeof *slots);
+    for (size_t i = 0; i < e->n_outs; i++) { /* rehash the retained outputs */
+      if (!e->outs[i].retain) continue;
+      size_t j = topic_hash(e->outs[i].topic) & (n - 1);
+      while (slots[j] >= 0) j = (j + 1) & (n - 1);
+      slots[j] = (int32_t)i;
+    }
+    free(e->state_slots);
+    e->state_slots = slots;
+    e->n_state_slots = n;
+  }
+  size_t mask = e->n_state_slots - 1, j = topic_hash(topic) & mask;
+  for (;; j = (j + 1) & mask) {
+    int32_t i = e->state_slots[j];
+    if (i < 0) return &e->state_slots[j];
+    /* entries of rolled-back outputs point past n_outs: take them over */
+    if ((size_t)i >= e->n_outs) return &e->state_slots[j];
+    if (e->outs[i].retain && strcmp(e->outs[i].topic, topic) == 0) return &e->state_slots[j];
+  }
+}
+
+/* Publishes m retained on the state topic of kind/id: once per batch, with
+ * the last state (retained state is last-writer-wins anyway). */
 static int emit_state(hub_engine *e, fl_msg *m, const char *kind, const char *id) {
   char topic[FL_TOPIC_MAX];
   uint8_t buf[1024];
   size_t len;
   if (fl_topic_state(topic, sizeof topic, kind, id) < 0) return FL_ERR_INVALID;
   int rc = hub_encode(e, m, "hub", 0, NULL, buf, sizeof buf, &len);
-  return rc == FL_OK ? out_add(e, topic, buf, len, true, NULL, 0) : rc;
+  if (rc != FL_OK) return rc;
+  int32_t *slot = state_slot(e, topic);
+  if (!slot) return FL_ERR_NOMEM;
+  if (*slot >= 0 && (size_t)*slot < e->n_outs) { /* already in this batch: replace it */
+    struct out_msg *o = &e->outs[*slot];
+    uint8_t *p = malloc(len);
+    if (!p) return FL_ERR_NOMEM;
+    memcpy(p, buf, len);
+    free(o->payload);
+    o->payload = p;
+    o->len = len;
+    return FL_OK;
+  }
+  rc = out_add(e, topic, buf, len, true, NULL, 0);
+  if (rc == FL_OK) *slot = (int32_t)(e->n_outs - 1);
+  return rc;
+}
+
+bool hub_throttle(hub_engine *e, const char *key, int64_t now_ms, int64_t period_ms) {
+  if (2 * (e->n_throttle + 1) > e->cap_throttle) { /* grow and rehash */
+    size_t cap = e->cap_throttle ? e->cap_throttle * 2 : 1024;
+    struct throttle_entry *t = calloc(cap, sizeof *t);
+    if (!t) return true;
+    for (size_t i = 0; i < e->cap_throttle; i++) {
+      if (!e->throttle[i].key) continue;
+      size_t j = topic_hash(e->throttle[i].key) & (cap - 1);
+      while (t[j].key) j = (j + 1) & (cap - 1);
+      t[j] = e->throttle[i];
+    }
+    free(e->throttle);
+    e->throttle = t;
+    e->cap_throttle = cap;
+  }
+  size_t mask = e->cap_throttle - 1, j = topic_hash(key) & mask;
+  while (e->throttle[j].key && strcmp(e->throttle[j].key, key) != 0) j = (j + 1) & mask;
+  struct throttle_entry *t = &e->throttle[j];
+  if (!t->key) {
+    t->key = strdup(key);
+    if (!t->key) return true;
+    e->n_throttle++;
+  } else if (now_ms - t->at_ms < period_ms) {
+    return false;
+  }
+  t->at_ms = now_ms;
+  return true;
 }
 
 /* Publishes a notification of a change of kind/id from -> to. */
@@ -747,6 +848,10 @@ static int apply_input(hub_engine *e, struct hub_input *in, int64_t now) {
   case IN_PAYMENT:
     rc = rental_on_payment(e, &in->pay, now);
     break;
+  case IN_CONNECTED:
+    rc = hub_store_downlink_online(e->st, resend_downlink, e);
+    if (rc == FL_OK) fl_info("connected: stored downlink of online devices published again");
+    break;
   default:
     rc = apply_op(e, in->call, now);
     if (rc != FL_OK && !in->call->res.message[0])
@@ -754,7 +859,9 @@ static int apply_input(hub_engine *e, struct hub_input *in, int64_t now) {
     in->call->res.code = rc;
     break;
   }
-  if (rc != FL_OK && in->kind != IN_OP) {
+  if (rc != FL_OK && in->kind == IN_CONNECTED) {
+    rc = fatal(rc) ? rc : FL_OK;
+  } else if (rc != FL_OK && in->kind != IN_OP) {
     /* Undo this input only, then keep it for the operator. */
     fl_db_exec(db, "ROLLBACK TO input");
     out_truncate(e, mark_outs, mark_jobs);
@@ -861,7 +968,20 @@ static void *engine_main(void *arg) {
   }
   atomic_store(&e->ready, true);
   for (;;) {
-    size_t n = queue_take(e, batch, max, 200);
+    size_t n = 0;
+    if (atomic_exchange(&e->resend_due, false) && (batch[0] = calloc(1, sizeof *batch[0]))) {
+      batch[0]->kind = IN_CONNECTED;
+      n = 1;
+    }
+    n += queue_take(e, batch + n, max - n, n ? 0 : 200);
+    if (n > 0 && n < max / 4 && e->cfg.linger_us > 0) {
+      /* Group commit: a small batch waits a moment for company, so that a
+       * steady stream costs one transaction (and one wake-up) per many
+       * inputs instead of per input. */
+      struct timespec ts = {0, (long)e->cfg.linger_us * 1000L};
+      nanosleep(&ts, NULL);
+      n += queue_take(e, batch + n, max - n, 0);
+    }
     if (n == 0) {
       pthread_mutex_lock(&e->qlock);
       bool done = e->stopping && e->qlen == 0;
@@ -1037,6 +1157,9 @@ void hub_engine_destroy(hub_engine *e) {
   free(e->outs);
   free(e->jobs);
   free(e->acks);
+  free(e->state_slots);
+  for (size_t i = 0; i < e->cap_throttle; i++) free(e->throttle[i].key);
+  free(e->throttle);
   free(e->ring);
   pthread_mutex_destroy(&e->qlock);
   pthread_cond_destroy(&e->qnotempty);

@@ -36,6 +36,11 @@ int hub_emit_repair(hub_engine *e, const hub_repair *r, const char *from);
 /* Publishes an operator alert notification (fleet/v1/notify/alert). */
 int hub_emit_alert(hub_engine *e, const char *id, const char *name, const char *text);
 
+/* Returns true (and remembers now_ms) when key was not let through in the
+ * last period_ms; false otherwise. For publishing frequent readings
+ * (telemetry) at a bounded rate per thing. */
+bool hub_throttle(hub_engine *e, const char *key, int64_t now_ms, int64_t period_ms);
+
 /* Hands job to the payment workers after commit. */
 int hub_emit_payment(hub_engine *e, const pay_job *job);
 

@@ -22,6 +22,8 @@ typedef struct hub_config {
   fl_db_sync durability;    /* [store] durability: off | normal | full */
   int batch_max;            /* [engine] batch_max: inputs per transaction */
   int queue_max;            /* [engine] queue_max: bounded input queue */
+  int linger_us;            /* [engine] linger_us: a small batch waits this long for more input */
+  int telemetry_publish_ms; /* [engine] telemetry_publish_ms: a vehicle's readings published at most this often */
   int command_ttl_s;        /* [engine] command_ttl_s: expiry of unlock/lock commands */
   char payment_provider[16]; /* [payment] provider: sim | http */
   char payment_url[256];    /* [payment] url (http provider) */

@@ -29,6 +29,7 @@ enum stmt_id {
   S_DOWNLINK_PUT,
   S_DOWNLINK_ACK,
   S_DOWNLINK_EACH,
+  S_DOWNLINK_ONLINE,
   S_META_GET,
   S_META_PUT,
   S__COUNT
@@ -88,6 +89,9 @@ static const char *const stmt_sql[S__COUNT] = {
     [S_DOWNLINK_ACK] = "DELETE FROM downlink WHERE device = ?1 AND seq <= ?2",
     [S_DOWNLINK_EACH] = "SELECT device, seq, type, topic, corr, expires_ms, payload FROM downlink "
                         "WHERE device = ?1 AND seq > ?2 ORDER BY seq",
+    [S_DOWNLINK_ONLINE] = "SELECT d.device, d.seq, d.type, d.topic, d.corr, d.expires_ms, d.payload "
+                          "FROM downlink d JOIN devices v ON v.id = d.device "
+                          "WHERE v.online = 1 ORDER BY d.device, d.seq",
     [S_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [S_META_PUT] = "INSERT INTO meta(key, value) VALUES(?1, ?2) "
                    "ON CONFLICT(key) DO UPDATE SET value = ?2",
@@ -458,11 +462,8 @@ int hub_store_downlink_ack(hub_store *st, const char *device, uint64_t upto) {
   return fl_db_step_done(s);
 }
 
-int hub_store_downlink_each(hub_store *st, const char *device, uint64_t after,
-                            int (*fn)(void *ctx, const hub_downlink *d), void *ctx) {
-  sqlite3_stmt *s = st->st[S_DOWNLINK_EACH];
-  bind_text(s, 1, device);
-  sqlite3_bind_int64(s, 2, (sqlite3_int64)after);
+/* Runs the bound downlink query s, calling fn per row. */
+static int downlink_rows(sqlite3_stmt *s, int (*fn)(void *ctx, const hub_downlink *d), void *ctx) {
   int rc, err = FL_OK;
   while (err == FL_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
     hub_downlink d;
@@ -483,6 +484,18 @@ int hub_store_downlink_each(hub_store *st, const char *device, uint64_t after,
   }
   row_done(s);
   return err;
+}
+
+int hub_store_downlink_each(hub_store *st, const char *device, uint64_t after,
+                            int (*fn)(void *ctx, const hub_downlink *d), void *ctx) {
+  sqlite3_stmt *s = st->st[S_DOWNLINK_EACH];
+  bind_text(s, 1, device);
+  sqlite3_bind_int64(s, 2, (sqlite3_int64)after);
+  return downlink_rows(s, fn, ctx);
+}
+
+int hub_store_downlink_online(hub_store *st, int (*fn)(void *ctx, const hub_downlink *d), void *ctx) {
+  return downlink_rows(st->st[S_DOWNLINK_ONLINE], fn, ctx);
 }
 
 int hub_store_next_id(hub_store *st, const char *name, uint64_t *out) {

@@ -137,6 +137,10 @@ int hub_store_downlink_ack(hub_store *st, const char *device, uint64_t upto);
 int hub_store_downlink_each(hub_store *st, const char *device, uint64_t after,
                             int (*fn)(void *ctx, const hub_downlink *d), void *ctx);
 
+/* Calls fn for every stored downlink message of every online device, by
+ * device and seq (what to publish again after the hub (re)connects). */
+int hub_store_downlink_online(hub_store *st, int (*fn)(void *ctx, const hub_downlink *d), void *ctx);
+
 /* Calls fn for each saga step with the given status whose next_try_ms is at
  * or before due_ms ("calling": work to resume after a restart; "retry": a
  * failed call waiting for its next try). Reads every row first, so fn may
