@@ -156,6 +156,7 @@ typedef struct saga {
   const options *o;
   lane *lanes;
   conn c;
+  atomic_long synced; /* lanes whose hello was answered */
 } saga;
 
 /* Decisions: find the lane by device id in the topic and flag it. */
@@ -163,8 +164,12 @@ static void saga_message(void *ctx, const fl_mqtt_msg *msg) {
   saga *s = ctx;
   char dev[FL_ID_MAX + 1];
   fl_channel ch;
-  if (fl_topic_parse_device(msg->topic, dev, sizeof dev, &ch) != FL_OK || ch != FL_CH_DOWN_REPLY)
+  if (fl_topic_parse_device(msg->topic, dev, sizeof dev, &ch) != FL_OK) return;
+  if (ch == FL_CH_DOWN_SYNC) {
+    atomic_fetch_add(&s->synced, 1);
     return;
+  }
+  if (ch != FL_CH_DOWN_REPLY) return;
   size_t plen = strlen(s->o->prefix);
   if (strncmp(dev, s->o->prefix, plen) != 0 || dev[plen] != 'K') return;
   long i = strtol(dev + plen + 1, NULL, 10); /* "<prefix>K<i>" */
@@ -210,8 +215,8 @@ static int run_saga(const options *o) {
   size_t n_lat = 0;
   s.c.on_message = saga_message;
   s.c.ctx = &s;
-  const char *subs[] = {"fleet/v1/dev/+/down/reply"};
-  if (conn_open(&s.c, o->broker, "bench-kiosks", subs, 1) != FL_OK) {
+  const char *subs[] = {"fleet/v1/dev/+/down/reply", "fleet/v1/dev/+/down/sync"};
+  if (conn_open(&s.c, o->broker, "bench-kiosks", subs, 2) != FL_OK) {
     fprintf(stderr, "fleet-loadgen: cannot connect to %s\n", o->broker);
     return 2;
   }
@@ -222,6 +227,23 @@ static int run_saga(const options *o) {
     fl_topic_device(l->topic_evt, sizeof l->topic_evt, l->dev, FL_CH_UP_EVT);
     fl_topic_device(l->topic_reply, sizeof l->topic_reply, l->dev, FL_CH_DOWN_REPLY);
   }
+  /* P-SEQ-6: every kiosk says hello and waits for its sync first */
+  for (long i = 0; i < o->lanes; i++) {
+    fl_msg m;
+    uint8_t buf[256];
+    size_t len;
+    char topic[FL_TOPIC_MAX];
+    fl_msg_init(&m, FL_MSG_HELLO);
+    m.body.hello.role = FL_ROLE_KIOSK;
+    snprintf(m.env.dev, sizeof m.env.dev, "%s", s.lanes[i].dev);
+    snprintf(m.env.mid, sizeof m.env.mid, "%s:hello", s.lanes[i].dev);
+    m.env.boot = 1;
+    m.env.time_ms = fl_now_ms();
+    fl_topic_device(topic, sizeof topic, s.lanes[i].dev, FL_CH_UP_HELLO);
+    if (fl_msg_encode(&m, buf, sizeof buf, &len) == FL_OK)
+      conn_publish(&s.c, topic, buf, len, o->window, NULL, NULL);
+  }
+  for (int k = 0; k < 2000 && atomic_load(&s.synced) < o->lanes; k++) fl_sleep_ms(5);
   long completed = 0, rejected = 0, issued = 0, timeouts = 0;
   int64_t t0 = fl_mono_us(), end = t0 + (int64_t)(o->seconds * 1e6);
   double credit = 0;
