@@ -103,20 +103,38 @@ def run_mqtt(args):
 BENCHES = {"saga": run_saga, "ingest": run_ingest, "mqtt": run_mqtt}
 
 
+def find_bench(name):
+    """Returns the run(args) of a benchmark: built in above, or the run() of
+    bench/bench_<name>.py (which may add its own options with add_options(p))."""
+    if name in BENCHES:
+        return BENCHES[name], None
+    import importlib
+    try:
+        module = importlib.import_module(f"bench_{name}")
+    except ImportError:
+        sys.exit(f"bench/run: no benchmark {name} (built in: {', '.join(sorted(BENCHES))}; "
+                 f"or bench/bench_<name>.py)")
+    return module.run, getattr(module, "add_options", None)
+
+
 def main():
     p = argparse.ArgumentParser(prog="bench/run")
-    p.add_argument("name", choices=sorted(BENCHES))
+    p.add_argument("name")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--seconds", type=float, default=10)
     p.add_argument("--lanes", type=int, default=200, help="saga: kiosks, one request in flight each")
     p.add_argument("--rate", type=int, default=1000, help="saga: paced rental requests per second")
     p.add_argument("--devices", type=int, default=200, help="ingest: vehicles")
     p.add_argument("--window", type=int, default=32, help="ingest: unacked events per vehicle")
+    name = sys.argv[1] if len(sys.argv) > 1 else ""
+    run, add_options = find_bench(name)
+    if add_options:
+        add_options(p)
     args = p.parse_args()
     print(f"machine={platform.node()} cores={os.cpu_count()} kernel={platform.release()}")
     runs = []
     for i in range(args.runs):
-        figures = BENCHES[args.name](args)
+        figures = run(args)
         for k, v in figures.items():
             print(f"run{i + 1}.{k}={v:.2f}")
         sys.stdout.flush()

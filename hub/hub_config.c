@@ -45,6 +45,7 @@ int hub_config_load(const char *path, hub_config *cfg, char *err, size_t errcap)
   rc |= get_int(c, "engine", "queue_max", 20000, 16, 10000000, &cfg->queue_max);
   rc |= get_int(c, "engine", "linger_us", 500, 0, 100000, &cfg->linger_us);
   rc |= get_int(c, "engine", "telemetry_publish_ms", 1000, 0, 3600000, &cfg->telemetry_publish_ms);
+  rc |= fl_config_int(c, "engine", "minute_ms", 60000, 1, 60000, &cfg->minute_ms);
   rc |= get_int(c, "engine", "command_ttl_s", 300, 1, 86400 * 30, &cfg->command_ttl_s);
   rc |= get_int(c, "payment", "workers", 4, 1, 256, &cfg->payment_workers);
   rc |= get_int(c, "payment", "timeout_ms", 5000, 1, 600000, &cfg->payment_timeout_ms);

@@ -24,6 +24,7 @@ typedef struct hub_config {
   int queue_max;            /* [engine] queue_max: bounded input queue */
   int linger_us;            /* [engine] linger_us: a small batch waits this long for more input */
   int telemetry_publish_ms; /* [engine] telemetry_publish_ms: a vehicle's readings published at most this often */
+  int64_t minute_ms;        /* [engine] minute_ms: length of a rental minute (60000; less to simulate time) */
   int command_ttl_s;        /* [engine] command_ttl_s: expiry of unlock/lock commands */
   char payment_provider[16]; /* [payment] provider: sim | http */
   char payment_url[256];    /* [payment] url (http provider) */

@@ -217,7 +217,8 @@ int rental_on_cancel(hub_engine *e, const hub_origin *o, const fl_msg *m) {
 /* Returns the late fee for returning r at now, by the configured tiers. */
 static int64_t late_fee(const hub_config *cfg, const hub_rental *r, int64_t now) {
   if (!r->due_ms || now <= r->due_ms || cfg->n_fee_tiers == 0) return 0;
-  int64_t late_h = (now - r->due_ms + 3599999) / 3600000;
+  int64_t hour_ms = 60 * cfg->minute_ms;
+  int64_t late_h = (now - r->due_ms + hour_ms - 1) / hour_ms;
   for (int i = 0; i < cfg->n_fee_tiers; i++)
     if (late_h <= cfg->fee_tier_hours[i]) return cfg->fee_tier_cents[i];
   return cfg->fee_tier_cents[cfg->n_fee_tiers - 1];
@@ -283,7 +284,7 @@ static int charge_done(hub_engine *e, hub_rental *r, hub_step *s, const pay_resu
     r->charged_cents = res->amount_cents;
     if (state_is(r, "PAYMENT_PENDING")) {
       hub_vehicle v;
-      r->due_ms = now + (int64_t)r->minutes * 60000;
+      r->due_ms = now + (int64_t)r->minutes * hub_engine_config(e)->minute_ms;
       rc = set_state(e, r, "ACTIVE", NULL, now);
       if (rc == FL_OK) rc = hub_store_vehicle_get(hub_engine_store(e), r->vehicle, &v);
       if (rc == FL_OK) rc = fleet_set_vehicle_state(e, &v, "RENTED", r->id, now);

@@ -83,3 +83,25 @@ def test_unknown_vehicle_is_refused_with_reason(broker, make_hub):
         _, state, line = rent(kiosk, "NOPE", "C1")
         assert state == "REJECTED" and "no vehicle NOPE" in line, line
     assert hub.api("GET", "/v1/health")[0] == 200
+
+
+def test_late_return_is_charged_by_tier(broker, make_hub):
+    # minute_ms=100: a rental minute lasts 0.1 s, so an hour lasts 6 s (docs/operations.md)
+    hub = make_hub(latency_ms=5, config={"engine": {"minute_ms": 100},
+                                         "fees": {"tier1_hours": 1, "tier1_cents": 700,
+                                                  "tier2_hours": 24, "tier2_cents": 5000}})
+    assert hub.fleetctl("register", "V5", "--name", "Kangoo", "--station", "north",
+                        "--rate", "600")[0] == 0
+    with Agent(broker, "K5", role="kiosk") as kiosk:
+        rental, state, line = rent(kiosk, "V5", "C5", 1)   # due 0.1 s from now
+        assert state == "ACTIVE", line
+        import time
+        time.sleep(0.5)                                    # late by less than an hour (6 s)
+        rc, out, err = kiosk.ctl("return", rental, "--wait", 20)
+        assert rc == 0, out + err
+        assert "COMPLETED" in out and "fee=700" in out, out
+        status, body = hub.api("GET", f"/v1/rentals/{rental}")
+        assert body["fee_cents"] == 700 and body["charged_cents"] == 10 + 700
+        steps = {s["step"]: s["status"] for s in body["saga_steps"]}
+        assert steps == {"charge": "done", "fee": "done"}, steps
+        assert vehicle_state(hub, "V5") == "AVAILABLE"
