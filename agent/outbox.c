@@ -37,6 +37,7 @@ enum stmt_id {
   ST_EVENT_NEXT,
   ST_EVENT_DELETE_UPTO,
   ST_EVENT_COUNT,
+  ST_EVENT_COUNT_UPTO,
   ST_EVENT_RENUMBER,
   ST_TEL_INSERT,
   ST_TEL_DROP_OLDEST,
@@ -56,6 +57,8 @@ static const char *const stmt_sql[ST__COUNT] = {
                       " ORDER BY seq LIMIT 1",
     [ST_EVENT_DELETE_UPTO] = "DELETE FROM events WHERE seq <= ?",
     [ST_EVENT_COUNT] = "SELECT count(*), coalesce(sum(kind = 'critical'), 0) FROM events",
+    [ST_EVENT_COUNT_UPTO] = "SELECT count(*), coalesce(sum(kind = 'critical'), 0) FROM events"
+                            " WHERE seq <= ?",
     [ST_EVENT_RENUMBER] = "UPDATE events SET seq = ?, payload = ? WHERE seq = ?",
     [ST_TEL_INSERT] = "INSERT INTO telemetry (created_ms, odometer_m, energy_pct, lat, lon,"
                       " speed_kmh) VALUES (?, ?, ?, ?, ?, ?)",
@@ -348,16 +351,25 @@ int outbox__ack(outbox *ob, uint64_t upto) {
   if (upto <= ob->last_ack) return 0;
   int err = outbox__begin(ob);
   if (err != FL_OK) return err;
-  sqlite3_bind_int64(ob->st[ST_EVENT_DELETE_UPTO], 1, (sqlite3_int64)upto);
-  err = fl_db_step_done(ob->st[ST_EVENT_DELETE_UPTO]);
-  int deleted = sqlite3_changes(ob->db);
+  /* Count what goes by its kind over the deleted range only: counting the
+   * whole table at every ack made draining a large backlog quadratic. */
+  uint64_t gone = 0, gone_critical = 0;
+  sqlite3_stmt *count = ob->st[ST_EVENT_COUNT_UPTO];
+  sqlite3_bind_int64(count, 1, (sqlite3_int64)upto);
+  err = query_counts(count, &gone, &gone_critical);
+  sqlite3_clear_bindings(count);
+  if (err == FL_OK) {
+    sqlite3_bind_int64(ob->st[ST_EVENT_DELETE_UPTO], 1, (sqlite3_int64)upto);
+    err = fl_db_step_done(ob->st[ST_EVENT_DELETE_UPTO]);
+  }
   if (err == FL_OK) err = meta_set(ob, "last_ack", upto);
   if (err == FL_OK) err = outbox__commit(ob);
   else outbox__rollback(ob);
   if (err != FL_OK) return err;
   ob->last_ack = upto;
-  err = query_counts(ob->st[ST_EVENT_COUNT], &ob->backlog, &ob->critical);
-  return err == FL_OK ? deleted : err;
+  ob->backlog = ob->backlog > gone ? ob->backlog - gone : 0;
+  ob->critical = ob->critical > gone_critical ? ob->critical - gone_critical : 0;
+  return (int)gone;
 }
 
 /* Gives the row old_seq the number new_seq, re-encoding its envelope. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fleet/clock.h"
 #include "fleet/error.h"
 
 struct body_buf {
@@ -57,4 +58,23 @@ int sim_hub_register(const char *base_url, const char *vehicle, const char *name
            vehicle, name, station, (long long)rate_cents);
   int status = sim_hub_call(base_url, "POST", "/v1/vehicles", body, NULL);
   return status == 201 || status == 409 ? FL_OK : FL_ERR_UNAVAILABLE;
+}
+
+const char *sim_json_str(const cJSON *o, const char *key) {
+  const char *v = cJSON_GetStringValue(cJSON_GetObjectItem(o, key));
+  return v ? v : "";
+}
+
+double sim_json_num(const cJSON *o, const char *key) {
+  const cJSON *v = cJSON_GetObjectItem(o, key);
+  return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+bool sim_hub_wait_healthy(const char *base_url, double timeout_s) {
+  int64_t end = fl_mono_us() + (int64_t)(timeout_s * 1e6);
+  while (sim_hub_call(base_url, "GET", "/v1/health", NULL, NULL) != 200) {
+    if (fl_mono_us() > end) return false;
+    fl_sleep_ms(100);
+  }
+  return true;
 }

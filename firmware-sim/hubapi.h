@@ -5,6 +5,7 @@
 #define SIM_HUBAPI_H
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Sends method to base_url + path with an optional JSON body. Returns the
@@ -17,5 +18,14 @@ int sim_hub_call(const char *base_url, const char *method, const char *path, con
  * (a rerun of the simulator), else FL_ERR_UNAVAILABLE. */
 int sim_hub_register(const char *base_url, const char *vehicle, const char *name,
                      const char *station, int64_t rate_cents);
+
+/* Returns the string member key of o, or "" when absent or not a string. */
+const char *sim_json_str(const cJSON *o, const char *key);
+
+/* Returns the number member key of o, or 0 when absent or not a number. */
+double sim_json_num(const cJSON *o, const char *key);
+
+/* Waits up to timeout_s for GET /v1/health to answer 200. Returns true if it did. */
+bool sim_hub_wait_healthy(const char *base_url, double timeout_s);
 
 #endif

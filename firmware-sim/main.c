@@ -1,15 +1,20 @@
 /* fleet-sim: runs a simulated fleet against a broker and a hub. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fleet/log.h"
+#include "fleet/error.h"
+#include "script.h"
 #include "sim.h"
 
 static void usage(FILE *f) {
   fprintf(f,
           "usage: fleet-sim --broker URI [options]\n"
+          "       fleet-sim --broker URI --hub URL --script FILE [options]\n"
           "  Runs simulated vehicles and kiosks (real agents, one MQTT session and one\n"
           "  SQLite outbox each) against a broker and a hub, prints what happens and ends\n"
           "  with a report and an invariant check (exit 0 when every invariant held).\n"
@@ -28,7 +33,22 @@ static void usage(FILE *f) {
           "  --seed N            scenario seed (default 1)\n"
           "  --register          register the vehicles through the hub's API first\n"
           "  --no-mechanic       do not work repair tickets\n"
-          "  --quiet             progress and report only\n");
+          "  --quiet             progress and report only\n"
+          "  --connect-rate N    start N devices a second (default: all at once)\n"
+          "  --script FILE       run a scenario script instead (docs/sim.md); exit 0 when\n"
+          "                      every expect held, 1 with the failing line, 2 on errors\n"
+          "  --hub-state DIR     the hub's state dir: the invariant check then reads its\n"
+          "                      events table and the simulated provider's ledger\n"
+          "fault injection (at random moments of the run, drawn from --seed):\n"
+          "  --cut SHARE:SECONDS     cut the network of that share of the devices, once\n"
+          "                          each, for SECONDS (they keep working offline)\n"
+          "  --power-cut N[:SECONDS] N power cuts of random devices (no clean stop),\n"
+          "                          back after SECONDS (default 2) from their state\n"
+          "  --skew SECONDS          every device's clock off by SECONDS (process-wide)\n"
+          "  --restart-hub N         N hub restarts, each by running --restart-hub-cmd\n"
+          "  --restart-broker N      N broker restarts, each by --restart-broker-cmd\n"
+          "  --restart-hub-cmd CMD   shell command run as 'CMD term' or 'CMD kill'\n"
+          "  --restart-broker-cmd CMD\n");
 }
 
 /* Parses a number option or exits with a message. */
@@ -42,11 +62,30 @@ static double number(const char *opt, const char *v, double min, double max) {
   return x;
 }
 
+/* Parses and runs a scenario script; returns the exit status. */
+static int run_script(const char *path, const sim_options *o) {
+  sim_script s;
+  char err[512];
+  if (sim_script_parse(path, &s, err, sizeof err) != FL_OK) {
+    fprintf(stderr, "fleet-sim: %s\n", err);
+    return 2;
+  }
+  if (mkdir(o->state_dir, 0750) != 0 && errno != EEXIST) {
+    fprintf(stderr, "fleet-sim: cannot create %s: %s\n", o->state_dir, strerror(errno));
+    sim_script_free(&s);
+    return 2;
+  }
+  int status = sim_script_run(&s, o);
+  sim_script_free(&s);
+  return status;
+}
+
 int main(int argc, char **argv) {
+  const char *script = NULL;
   sim_options o = {.hub_url = "http://127.0.0.1:8080", .state_dir = "./sim-state", .vehicles = 6,
                    .kiosks = 2, .duration_s = 30, .rate = 1, .cancel_share = 0.2,
                    .fault_per_min = 0.5, .ride_min_s = 3, .ride_max_s = 10, .telemetry_s = 2,
-                   .seed = 1, .mechanic = true};
+                   .seed = 1, .mechanic = true, .faults = {.power_off_s = 2}};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--broker") && v) o.broker_uri = argv[++i];
@@ -66,7 +105,27 @@ int main(int argc, char **argv) {
         fprintf(stderr, "fleet-sim: --ride takes MIN..MAX seconds, e.g. 3..10\n");
         return 2;
       }
-    } else if (!strcmp(a, "--register")) o.register_vehicles = true;
+    } else if (!strcmp(a, "--cut") && v) {
+      if (sscanf(argv[++i], "%lf:%lf", &o.faults.cut_share, &o.faults.cut_s) != 2 ||
+          o.faults.cut_share < 0 || o.faults.cut_share > 1 || o.faults.cut_s <= 0) {
+        fprintf(stderr, "fleet-sim: --cut takes SHARE:SECONDS, e.g. 0.2:5\n");
+        return 2;
+      }
+    } else if (!strcmp(a, "--power-cut") && v) {
+      if (sscanf(argv[++i], "%d:%lf", &o.faults.power_cuts, &o.faults.power_off_s) < 1 ||
+          o.faults.power_cuts < 0 || o.faults.power_off_s < 0) {
+        fprintf(stderr, "fleet-sim: --power-cut takes N or N:SECONDS, e.g. 3:2\n");
+        return 2;
+      }
+    } else if (!strcmp(a, "--skew")) o.faults.skew_s = number(a, argv[++i], -1e7, 1e7);
+    else if (!strcmp(a, "--restart-hub")) o.faults.hub_restarts = (int)number(a, argv[++i], 0, 100);
+    else if (!strcmp(a, "--restart-broker")) o.faults.broker_restarts = (int)number(a, argv[++i], 0, 100);
+    else if (!strcmp(a, "--restart-hub-cmd") && v) o.faults.restart_hub_cmd = argv[++i];
+    else if (!strcmp(a, "--restart-broker-cmd") && v) o.faults.restart_broker_cmd = argv[++i];
+    else if (!strcmp(a, "--connect-rate")) o.connect_per_s = number(a, argv[++i], 0, 1e6);
+    else if (!strcmp(a, "--script") && v) script = argv[++i];
+    else if (!strcmp(a, "--hub-state") && v) o.hub_state_dir = argv[++i];
+    else if (!strcmp(a, "--register")) o.register_vehicles = true;
     else if (!strcmp(a, "--no-mechanic")) o.mechanic = false;
     else if (!strcmp(a, "--quiet")) o.quiet = true;
     else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -85,5 +144,6 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   fl_log_set_component("sim");
   if (!getenv("FLEET_LOG_LEVEL")) fl_log_set_level(FL_LOG_WARN);
+  if (script) return run_script(script, &o);
   return sim_run(&o);
 }

@@ -8,10 +8,13 @@
 
 #include <stdbool.h>
 
+#include "faults.h"
+
 typedef struct sim_options {
   const char *broker_uri;  /* tcp://127.0.0.1:1883 */
   const char *hub_url;     /* operator API, http://127.0.0.1:8080 */
   const char *state_dir;   /* one SQLite file per simulated device */
+  const char *hub_state_dir; /* the hub's state dir, for the invariant check (may be NULL) */
   int vehicles;            /* vehicles V01.. */
   int kiosks;              /* kiosks K01.. */
   double duration_s;       /* customers arrive for this long */
@@ -24,6 +27,8 @@ typedef struct sim_options {
   bool register_vehicles;  /* register the vehicles through the API first */
   bool mechanic;           /* work repair tickets through the API */
   bool quiet;              /* no line per happening, progress and report only */
+  double connect_per_s;    /* devices started per second (0: all at once) */
+  sim_fault_opts faults;   /* injected at random (seeded) moments; restart commands */
 } sim_options;
 
 /* Runs the scenario and prints the report. Returns the process exit status:

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "booking.h"
 #include "engine_internal.h"
 #include "fleet.h"
 #include "fleet/clock.h"
@@ -529,6 +530,11 @@ int hub_emit_repair(hub_engine *e, const hub_repair *r, const char *from) {
   return rc == FL_OK ? emit_notify(e, "repair", r->id, from, r->state, r->dtcs) : rc;
 }
 
+int hub_emit_booking(hub_engine *e, const char *id, const char *from, const char *to,
+                     const char *text) {
+  return emit_notify(e, "booking", id, from, to, text);
+}
+
 int hub_emit_alert(hub_engine *e, const char *id, const char *name, const char *text) {
   fl_warn("alert=%s id=%s %s", name, id, text);
   return emit_notify(e, "alert", id, NULL, name, text);
@@ -550,6 +556,7 @@ static const char *op_name(hub_op_kind k) {
       [HUB_OP_VEHICLE_REGISTER] = "vehicle_register", [HUB_OP_VEHICLE_RETIRE] = "vehicle_retire",
       [HUB_OP_REPAIR_START] = "repair_start",         [HUB_OP_REPAIR_COMPLETE] = "repair_complete",
       [HUB_OP_SAGA_RETRY] = "saga_retry",             [HUB_OP_SAGA_COMPENSATE] = "saga_compensate",
+      [HUB_OP_READMODEL_CHECK] = "readmodel_check",   [HUB_OP_READMODEL_REBUILD] = "readmodel_rebuild",
   };
   return names[k];
 }
@@ -691,14 +698,9 @@ static int dispatch_event(hub_engine *e, const hub_origin *o, const fl_msg *m) {
   case FL_MSG_FAULT:
     return fleet_on_fault(e, o, m);
   case FL_MSG_BOOKING_REQUEST:
-  case FL_MSG_BOOKING_CANCEL: {
-    fl_msg d;
-    fl_msg_init(&d, FL_MSG_DECISION);
-    d.body.decision.subject = FL_SUBJ_BOOKING;
-    copy_str(d.body.decision.state, "REJECTED");
-    copy_str(d.body.decision.reason, "bookings are not offered by this hub yet");
-    return hub_emit_downlink(e, o->device, o->reply_topic, &d, m->env.corr, 0);
-  }
+    return booking_on_request(e, o, m);
+  case FL_MSG_BOOKING_CANCEL:
+    return booking_on_cancel(e, o, m);
   case FL_MSG_COMMAND_RESULT: {
     const fl_command_result *c = &m->body.command_result;
     fl_info("command device=%s seq=%llu status=%s %s", o->device, (unsigned long long)c->cmd_seq,
@@ -810,6 +812,26 @@ static int apply_mqtt(hub_engine *e, struct hub_input *in, fl_msg *m, int64_t no
   }
 }
 
+/* Checks the read models against a rebuild from the change log, or rebuilds them. */
+static int apply_readmodel_op(hub_engine *e, struct op_call *c) {
+  uint64_t n = 0;
+  char where[FL_TEXT_MAX + 1];
+  hub_op_result *res = &c->res;
+  if (c->op.kind == HUB_OP_READMODEL_REBUILD) {
+    res->code = hub_store_readmodel_rebuild(e->st, &n);
+    snprintf(res->message, sizeof res->message, "read models rebuilt from %llu changes",
+             (unsigned long long)n);
+  } else {
+    res->code = hub_store_readmodel_check(e->st, &n, where, sizeof where);
+    if (res->code == FL_OK && n > 0) res->code = FL_ERR_CONFLICT;
+    snprintf(res->message, sizeof res->message, "%s",
+             n ? where : "read models equal a rebuild from the change log");
+  }
+  if (res->code == FL_OK || res->code == FL_ERR_CONFLICT)
+    fl_info("op=%s %s", op_name(c->op.kind), res->message);
+  return res->code;
+}
+
 static int apply_op(hub_engine *e, struct op_call *c, int64_t now) {
   switch (c->op.kind) {
   case HUB_OP_VEHICLE_REGISTER:
@@ -824,6 +846,9 @@ static int apply_op(hub_engine *e, struct op_call *c, int64_t now) {
     return rental_op_retry(e, &c->op, &c->res, now);
   case HUB_OP_SAGA_COMPENSATE:
     return rental_op_compensate(e, &c->op, &c->res, now);
+  case HUB_OP_READMODEL_CHECK:
+  case HUB_OP_READMODEL_REBUILD:
+    return apply_readmodel_op(e, c);
   }
   return FL_ERR_INVALID;
 }
@@ -1010,11 +1035,8 @@ int hub_engine_create(const hub_config *cfg, hub_engine **out) {
   int rc = e->ring ? hub_store_open(cfg->state_dir, cfg->durability, &e->st) : FL_ERR_NOMEM;
   if (rc == FL_OK) rc = hub_store_next_id(e->st, "hub_boot", &e->boot);
   pay_provider provider = {0};
-  if (rc == FL_OK && strcmp(cfg->payment_provider, "sim") != 0) {
-    fl_error("payment provider '%s' is not built into this hub", cfg->payment_provider);
-    rc = FL_ERR_CONFIG;
-  }
-  if (rc == FL_OK) rc = pay_sim_create(cfg, &provider);
+  bool http = strcmp(cfg->payment_provider, "http") == 0; /* hub_config allows sim or http */
+  if (rc == FL_OK) rc = http ? pay_http_create(cfg, &provider) : pay_sim_create(cfg, &provider);
   if (rc == FL_OK) rc = hub_payments_create(cfg, provider, on_payment_done, e, &e->pay);
   if (rc != FL_OK) {
     hub_engine_destroy(e);

@@ -25,6 +25,8 @@ typedef enum hub_op_kind {
   HUB_OP_REPAIR_COMPLETE,  /* repair */
   HUB_OP_SAGA_RETRY,       /* rental: run its stuck step again */
   HUB_OP_SAGA_COMPENSATE,  /* rental: undo it (refund, release vehicle) */
+  HUB_OP_READMODEL_CHECK,  /* compare the read models with a rebuild from the change log */
+  HUB_OP_READMODEL_REBUILD, /* replace the read models with a rebuild from the change log */
 } hub_op_kind;
 
 typedef struct hub_op {

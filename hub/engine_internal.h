@@ -33,6 +33,11 @@ int hub_emit_vehicle(hub_engine *e, const hub_vehicle *v, const char *from, cons
 int hub_emit_rental(hub_engine *e, const hub_rental *r, const char *from);
 int hub_emit_repair(hub_engine *e, const hub_repair *r, const char *from);
 
+/* Publishes a notification (fleet/v1/notify/booking) that booking id went
+ * from one state to another (from may be "" for a new booking). */
+int hub_emit_booking(hub_engine *e, const char *id, const char *from, const char *to,
+                     const char *text);
+
 /* Publishes an operator alert notification (fleet/v1/notify/alert). */
 int hub_emit_alert(hub_engine *e, const char *id, const char *name, const char *text);
 

@@ -58,12 +58,13 @@ int fleet_on_telemetry(hub_engine *e, const hub_origin *o, const fl_msg *m) {
   v.has_position = true;
   v.odometer_m = (int64_t)t->odometer_m;
   v.updated_ms = o->now_ms;
-  rc = hub_store_vehicle_put(hub_engine_store(e), &v);
-  /* Readings are stored every time but published at most once per period
-   * per vehicle: a dashboard needs the position, not every sample. */
+  /* Readings are stored every time but published (and recorded in the change
+   * log, hence the read model) at most once per period per vehicle: a
+   * dashboard needs the position, not every sample. */
   int64_t period = hub_engine_config(e)->telemetry_publish_ms;
-  if (rc == FL_OK && hub_throttle(e, v.id, o->now_ms, period)) rc = hub_emit_vehicle(e, &v, v.state, NULL);
-  return rc;
+  if (!hub_throttle(e, v.id, o->now_ms, period)) return hub_store_vehicle_reading(hub_engine_store(e), &v);
+  rc = hub_store_vehicle_put(hub_engine_store(e), &v);
+  return rc == FL_OK ? hub_emit_vehicle(e, &v, v.state, NULL) : rc;
 }
 
 int fleet_on_lock(hub_engine *e, const hub_origin *o, const fl_msg *m) {

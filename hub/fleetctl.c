@@ -17,13 +17,14 @@
 
 /* The --options a command may take; each takes a value. */
 static const char *const option_names[] = {"state",   "customer", "vehicle", "name",
-                                           "station", "rate",     "limit"};
+                                           "station", "rate",     "limit",   "status"};
 #define N_OPTIONS (sizeof option_names / sizeof option_names[0])
 
 typedef struct ctl {
   const char *hub; /* base URL, without a trailing slash */
   bool json;
   const char *options[N_OPTIONS]; /* values, NULL when not given */
+  bool help;                      /* --help: print the commands */
   const char *args[CTL_MAX_ARGS]; /* positional: args[0] is the command */
   int nargs;
   CURL *curl;
@@ -41,6 +42,8 @@ static const char *const rental_cols[] = {
     "fee_cents", "created_ms", "reason",   NULL};
 static const char *const repair_cols[] = {"id",   "vehicle",   "state", "severity",
                                           "dtcs", "opened_ms", "text",  NULL};
+static const char *const saga_list_cols[] = {"rental",   "step",       "status",     "amount_cents",
+                                             "attempts", "last_error", "updated_ms", NULL};
 static const char *const dead_letter_cols[] = {"id",    "received_ms", "topic",
                                                "error", "detail",      NULL};
 static const char *const device_cols[] = {
@@ -48,6 +51,9 @@ static const char *const device_cols[] = {
 static const char *const saga_cols[] = {
     "step", "status", "amount_cents", "attempts", "provider_ref", "last_error", NULL};
 static const char *const booking_cols[] = {"id", "vehicle", "start_ms", "end_ms", NULL};
+static const char *const booking_list_cols[] = {
+    "id", "vehicle", "customer", "state", "start_ms", "end_ms", "charged_cents",
+    "refunded_cents", "reason", NULL};
 
 /* Nested lists of an entity and the columns they are shown with. */
 static const struct {
@@ -239,11 +245,20 @@ static const command commands[] = {
      "state customer vehicle limit", "GET", "/v1/rentals", rental_cols, true},
     {"rental", "ID", 1, "", "GET", "/v1/rentals/{id}", NULL, false},
     {"customer", "ID", 1, "", "GET", "/v1/customers/{id}", NULL, false},
+    {"bookings", "[--state S] [--customer C] [--vehicle V] [--limit N]", 0,
+     "state customer vehicle limit", "GET", "/v1/bookings", booking_list_cols, true},
+    {"booking", "ID", 1, "", "GET", "/v1/bookings/{id}", NULL, false},
     {"repairs", "[--state S]", 0, "state", "GET", "/v1/repairs", repair_cols, true},
     {"repair-start", "ID", 1, "", "POST", "/v1/repairs/{id}/start", NULL, false},
     {"repair-complete", "ID", 1, "", "POST", "/v1/repairs/{id}/complete", NULL, false},
     {"retry", "RENTAL", 1, "", "POST", "/v1/rentals/{id}/retry", NULL, false},
     {"compensate", "RENTAL", 1, "", "POST", "/v1/rentals/{id}/compensate", NULL, false},
+    {"sagas", "[--status calling|retry|failed|done|declined] [--limit N]", 0, "status limit", "GET",
+     "/v1/sagas", saga_list_cols, true},
+    {"check", "(read models against a rebuild from the change log)", 0, "", "POST",
+     "/v1/read-models/check", NULL, false},
+    {"rebuild", "(replace the read models with a rebuild from the change log)", 0, "", "POST",
+     "/v1/read-models/rebuild", NULL, false},
     {"dead-letters", "[--limit N]", 0, "limit", "GET", "/v1/dead-letters", dead_letter_cols, true},
     {"devices", "", 0, "", "GET", "/v1/devices", device_cols, false},
     {"counters", "", 0, "", "GET", "/v1/counters", NULL, false},
@@ -364,6 +379,10 @@ static bool parse_args(ctl *c, int argc, char **argv) {
       c->json = true;
       continue;
     }
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      c->help = true;
+      continue;
+    }
     if (strncmp(a, "--", 2) != 0) {
       if (c->nargs == CTL_MAX_ARGS) {
         fprintf(stderr, "fleetctl: too many arguments\n");
@@ -423,6 +442,8 @@ int main(int argc, char **argv) {
   c.hub = getenv("FLEETCTL_HUB") ? getenv("FLEETCTL_HUB") : CTL_DEFAULT_HUB;
   if (!parse_args(&c, argc, argv))
     return 1;
+  if (c.help)
+    return usage(stdout);
   if (c.nargs == 0)
     return usage(stderr);
   if (strcmp(c.args[0], "help") == 0)

@@ -206,11 +206,12 @@ static unsigned get_one(http_request *r, const void *view, cJSON **out) {
   return read_view(r, view, true, out);
 }
 
-static unsigned get_rental(http_request *r, const void *arg, cJSON **out) {
+/* A rental or a booking (arg: its view), with its saga steps. */
+static unsigned get_with_steps(http_request *r, const void *view, cJSON **out) {
   sqlite3 *db = NULL;
   unsigned status = open_store(r, &db, out);
   if (status == MHD_HTTP_OK)
-    status = query_view(r, db, &http_view_rental, true, out);
+    status = query_view(r, db, view, true, out);
   if (status == MHD_HTTP_OK &&
       !http_query_attach(*out, "saga_steps", db, &http_view_saga_steps, r->id)) {
     cJSON_Delete(*out);
@@ -349,6 +350,27 @@ static unsigned post_vehicle(http_request *r, const void *arg, cJSON **out) {
   return status;
 }
 
+/* POST /v1/read-models/check | /rebuild; arg points at the op kind. Answers
+ * {"message": ...}: 200 when equal (or rebuilt), 409 when the read models
+ * differ from a rebuild. */
+static unsigned post_readmodel(http_request *r, const void *arg, cJSON **out) {
+  hub_op op;
+  memset(&op, 0, sizeof op);
+  op.kind = *(const hub_op_kind *)arg;
+  snprintf(op.actor, sizeof op.actor, "http");
+  hub_op_result res;
+  int code = hub_engine_op(r->server->engine, &op, &res, HTTP_OP_TIMEOUT_MS);
+  if (code != FL_OK && code != FL_ERR_CONFLICT)
+    return fail(out, status_of(code), code, "%s", res.message);
+  *out = cJSON_CreateObject();
+  cJSON_AddStringToObject(*out, "message", res.message);
+  cJSON_AddBoolToObject(*out, "equal", code == FL_OK);
+  return code == FL_OK ? MHD_HTTP_OK : MHD_HTTP_CONFLICT;
+}
+
+static const hub_op_kind op_readmodel_check = HUB_OP_READMODEL_CHECK;
+static const hub_op_kind op_readmodel_rebuild = HUB_OP_READMODEL_REBUILD;
+
 /* ---- routing ------------------------------------------------------------ */
 
 #define OP_ROUTE(kind, name, field, view)                                                          \
@@ -374,10 +396,13 @@ static const http_route routes[] = {
     {"GET", "/v1/vehicles/*", get_one, &http_view_vehicle},
     {"POST", "/v1/vehicles/*/retire", post_op, &op_retire},
     {"GET", "/v1/rentals", get_list, &http_view_rentals},
-    {"GET", "/v1/rentals/*", get_rental, NULL},
+    {"GET", "/v1/rentals/*", get_with_steps, &http_view_rental},
     {"POST", "/v1/rentals/*/retry", post_op, &op_retry},
     {"POST", "/v1/rentals/*/compensate", post_op, &op_compensate},
     {"GET", "/v1/customers/*", get_customer, NULL},
+    {"GET", "/v1/bookings", get_list, &http_view_bookings},
+    {"GET", "/v1/bookings/*", get_with_steps, &http_view_booking},
+    {"GET", "/v1/sagas", get_list, &http_view_sagas},
     {"GET", "/v1/repairs", get_list, &http_view_repairs},
     {"GET", "/v1/repairs/*", get_one, &http_view_repair},
     {"POST", "/v1/repairs/*/start", post_op, &op_repair_start},
@@ -385,6 +410,8 @@ static const http_route routes[] = {
     {"GET", "/v1/dead-letters", get_list, &http_view_dead_letters},
     {"GET", "/v1/devices", get_list, &http_view_devices},
     {"GET", "/v1/counters", get_counters, NULL},
+    {"POST", "/v1/read-models/check", post_readmodel, &op_readmodel_check},
+    {"POST", "/v1/read-models/rebuild", post_readmodel, &op_readmodel_rebuild},
 };
 
 /* Matches url against pattern; a "*" segment is copied into id (cap bytes),

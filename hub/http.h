@@ -14,6 +14,8 @@
  *   GET  /v1/rentals/{id}               with "saga_steps"
  *   POST /v1/rentals/{id}/retry | /compensate
  *   GET  /v1/customers/{id}             open rentals, held bookings, fees owed
+ *   GET  /v1/bookings[?state=&customer=&vehicle=&limit=]  latest start first, limit 100
+ *   GET  /v1/bookings/{id}              with "saga_steps" (deposit, refund)
  *   GET  /v1/repairs[?state=S]          newest first
  *   POST /v1/repairs/{id}/start | /complete
  *   GET  /v1/dead-letters[?limit=]      newest first, payload in hex

@@ -18,8 +18,8 @@ typedef struct http_view {
 } http_view;
 
 extern const http_view http_view_vehicles, http_view_vehicle, http_view_rentals, http_view_rental,
-    http_view_saga_steps, http_view_repairs, http_view_repair, http_view_dead_letters,
-    http_view_devices, http_view_counters;
+    http_view_saga_steps, http_view_sagas, http_view_repairs, http_view_repair, http_view_dead_letters,
+    http_view_devices, http_view_counters, http_view_bookings, http_view_booking;
 
 /* Runs view with the given values (values[i] belongs to view->params[i]; NULL
  * when absent) and returns a new JSON array of row objects: column names as

@@ -14,21 +14,31 @@
 #define OPEN_RENTAL_STATES "('REQUESTED','PAYMENT_PENDING','ACTIVE','CANCEL_REQUESTED','RETURNED')"
 
 const http_view http_view_vehicles = {
-    "vehicle", "SELECT * FROM vehicles WHERE ?1 IS NULL OR state = ?1 ORDER BY id", {"state"}};
-const http_view http_view_vehicle = {"vehicle", "SELECT * FROM vehicles WHERE id = ?1", {"id"}};
+    "vehicle", "SELECT * FROM rm_fleet WHERE ?1 IS NULL OR state = ?1 ORDER BY id", {"state"}};
+const http_view http_view_vehicle = {"vehicle", "SELECT * FROM rm_fleet WHERE id = ?1", {"id"}};
 const http_view http_view_rentals = {
     "rental",
-    "SELECT * FROM rentals WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR customer = ?2)"
-    " AND (?3 IS NULL OR vehicle = ?3) ORDER BY created_ms DESC, rowid DESC LIMIT ?4",
+    "SELECT * FROM rm_rentals WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR customer = ?2)"
+    " AND (?3 IS NULL OR vehicle = ?3) ORDER BY created_ms DESC, id DESC LIMIT ?4",
     {"state", "customer", "vehicle", "limit"}};
-const http_view http_view_rental = {"rental", "SELECT * FROM rentals WHERE id = ?1", {"id"}};
+const http_view http_view_rental = {"rental", "SELECT * FROM rm_rentals WHERE id = ?1", {"id"}};
 const http_view http_view_saga_steps = {
-    "rental", "SELECT * FROM saga_steps WHERE rental = ?1 ORDER BY rowid", {"id"}};
+    "rental", "SELECT * FROM rm_sagas WHERE rental = ?1 ORDER BY updated_ms, step", {"id"}};
+const http_view http_view_sagas = {
+    "saga step",
+    "SELECT * FROM rm_sagas WHERE ?1 IS NULL OR status = ?1 ORDER BY updated_ms DESC LIMIT ?2",
+    {"status", "limit"}};
 const http_view http_view_repairs = {
     "repair",
-    "SELECT * FROM repairs WHERE ?1 IS NULL OR state = ?1 ORDER BY opened_ms DESC, rowid DESC",
+    "SELECT * FROM rm_repairs WHERE ?1 IS NULL OR state = ?1 ORDER BY opened_ms DESC, id DESC",
     {"state"}};
-const http_view http_view_repair = {"repair", "SELECT * FROM repairs WHERE id = ?1", {"id"}};
+const http_view http_view_repair = {"repair", "SELECT * FROM rm_repairs WHERE id = ?1", {"id"}};
+const http_view http_view_bookings = {
+    "booking",
+    "SELECT * FROM bookings WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR customer = ?2)"
+    " AND (?3 IS NULL OR vehicle = ?3) ORDER BY start_ms DESC, id DESC LIMIT ?4",
+    {"state", "customer", "vehicle", "limit"}};
+const http_view http_view_booking = {"booking", "SELECT * FROM bookings WHERE id = ?1", {"id"}};
 const http_view http_view_dead_letters = {
     "dead letter", "SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?1", {"limit"}};
 const http_view http_view_devices = {"device", "SELECT * FROM devices ORDER BY id", {NULL}};
@@ -36,21 +46,22 @@ const http_view http_view_counters = {"counter", "SELECT * FROM counters ORDER B
 
 static const http_view view_open_rentals = {
     "rental",
-    "SELECT * FROM rentals WHERE customer = ?1 AND state IN " OPEN_RENTAL_STATES
+    "SELECT * FROM rm_rentals WHERE customer = ?1 AND state IN " OPEN_RENTAL_STATES
     " ORDER BY created_ms DESC",
     {"id"}};
 static const http_view view_held_bookings = {
     "booking",
     "SELECT * FROM bookings WHERE customer = ?1 AND state = 'HELD' ORDER BY start_ms",
     {"id"}};
-/* Fees owed: late fees set on a rental whose "fee" saga step is not done. */
+/* The customer's own view (rm_customers: fees owed are late fees whose step
+ * is not done), plus the bookings count. */
 static const http_view view_customer_totals = {
     "customer",
-    "SELECT (SELECT count(*) FROM rentals WHERE customer = ?1) AS rentals,"
+    "SELECT coalesce(c.rentals, 0) AS rentals,"
+    " coalesce(c.charged_cents, 0) AS charged_cents, coalesce(c.refunded_cents, 0) AS refunded_cents,"
     " (SELECT count(*) FROM bookings WHERE customer = ?1) AS bookings,"
-    " (SELECT coalesce(sum(fee_cents), 0) FROM rentals r WHERE r.customer = ?1"
-    "  AND r.fee_cents > 0 AND NOT EXISTS (SELECT 1 FROM saga_steps s"
-    "  WHERE s.rental = r.id AND s.step = 'fee' AND s.status = 'done')) AS fees_owed_cents",
+    " coalesce(c.fees_owed_cents, 0) AS fees_owed_cents"
+    " FROM (SELECT 1) LEFT JOIN rm_customers c ON c.customer = ?1",
     {"id"}};
 
 static cJSON *column_json(sqlite3_stmt *st, int i) {
@@ -141,11 +152,12 @@ cJSON *http_query_customer(sqlite3 *db, const char *id, int *err) {
     goto out;
   }
   out = cJSON_CreateObject();
-  if (!out || !cJSON_AddStringToObject(out, "customer", id) ||
-      !cJSON_AddNumberToObject(out, "rentals", cJSON_GetObjectItem(t, "rentals")->valuedouble) ||
-      !cJSON_AddNumberToObject(out, "fees_owed_cents",
-                               cJSON_GetObjectItem(t, "fees_owed_cents")->valuedouble) ||
-      !http_query_attach(out, "open_rentals", db, &view_open_rentals, id) ||
+  bool ok = out && cJSON_AddStringToObject(out, "customer", id);
+  const cJSON *field; /* every total of the customer's view, as the view names it */
+  cJSON_ArrayForEach(field, t) {
+    if (ok) ok = cJSON_AddItemToObject(out, field->string, cJSON_Duplicate(field, true));
+  }
+  if (!ok || !http_query_attach(out, "open_rentals", db, &view_open_rentals, id) ||
       !http_query_attach(out, "held_bookings", db, &view_held_bookings, id)) {
     cJSON_Delete(out);
     out = NULL;

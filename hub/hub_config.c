@@ -55,6 +55,8 @@ int hub_config_load(const char *path, hub_config *cfg, char *err, size_t errcap)
   rc |= fl_config_double(c, "payment.sim", "failure_rate", 0.0, 0.0, 1.0, &cfg->sim_failure_rate);
   rc |= get_int(c, "breaker", "failures", 5, 1, 100000, &cfg->breaker_failures);
   rc |= get_int(c, "breaker", "open_s", 10, 1, 86400, &cfg->breaker_open_s);
+  rc |= fl_config_int(c, "booking", "deposit_cents", 2000, 0, INT64_C(1) << 40,
+                      &cfg->booking_deposit_cents);
   /* Late-fee tiers: late by up to tierN_hours costs tierN_cents; beyond the
    * last tier, the last tier's price applies. Defaults: 1 day, 7 days, beyond. */
   static const int def_hours[HUB_FEE_TIERS] = {24, 168, 1000000, 0};

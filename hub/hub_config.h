@@ -39,6 +39,7 @@ typedef struct hub_config {
   int fee_tier_hours[HUB_FEE_TIERS]; /* [fees] tierN_hours: late by up to N hours... */
   int64_t fee_tier_cents[HUB_FEE_TIERS]; /* [fees] tierN_cents: ...costs this much */
   int n_fee_tiers;
+  int64_t booking_deposit_cents; /* [booking] deposit_cents: charged when a booking is made */
 } hub_config;
 
 /* Loads path (NULL: defaults and environment only) into *cfg. Returns FL_OK,

@@ -32,15 +32,30 @@ struct hub_payments {
   enum breaker_state breaker;
   int failures, failure_threshold, open_s;
   int64_t open_until_us;
-  bool trial_out; /* half-open: one trial call admitted */
+  bool trial_out;       /* half-open: one trial call admitted... */
+  int64_t trial_end_us; /* ...whose answer is due by then, or another is admitted */
+  int64_t trial_lease_us;
 };
 
-/* Records one call's outcome in the breaker. Called with lock held. */
+/* Moves an open breaker to half-open when its time is up. Lock held. */
+static void breaker_tick(hub_payments *p) {
+  if (p->breaker == BREAKER_OPEN && fl_mono_us() >= p->open_until_us) {
+    p->breaker = BREAKER_HALF_OPEN;
+    p->trial_out = false;
+    fl_info("payment breaker=half_open");
+  }
+}
+
+/* Records one call's outcome in the breaker. Called with lock held.
+ * An open breaker stays open for open_s whatever finishes meanwhile (calls
+ * that were in flight when it opened, saga retries): only after that does a
+ * result decide, the first success closing it, a failure opening it again. */
 static void breaker_record(hub_payments *p, pay_outcome outcome) {
+  breaker_tick(p);
+  if (p->breaker == BREAKER_OPEN) return;
   if (outcome == PAY_FAILED) {
     p->failures++;
-    if (p->breaker == BREAKER_HALF_OPEN ||
-        (p->breaker == BREAKER_CLOSED && p->failures >= p->failure_threshold)) {
+    if (p->breaker == BREAKER_HALF_OPEN || p->failures >= p->failure_threshold) {
       p->breaker = BREAKER_OPEN;
       p->open_until_us = fl_mono_us() + (int64_t)p->open_s * 1000000;
       p->trial_out = false;
@@ -51,15 +66,6 @@ static void breaker_record(hub_payments *p, pay_outcome outcome) {
     p->breaker = BREAKER_CLOSED;
     p->failures = 0;
     p->trial_out = false;
-  }
-}
-
-/* Moves an open breaker to half-open when its time is up. Lock held. */
-static void breaker_tick(hub_payments *p) {
-  if (p->breaker == BREAKER_OPEN && fl_mono_us() >= p->open_until_us) {
-    p->breaker = BREAKER_HALF_OPEN;
-    p->trial_out = false;
-    fl_info("payment breaker=half_open");
   }
 }
 
@@ -100,6 +106,9 @@ int hub_payments_create(const hub_config *cfg, pay_provider provider, pay_done_f
   p->ctx = ctx;
   p->failure_threshold = cfg->breaker_failures;
   p->open_s = cfg->breaker_open_s;
+  /* a trial waits in the queue and in its call; one that never reports
+   * (its rental was rolled back) must not keep the breaker half-open */
+  p->trial_lease_us = ((int64_t)cfg->breaker_open_s * 1000 + cfg->payment_timeout_ms) * 1000;
   pthread_mutex_init(&p->lock, NULL);
   pthread_cond_init(&p->cond, NULL);
   p->workers = calloc((size_t)cfg->payment_workers, sizeof *p->workers);
@@ -145,11 +154,13 @@ bool hub_payments_admit(hub_payments *p, uint32_t *retry_after_s) {
     *retry_after_s = (uint32_t)(left_us / 1000000 + 1);
     ok = false;
   } else if (p->breaker == BREAKER_HALF_OPEN) {
-    if (p->trial_out) {
+    int64_t now = fl_mono_us();
+    if (p->trial_out && now < p->trial_end_us) {
       *retry_after_s = 1;
       ok = false;
     } else {
       p->trial_out = true;
+      p->trial_end_us = now + p->trial_lease_us;
     }
   }
   pthread_mutex_unlock(&p->lock);

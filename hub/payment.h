@@ -50,6 +50,14 @@ typedef struct pay_provider {
  * are always declined (like a test card number). Returns FL_OK and *out. */
 int pay_sim_create(const struct hub_config *cfg, pay_provider *out);
 
+/* The HTTP provider: a client of the protocol in docs/payments.md at
+ * cfg->payment_url, each call bounded by cfg->payment_timeout_ms; it sends
+ * the job's idempotency key as the Idempotency-Key header, and the provider
+ * deduplicates. Any answer but 200 or 402 (and no answer) is PAY_FAILED with
+ * the reason. Returns FL_OK and *out, FL_ERR_CONFIG for a url that is not
+ * http(s), or FL_ERR_NOMEM. */
+int pay_http_create(const struct hub_config *cfg, pay_provider *out);
+
 typedef struct hub_payments hub_payments;
 typedef void (*pay_done_fn)(void *ctx, const pay_result *res);
 

@@ -3,10 +3,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "booking.h"
 #include "fleet.h"
 #include "fleet/error.h"
 #include "fleet/log.h"
 #include "fleet/topic.h"
+#include "saga.h"
 
 #define copy_str(dst, src) snprintf((dst), sizeof(dst), "%s", (src))
 
@@ -16,21 +18,14 @@ static bool state_is(const hub_rental *r, const char *s) { return strcmp(r->stat
 static int answer(hub_engine *e, const char *device, const char *topic, const char *corr,
                   const hub_rental *r, const char *state, bool ok, const char *reason,
                   uint32_t retry_after_s) {
-  fl_msg m;
-  fl_msg_init(&m, FL_MSG_DECISION);
-  fl_decision *d = &m.body.decision;
-  d->subject = FL_SUBJ_RENTAL;
-  copy_str(d->state, state);
-  d->ok = ok;
-  if (reason) copy_str(d->reason, reason);
-  d->retry_after_s = retry_after_s;
+  fl_decision d = {.subject = FL_SUBJ_RENTAL, .ok = ok, .retry_after_s = retry_after_s};
   if (r) {
-    d->charged_cents = r->charged_cents;
-    d->refunded_cents = r->refunded_cents;
-    d->fee_cents = r->fee_cents;
-    d->due_ms = r->due_ms;
+    d.charged_cents = r->charged_cents;
+    d.refunded_cents = r->refunded_cents;
+    d.fee_cents = r->fee_cents;
+    d.due_ms = r->due_ms;
   }
-  return hub_emit_downlink(e, device, topic, &m, corr, 0);
+  return saga_decision(e, device, topic, corr, &d, state, reason);
 }
 
 /* Sends the decision on r's current state to its latest requester. */
@@ -55,40 +50,16 @@ static int set_state(hub_engine *e, hub_rental *r, const char *state, const char
   return rc;
 }
 
-/* Builds the provider job for step s of rental r. */
-static void job_for(const hub_rental *r, const hub_step *s, pay_job *job) {
-  memset(job, 0, sizeof *job);
-  job->kind = strcmp(s->step, "refund") == 0 ? PAY_REFUND : PAY_CHARGE;
-  copy_str(job->rental, r->id);
-  copy_str(job->step, s->step);
-  copy_str(job->idem_key, s->idem_key);
-  copy_str(job->customer, r->customer);
-  job->amount_cents = s->amount_cents;
-  if (job->kind == PAY_REFUND) snprintf(job->refund_of, sizeof job->refund_of, "%s:charge", r->id);
+/* The rental as the owner of its saga steps. */
+static saga_owner owner_of(const hub_rental *r) {
+  return (saga_owner){.id = r->id, .customer = r->customer, .charge = "charge"};
 }
 
-/* Records step "calling" and hands it to the payment workers after commit.
- * A step that exists already is left alone (steps are started once). */
+/* Records step "calling" and hands it to the payment workers after commit. */
 static int start_step(hub_engine *e, const hub_rental *r, const char *step, int64_t amount,
                       int64_t now) {
-  hub_store *st = hub_engine_store(e);
-  hub_step s;
-  int rc = hub_store_step_get(st, r->id, step, &s);
-  if (rc == FL_OK) return FL_OK;
-  if (rc != FL_ERR_NOT_FOUND) return rc;
-  memset(&s, 0, sizeof s);
-  copy_str(s.rental, r->id);
-  copy_str(s.step, step);
-  copy_str(s.status, "calling");
-  snprintf(s.idem_key, sizeof s.idem_key, "%s:%s", r->id, step);
-  s.amount_cents = amount;
-  s.attempts = 1;
-  s.updated_ms = now;
-  rc = hub_store_step_put(st, &s);
-  if (rc != FL_OK) return rc;
-  pay_job job;
-  job_for(r, &s, &job);
-  return hub_emit_payment(e, &job);
+  saga_owner o = owner_of(r);
+  return saga_step_start(e, &o, step, amount, now);
 }
 
 /* Sends a lock or unlock command to the rental's vehicle. */
@@ -160,6 +131,10 @@ int rental_on_request(hub_engine *e, const hub_origin *o, const fl_msg *m) {
     snprintf(reason, sizeof reason, "vehicle %s is not available (%s)", v.id, v.state);
     return reject_new(e, &r, reason, 0, o->now_ms);
   }
+  bool allowed;
+  rc = booking_admit_rental(e, &r, o->now_ms, &allowed, reason, sizeof reason);
+  if (rc != FL_OK) return rc;
+  if (!allowed) return reject_new(e, &r, reason, 0, o->now_ms);
   uint32_t retry_after = 0;
   if (!hub_payment_admit(e, &retry_after)) {
     snprintf(reason, sizeof reason, "payment unavailable, try again in %u s", retry_after);
@@ -256,25 +231,6 @@ int rental_mark_started(hub_engine *e, const char *rental, int64_t now_ms) {
   return hub_store_rental_put(hub_engine_store(e), &r);
 }
 
-/* Schedules step s for another try after a back-off, or gives up. */
-static int step_failed(hub_engine *e, hub_step *s, const pay_result *res, int64_t now,
-                       bool *gave_up) {
-  const hub_config *cfg = hub_engine_config(e);
-  copy_str(s->last_error, res->reason[0] ? res->reason : "payment provider failed");
-  s->updated_ms = now;
-  bool is_refund = strcmp(s->step, "refund") == 0; /* compensation never gives up */
-  *gave_up = !is_refund && s->attempts >= cfg->payment_max_attempts;
-  if (*gave_up) {
-    copy_str(s->status, "failed");
-  } else {
-    int shift = s->attempts < 8 ? s->attempts : 8;
-    int64_t backoff = (int64_t)200 << shift;
-    copy_str(s->status, "retry");
-    s->next_try_ms = now + (backoff > 30000 ? 30000 : backoff);
-  }
-  return hub_store_step_put(hub_engine_store(e), s);
-}
-
 /* The charge step finished. */
 static int charge_done(hub_engine *e, hub_rental *r, hub_step *s, const pay_result *res,
                        int64_t now) {
@@ -290,6 +246,7 @@ static int charge_done(hub_engine *e, hub_rental *r, hub_step *s, const pay_resu
       if (rc == FL_OK) rc = fleet_set_vehicle_state(e, &v, "RENTED", r->id, now);
       if (rc == FL_OK) rc = decide(e, r, true, NULL, 0);
       if (rc == FL_OK) rc = command_vehicle(e, r, FL_ACT_UNLOCK, now);
+      if (rc == FL_OK) rc = booking_on_rental_active(e, r, now);
       return rc;
     }
     /* cancelled or compensated while paying: give the money back */
@@ -297,14 +254,9 @@ static int charge_done(hub_engine *e, hub_rental *r, hub_step *s, const pay_resu
     if (rc == FL_OK) rc = start_step(e, r, "refund", r->charged_cents, now);
     return rc;
   }
-  bool gave_up = true;
-  if (res->outcome == PAY_FAILED) {
-    rc = step_failed(e, s, res, now, &gave_up);
-    if (rc != FL_OK || !gave_up) return rc;
-    snprintf(reason, sizeof reason, "payment failed: %s", s->last_error);
-  } else {
-    snprintf(reason, sizeof reason, "payment declined: %s", res->reason);
-  }
+  bool final;
+  rc = saga_charge_refused(e, s, res, now, &final, reason, sizeof reason);
+  if (rc != FL_OK || !final) return rc;
   bool was_cancel = state_is(r, "CANCEL_REQUESTED");
   if (!state_is(r, "PAYMENT_PENDING") && !was_cancel) return FL_OK;
   rc = set_state(e, r, was_cancel ? "CANCELLED" : "REJECTED", was_cancel ? NULL : reason, now);
@@ -320,7 +272,7 @@ static int refund_done(hub_engine *e, hub_rental *r, hub_step *s, const pay_resu
                        int64_t now) {
   if (res->outcome != PAY_OK) {
     bool gave_up;
-    return step_failed(e, s, res, now, &gave_up);
+    return saga_step_failed(e, s, res, now, &gave_up);
   }
   r->refunded_cents += res->amount_cents;
   if (!state_is(r, "CANCEL_REQUESTED")) return hub_store_rental_put(hub_engine_store(e), r);
@@ -336,7 +288,7 @@ static int fee_done(hub_engine *e, hub_rental *r, hub_step *s, const pay_result 
                     int64_t now) {
   if (res->outcome == PAY_FAILED) {
     bool gave_up;
-    int rc = step_failed(e, s, res, now, &gave_up);
+    int rc = saga_step_failed(e, s, res, now, &gave_up);
     if (rc != FL_OK || !gave_up) return rc;
   }
   if (res->outcome == PAY_OK) r->charged_cents += res->amount_cents;
@@ -347,48 +299,32 @@ static int fee_done(hub_engine *e, hub_rental *r, hub_step *s, const pay_result 
 }
 
 int rental_on_payment(hub_engine *e, const pay_result *res, int64_t now_ms) {
-  hub_store *st = hub_engine_store(e);
   hub_rental r;
   hub_step s;
-  int rc = hub_store_rental_get(st, res->job.rental, &r);
-  if (rc == FL_OK) rc = hub_store_step_get(st, res->job.rental, res->job.step, &s);
+  int rc = hub_store_rental_get(hub_engine_store(e), res->job.rental, &r);
+  if (rc == FL_ERR_NOT_FOUND) return booking_on_payment(e, res, now_ms);
+  if (rc == FL_OK) rc = saga_step_settle(e, res, now_ms, &s);
+  if (rc == FL_ERR_STATE) return FL_OK; /* a late duplicate of a settled call */
   if (rc == FL_ERR_NOT_FOUND) {
     fl_warn("payment result for unknown rental=%s step=%s", res->job.rental, res->job.step);
     return FL_OK;
   }
   if (rc != FL_OK) return rc;
-  if (strcmp(s.status, "calling") != 0) return FL_OK; /* a late duplicate of a settled call */
-  if (res->outcome != PAY_FAILED) {
-    copy_str(s.status, res->outcome == PAY_OK ? "done" : "declined");
-    copy_str(s.provider_ref, res->ref);
-    copy_str(s.last_error, res->reason);
-    s.updated_ms = now_ms;
-    rc = hub_store_step_put(st, &s);
-    if (rc != FL_OK) return rc;
-  }
   if (strcmp(s.step, "charge") == 0) return charge_done(e, &r, &s, res, now_ms);
   if (strcmp(s.step, "refund") == 0) return refund_done(e, &r, &s, res, now_ms);
   return fee_done(e, &r, &s, res, now_ms);
 }
 
-/* Puts step s back in flight. */
+/* Puts step s back in flight; steps of bookings go to hub/booking.c. */
 static int resubmit(void *ctx, const hub_step *step) {
   hub_engine *e = ((void **)ctx)[0];
   int64_t now = *(const int64_t *)((void **)ctx)[1];
   hub_rental r;
   int rc = hub_store_rental_get(hub_engine_store(e), step->rental, &r);
-  if (rc != FL_OK) return rc == FL_ERR_NOT_FOUND ? FL_OK : rc;
-  hub_step s = *step;
-  if (strcmp(s.status, "calling") != 0) {
-    copy_str(s.status, "calling");
-    s.attempts++;
-    s.updated_ms = now;
-    rc = hub_store_step_put(hub_engine_store(e), &s);
-    if (rc != FL_OK) return rc;
-  }
-  pay_job job;
-  job_for(&r, &s, &job);
-  return hub_emit_payment(e, &job);
+  if (rc == FL_ERR_NOT_FOUND) return booking_resubmit(e, step, now);
+  if (rc != FL_OK) return rc;
+  saga_owner o = owner_of(&r);
+  return saga_step_resubmit(e, &o, step, now);
 }
 
 int rental_resume(hub_engine *e, const char *status, int64_t now_ms) {

@@ -113,17 +113,40 @@ CREATE TABLE IF NOT EXISTS repairs (
   updated_ms  INTEGER NOT NULL
 );
 
+-- Bookings ahead of time (hub/booking.c): PAYMENT_PENDING (deposit being
+-- charged) -> HELD -> USED (its customer rented the vehicle in the window) or
+-- CANCELLED (deposit refunded); REJECTED when refused or declined.
 CREATE TABLE IF NOT EXISTS bookings (
-  id          TEXT PRIMARY KEY,
-  vehicle     TEXT NOT NULL,
-  customer    TEXT NOT NULL,
-  kiosk       TEXT NOT NULL,
-  state       TEXT NOT NULL,                  -- HELD CANCELLED
-  start_ms    INTEGER NOT NULL,
-  end_ms      INTEGER NOT NULL,
-  deposit_cents INTEGER NOT NULL DEFAULT 0,
-  created_ms  INTEGER NOT NULL
+  id             TEXT PRIMARY KEY,            -- chosen by the kiosk (envelope corr)
+  vehicle        TEXT NOT NULL,
+  customer       TEXT NOT NULL,
+  kiosk          TEXT NOT NULL,               -- device that asked last; decisions go there
+  reply_topic    TEXT NOT NULL,
+  state          TEXT NOT NULL,               -- PAYMENT_PENDING HELD USED CANCELLED REJECTED
+  start_ms       INTEGER NOT NULL,
+  end_ms         INTEGER NOT NULL,
+  deposit_cents  INTEGER NOT NULL DEFAULT 0,
+  charged_cents  INTEGER NOT NULL DEFAULT 0,
+  refunded_cents INTEGER NOT NULL DEFAULT 0,
+  rental         TEXT,                        -- the rental that used it
+  reason         TEXT,
+  created_ms     INTEGER NOT NULL,
+  updated_ms     INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS bookings_vehicle ON bookings(vehicle, start_ms);
+CREATE INDEX IF NOT EXISTS bookings_customer ON bookings(customer);
+-- Two customers can never hold the same vehicle for the same time: a booking
+-- that holds its vehicle (PAYMENT_PENDING, HELD) may not overlap another one
+-- that holds it and has not ended by the writer's clock (updated_ms). Every
+-- write of a booking is an upsert, so this insert trigger sees them all.
+CREATE TRIGGER IF NOT EXISTS bookings_no_overlap BEFORE INSERT ON bookings
+  WHEN NEW.state IN ('PAYMENT_PENDING', 'HELD')
+BEGIN
+  SELECT RAISE(ABORT, 'booking overlaps another booking of the vehicle')
+  WHERE EXISTS (SELECT 1 FROM bookings b WHERE b.vehicle = NEW.vehicle AND b.id <> NEW.id
+                AND b.state IN ('PAYMENT_PENDING', 'HELD') AND b.start_ms < NEW.end_ms
+                AND b.end_ms > NEW.start_ms AND b.end_ms > NEW.updated_ms);
+END;
 
 -- Hub -> device messages (decisions, commands) until the device acks them.
 CREATE TABLE IF NOT EXISTS downlink (
@@ -143,3 +166,55 @@ CREATE TABLE IF NOT EXISTS counters (
   name  TEXT PRIMARY KEY,
   value INTEGER NOT NULL
 );
+
+-- ---- Read side -----------------------------------------------------------
+-- Append-only log of every change of a vehicle, rental, repair or saga step,
+-- written in the transaction of the change, with the thing's state after it
+-- (JSON taken from its write-side row). The read models below are projections
+-- of this log: updated live from each new row, and rebuilt from the whole log
+-- by `fleetctl rebuild` (hub/readmodel.c has the projections).
+CREATE TABLE IF NOT EXISTS changes (
+  seq        INTEGER PRIMARY KEY,
+  at_ms      INTEGER NOT NULL,
+  kind       TEXT NOT NULL,                   -- vehicle, rental, repair, saga
+  id         TEXT NOT NULL,                   -- saga: rental:step
+  from_state TEXT,
+  to_state   TEXT,
+  snapshot   TEXT NOT NULL                    -- JSON
+);
+CREATE INDEX IF NOT EXISTS changes_by_thing ON changes(kind, id, seq);
+
+CREATE TABLE IF NOT EXISTS rm_fleet (
+  id TEXT PRIMARY KEY, name TEXT, station TEXT, rate_cents INTEGER, state TEXT, rental TEXT,
+  repair_due INTEGER, energy_pct INTEGER, lat REAL, lon REAL, odometer_m INTEGER,
+  updated_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS rm_rentals (
+  id TEXT PRIMARY KEY, vehicle TEXT, customer TEXT, kiosk TEXT, state TEXT, minutes INTEGER,
+  amount_cents INTEGER, charged_cents INTEGER, refunded_cents INTEGER, fee_cents INTEGER,
+  reason TEXT, started INTEGER, created_ms INTEGER, due_ms INTEGER, ended_ms INTEGER,
+  updated_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS rm_rentals_customer ON rm_rentals(customer);
+CREATE INDEX IF NOT EXISTS rm_rentals_created ON rm_rentals(created_ms);
+CREATE TABLE IF NOT EXISTS rm_repairs (
+  id TEXT PRIMARY KEY, vehicle TEXT, state TEXT, dtcs TEXT, severity TEXT, text TEXT,
+  opened_ms INTEGER, updated_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS rm_sagas (
+  rental TEXT, step TEXT, status TEXT, amount_cents INTEGER, attempts INTEGER,
+  provider_ref TEXT, last_error TEXT, next_try_ms INTEGER, updated_ms INTEGER,
+  PRIMARY KEY (rental, step)
+);
+-- A customer's own view: open rentals, what was charged and refunded, fees owed
+-- (a late fee whose step is not done).
+CREATE VIEW IF NOT EXISTS rm_customers AS
+  SELECT r.customer AS customer,
+         SUM(r.state IN ('PAYMENT_PENDING', 'ACTIVE', 'CANCEL_REQUESTED', 'RETURNED')) AS open_rentals,
+         COUNT(*) AS rentals,
+         SUM(r.charged_cents) AS charged_cents,
+         SUM(r.refunded_cents) AS refunded_cents,
+         SUM(CASE WHEN r.fee_cents > 0 AND NOT EXISTS (
+               SELECT 1 FROM rm_sagas s WHERE s.rental = r.id AND s.step = 'fee' AND s.status = 'done')
+             THEN r.fee_cents ELSE 0 END) AS fees_owed_cents
+  FROM rm_rentals r GROUP BY r.customer;

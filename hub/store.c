@@ -8,6 +8,7 @@
 
 #include "fleet/error.h"
 #include "fleet/log.h"
+#include "readmodel.h"
 #include "schema.h"
 
 enum stmt_id {
@@ -32,6 +33,9 @@ enum stmt_id {
   S_DOWNLINK_ONLINE,
   S_META_GET,
   S_META_PUT,
+  S_BOOKING_GET,
+  S_BOOKING_PUT,
+  S_BOOKINGS_HOLDING,
   S__COUNT
 };
 
@@ -95,11 +99,22 @@ static const char *const stmt_sql[S__COUNT] = {
     [S_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [S_META_PUT] = "INSERT INTO meta(key, value) VALUES(?1, ?2) "
                    "ON CONFLICT(key) DO UPDATE SET value = ?2",
+#define BOOKING_COLS "id, vehicle, customer, kiosk, reply_topic, state, start_ms, end_ms, " \
+                     "deposit_cents, charged_cents, refunded_cents, rental, reason, created_ms, updated_ms"
+    [S_BOOKING_GET] = "SELECT " BOOKING_COLS " FROM bookings WHERE id = ?1",
+    [S_BOOKING_PUT] = "INSERT INTO bookings(" BOOKING_COLS ") "
+                      "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15) "
+                      "ON CONFLICT(id) DO UPDATE SET kiosk=?4, reply_topic=?5, state=?6, "
+                      "charged_cents=?10, refunded_cents=?11, rental=?12, reason=?13, updated_ms=?15",
+    [S_BOOKINGS_HOLDING] = "SELECT " BOOKING_COLS " FROM bookings WHERE vehicle = ?1 "
+                           "AND state IN ('PAYMENT_PENDING', 'HELD') AND end_ms > ?2 "
+                           "AND end_ms > ?3 AND start_ms < ?4 ORDER BY start_ms, id",
 };
 
 struct hub_store {
   sqlite3 *db;
   sqlite3_stmt *st[S__COUNT];
+  readmodel *rm; /* every put of a vehicle, rental, repair or step is logged and projected */
 };
 
 /* Copies column col of st into dst (cap bytes), "" when NULL. */
@@ -137,6 +152,20 @@ static void row_done(sqlite3_stmt *st) {
   sqlite3_clear_bindings(st);
 }
 
+/* Hubs before bookings were taken created a bookings table with fewer
+ * columns and never wrote to it: such a table is dropped, and the schema
+ * creates the current one. */
+static int bookings_upgrade(sqlite3 *db) {
+  sqlite3_stmt *q = NULL;
+  int rc = fl_db_prepare(db, "SELECT count(*), count(*) FILTER (WHERE name = 'reply_topic') "
+                             "FROM pragma_table_info('bookings')", &q);
+  if (rc != FL_OK) return rc;
+  bool old = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) > 0 &&
+             sqlite3_column_int(q, 1) == 0;
+  sqlite3_finalize(q);
+  return old ? fl_db_exec(db, "DROP TABLE bookings") : FL_OK;
+}
+
 int hub_store_open(const char *state_dir, fl_db_sync durability, hub_store **out) {
   if (mkdir(state_dir, 0750) != 0 && errno != EEXIST) {
     fl_error("store: cannot create state dir %s: %s", state_dir, strerror(errno));
@@ -147,8 +176,10 @@ int hub_store_open(const char *state_dir, fl_db_sync durability, hub_store **out
   hub_store *st = calloc(1, sizeof *st);
   if (!st) return FL_ERR_NOMEM;
   int rc = fl_db_open(path, durability, false, &st->db);
+  if (rc == FL_OK) rc = bookings_upgrade(st->db);
   if (rc == FL_OK) rc = fl_db_exec(st->db, hub_schema_sql);
   for (int i = 0; rc == FL_OK && i < S__COUNT; i++) rc = fl_db_prepare(st->db, stmt_sql[i], &st->st[i]);
+  if (rc == FL_OK) rc = readmodel_open(st->db, &st->rm);
   if (rc != FL_OK) {
     hub_store_close(st);
     return rc;
@@ -160,11 +191,20 @@ int hub_store_open(const char *state_dir, fl_db_sync durability, hub_store **out
 void hub_store_close(hub_store *st) {
   if (!st) return;
   for (int i = 0; i < S__COUNT; i++) sqlite3_finalize(st->st[i]);
+  readmodel_close(st->rm);
   fl_db_close(st->db);
   free(st);
 }
 
 sqlite3 *hub_store_db(hub_store *st) { return st->db; }
+
+int hub_store_readmodel_rebuild(hub_store *st, uint64_t *changes) {
+  return readmodel_rebuild(st->db, changes);
+}
+
+int hub_store_readmodel_check(hub_store *st, uint64_t *differing, char *msg, size_t cap) {
+  return readmodel_check(st->db, differing, msg, cap);
+}
 
 int hub_store_device_get(hub_store *st, const char *id, hub_device *out) {
   sqlite3_stmt *s = st->st[S_DEVICE_GET];
@@ -223,6 +263,11 @@ int hub_store_vehicle_get(hub_store *st, const char *id, hub_vehicle *out) {
 }
 
 int hub_store_vehicle_put(hub_store *st, const hub_vehicle *v) {
+  int rc = hub_store_vehicle_reading(st, v);
+  return rc == FL_OK ? readmodel_record(st->rm, RM_VEHICLE, v->id, NULL) : rc;
+}
+
+int hub_store_vehicle_reading(hub_store *st, const hub_vehicle *v) {
   sqlite3_stmt *s = st->st[S_VEHICLE_PUT];
   bind_text(s, 1, v->id);
   bind_text(s, 2, v->name);
@@ -287,7 +332,8 @@ int hub_store_rental_put(hub_store *st, const hub_rental *r) {
   if (r->due_ms) sqlite3_bind_int64(s, 15, r->due_ms);
   if (r->ended_ms) sqlite3_bind_int64(s, 16, r->ended_ms);
   sqlite3_bind_int64(s, 17, r->updated_ms);
-  return fl_db_step_done(s);
+  int rc = fl_db_step_done(s);
+  return rc == FL_OK ? readmodel_record(st->rm, RM_RENTAL, r->id, NULL) : rc;
 }
 
 static void step_read(sqlite3_stmt *s, hub_step *out) {
@@ -327,7 +373,8 @@ int hub_store_step_put(hub_store *st, const hub_step *p) {
   bind_text_or_null(s, 8, p->last_error);
   sqlite3_bind_int64(s, 9, p->next_try_ms);
   sqlite3_bind_int64(s, 10, p->updated_ms);
-  return fl_db_step_done(s);
+  int rc = fl_db_step_done(s);
+  return rc == FL_OK ? readmodel_record(st->rm, RM_SAGA, p->rental, p->step) : rc;
 }
 
 int hub_store_steps_where(hub_store *st, const char *status, int64_t due_ms,
@@ -398,7 +445,8 @@ int hub_store_repair_put(hub_store *st, const hub_repair *r) {
   bind_text_or_null(s, 6, r->text);
   sqlite3_bind_int64(s, 7, r->opened_ms);
   sqlite3_bind_int64(s, 8, r->updated_ms);
-  return fl_db_step_done(s);
+  int rc = fl_db_step_done(s);
+  return rc == FL_OK ? readmodel_record(st->rm, RM_REPAIR, r->id, NULL) : rc;
 }
 
 int hub_store_event_append(hub_store *st, const char *device, uint64_t seq, const char *type,
@@ -518,4 +566,72 @@ int hub_store_next_id(hub_store *st, const char *name, uint64_t *out) {
   rc = fl_db_step_done(p);
   if (rc == FL_OK) *out = v;
   return rc;
+}
+
+static void booking_read(sqlite3_stmt *s, hub_booking *out) {
+  memset(out, 0, sizeof *out);
+  col_text(s, 0, out->id, sizeof out->id);
+  col_text(s, 1, out->vehicle, sizeof out->vehicle);
+  col_text(s, 2, out->customer, sizeof out->customer);
+  col_text(s, 3, out->kiosk, sizeof out->kiosk);
+  col_text(s, 4, out->reply_topic, sizeof out->reply_topic);
+  col_text(s, 5, out->state, sizeof out->state);
+  out->start_ms = sqlite3_column_int64(s, 6);
+  out->end_ms = sqlite3_column_int64(s, 7);
+  out->deposit_cents = sqlite3_column_int64(s, 8);
+  out->charged_cents = sqlite3_column_int64(s, 9);
+  out->refunded_cents = sqlite3_column_int64(s, 10);
+  col_text(s, 11, out->rental, sizeof out->rental);
+  col_text(s, 12, out->reason, sizeof out->reason);
+  out->created_ms = sqlite3_column_int64(s, 13);
+  out->updated_ms = sqlite3_column_int64(s, 14);
+}
+
+int hub_store_booking_get(hub_store *st, const char *id, hub_booking *out) {
+  sqlite3_stmt *s = st->st[S_BOOKING_GET];
+  bind_text(s, 1, id);
+  int rc = row_fetch(s);
+  if (rc != FL_OK) return rc;
+  booking_read(s, out);
+  row_done(s);
+  return FL_OK;
+}
+
+int hub_store_booking_put(hub_store *st, const hub_booking *b) {
+  sqlite3_stmt *s = st->st[S_BOOKING_PUT];
+  bind_text(s, 1, b->id);
+  bind_text(s, 2, b->vehicle);
+  bind_text(s, 3, b->customer);
+  bind_text(s, 4, b->kiosk);
+  bind_text(s, 5, b->reply_topic);
+  bind_text(s, 6, b->state);
+  sqlite3_bind_int64(s, 7, b->start_ms);
+  sqlite3_bind_int64(s, 8, b->end_ms);
+  sqlite3_bind_int64(s, 9, b->deposit_cents);
+  sqlite3_bind_int64(s, 10, b->charged_cents);
+  sqlite3_bind_int64(s, 11, b->refunded_cents);
+  bind_text_or_null(s, 12, b->rental);
+  bind_text_or_null(s, 13, b->reason);
+  sqlite3_bind_int64(s, 14, b->created_ms);
+  sqlite3_bind_int64(s, 15, b->updated_ms);
+  return fl_db_step_done(s);
+}
+
+int hub_store_bookings_holding(hub_store *st, const char *vehicle, int64_t now_ms,
+                               int64_t start_ms, int64_t end_ms,
+                               int (*fn)(void *ctx, const hub_booking *b), void *ctx) {
+  sqlite3_stmt *s = st->st[S_BOOKINGS_HOLDING];
+  bind_text(s, 1, vehicle);
+  sqlite3_bind_int64(s, 2, now_ms);
+  sqlite3_bind_int64(s, 3, start_ms);
+  sqlite3_bind_int64(s, 4, end_ms);
+  int rc = SQLITE_DONE, err = FL_OK;
+  while (err == FL_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    hub_booking b;
+    booking_read(s, &b);
+    err = fn(ctx, &b);
+  }
+  if (err == FL_OK && rc != SQLITE_DONE) err = FL_ERR_DB;
+  row_done(s);
+  return err;
 }

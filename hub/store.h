@@ -77,6 +77,20 @@ typedef struct hub_repair {
   int64_t opened_ms, updated_ms;
 } hub_repair;
 
+typedef struct hub_booking {
+  char id[FL_ID_MAX + 1];
+  char vehicle[FL_ID_MAX + 1];
+  char customer[FL_ID_MAX + 1];
+  char kiosk[FL_ID_MAX + 1];
+  char reply_topic[160];
+  char state[24]; /* PAYMENT_PENDING HELD USED CANCELLED REJECTED */
+  int64_t start_ms, end_ms;
+  int64_t deposit_cents, charged_cents, refunded_cents;
+  char rental[FL_ID_MAX + 1]; /* the rental that used it */
+  char reason[FL_TEXT_MAX + 1];
+  int64_t created_ms, updated_ms;
+} hub_booking;
+
 /* One stored hub -> device message. */
 typedef struct hub_downlink {
   char device[FL_ID_MAX + 1];
@@ -105,6 +119,10 @@ int hub_store_device_get(hub_store *st, const char *id, hub_device *out);
 int hub_store_device_put(hub_store *st, const hub_device *d);
 int hub_store_vehicle_get(hub_store *st, const char *id, hub_vehicle *out);
 int hub_store_vehicle_put(hub_store *st, const hub_vehicle *v);
+/* Writes v like hub_store_vehicle_put but records no change: for readings
+ * (telemetry) that are not published, so that the change log does not grow
+ * with every sample. */
+int hub_store_vehicle_reading(hub_store *st, const hub_vehicle *v);
 int hub_store_rental_get(hub_store *st, const char *id, hub_rental *out);
 int hub_store_rental_put(hub_store *st, const hub_rental *r);
 int hub_store_step_get(hub_store *st, const char *rental, const char *step, hub_step *out);
@@ -113,6 +131,19 @@ int hub_store_repair_get(hub_store *st, const char *id, hub_repair *out);
 int hub_store_repair_put(hub_store *st, const hub_repair *r);
 /* Finds the open (REQUESTED or IN_PROGRESS) repair of vehicle, if any. */
 int hub_store_repair_open_for(hub_store *st, const char *vehicle, hub_repair *out);
+
+/* Bookings. The put refuses (FL_ERR_CONFLICT) a booking in PAYMENT_PENDING
+ * or HELD that overlaps another such booking of its vehicle not ended by its
+ * updated_ms (a trigger of the schema). */
+int hub_store_booking_get(hub_store *st, const char *id, hub_booking *out);
+int hub_store_booking_put(hub_store *st, const hub_booking *b);
+/* Calls fn for each booking of vehicle in PAYMENT_PENDING or HELD whose
+ * window ends after now_ms and overlaps [start_ms, end_ms), by start time;
+ * fn must not write to the store. Stops early and returns fn's value if it
+ * is not FL_OK. */
+int hub_store_bookings_holding(hub_store *st, const char *vehicle, int64_t now_ms,
+                               int64_t start_ms, int64_t end_ms,
+                               int (*fn)(void *ctx, const hub_booking *b), void *ctx);
 
 /* Appends an accepted event (or operator command) to the event log.
  * Returns FL_OK, FL_ERR_CONFLICT if (device, seq) is already there, FL_ERR_DB. */
@@ -147,6 +178,13 @@ int hub_store_downlink_online(hub_store *st, int (*fn)(void *ctx, const hub_down
  * write to the store. Stops at and returns fn's first error. */
 int hub_store_steps_where(hub_store *st, const char *status, int64_t due_ms,
                           int (*fn)(void *ctx, const hub_step *s), void *ctx);
+
+/* Read models (hub/readmodel.h): every put of a vehicle (but readings), a
+ * rental, a repair or a saga step is logged in `changes` and projected into
+ * rm_*. Rebuild replaces them from the log (*changes: its length); check
+ * compares them with a rebuild (*differing: rows that differ, msg: where). */
+int hub_store_readmodel_rebuild(hub_store *st, uint64_t *changes);
+int hub_store_readmodel_check(hub_store *st, uint64_t *differing, char *msg, size_t cap);
 
 /* Returns the next value of a named sequence kept in meta (starting at 1). */
 int hub_store_next_id(hub_store *st, const char *name, uint64_t *out);

@@ -59,3 +59,9 @@ def test_hub_killed_while_renting(broker, make_hub):
     ledger_total = ledger.execute(
         "SELECT SUM(amount_cents) FROM ledger WHERE kind='charge' AND outcome='ok'").fetchone()[0]
     assert hub_total == ledger_total == 600 * N
+    # no vehicle in two active rentals, and read models equal to a rebuild
+    held = db.execute("SELECT vehicle, COUNT(*) FROM rentals WHERE state = 'ACTIVE' "
+                      "GROUP BY vehicle HAVING COUNT(*) > 1").fetchall()
+    assert held == []
+    status, body = hub.api("POST", "/v1/read-models/check")
+    assert status == 200, body

@@ -18,6 +18,7 @@ import atexit
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -96,6 +97,24 @@ def parse_table(text):
     bounds = list(zip(starts, starts[1:] + [None]))
     titles = [header[a:b].strip() for a, b in bounds]
     return [{t: line[a:b].strip() for t, (a, b) in zip(titles, bounds)} for line in lines[1:]]
+
+
+def vehicle_state(hub, vehicle):
+    """Returns the vehicle's STATE column as `fleetctl vehicles` shows it."""
+    rc, out, err = hub.fleetctl("vehicles")
+    assert rc == 0, err
+    return {row["ID"]: row for row in parse_table(out)}[vehicle]["STATE"]
+
+
+def rent(kiosk, vehicle, customer, minutes=60, wait_s=20):
+    """Asks kiosk (an Agent) for a rental and waits for the hub's decision.
+    Returns (rental id, state, the decision line of fleet-agent ctl)."""
+    rc, out, err = kiosk.ctl("rent", vehicle, customer, minutes, "--wait", wait_s)
+    assert rc == 0, f"rent failed: {out} {err}"
+    line = out.strip().splitlines()[-1]
+    decided = re.match(r"rental (\S+) (\S+)", line)
+    assert decided, line
+    return decided.group(1), decided.group(2), line
 
 
 class _Service:

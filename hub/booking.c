@@ -1,0 +1,394 @@
+#include "booking.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "fleet/error.h"
+#include "fleet/log.h"
+#include "fleet/topic.h"
+#include "saga.h"
+
+#define copy_str(dst, src) snprintf((dst), sizeof(dst), "%s", (src))
+#define BOOKINGS_TTL_MS (INT64_C(366) * 24 * 3600 * 1000) /* the list command: far ahead */
+
+static bool state_is(const hub_booking *b, const char *s) { return strcmp(b->state, s) == 0; }
+
+/* The booking as the owner of its saga steps. */
+static saga_owner owner_of(const hub_booking *b) {
+  return (saga_owner){.id = b->id, .customer = b->customer, .charge = "deposit"};
+}
+
+/* Writes ms as UTC "2026-01-01T10:00Z" into buf. */
+static const char *utc(int64_t ms, char *buf, size_t cap) {
+  time_t t = (time_t)(ms / 1000);
+  struct tm tm;
+  if (!gmtime_r(&t, &tm) || !strftime(buf, cap, "%Y-%m-%dT%H:%MZ", &tm)) snprintf(buf, cap, "?");
+  return buf;
+}
+
+/* The reason a window is refused because of booking b. */
+static void booked_reason(const hub_booking *b, char *reason, size_t cap) {
+  char from[32], to[32];
+  snprintf(reason, cap, "vehicle %.40s is booked from %s to %s", b->vehicle,
+           utc(b->start_ms, from, sizeof from), utc(b->end_ms, to, sizeof to));
+}
+
+/* Sends the decision on b's state to its latest requester; reason NULL:
+ * b's own. */
+static int decide(hub_engine *e, const hub_booking *b, bool ok, const char *reason,
+                  uint32_t retry_after_s) {
+  fl_decision d = {.subject = FL_SUBJ_BOOKING, .ok = ok, .retry_after_s = retry_after_s,
+                   .charged_cents = b->charged_cents, .refunded_cents = b->refunded_cents};
+  return saga_decision(e, b->kiosk, b->reply_topic, b->id, &d, b->state,
+                       reason ? reason : (b->reason[0] ? b->reason : NULL));
+}
+
+/* Moves b to state (with reason, may be NULL), stores it and notifies. */
+static int set_state(hub_engine *e, hub_booking *b, const char *state, const char *reason,
+                     int64_t now) {
+  char from[24];
+  copy_str(from, b->state);
+  copy_str(b->state, state);
+  if (reason) copy_str(b->reason, reason);
+  b->updated_ms = now;
+  int rc = hub_store_booking_put(hub_engine_store(e), b);
+  if (rc == FL_OK) rc = hub_emit_booking(e, b->id, from, state, reason);
+  if (rc == FL_OK)
+    fl_info("booking=%s vehicle=%s customer=%s state=%s%s%s", b->id, b->vehicle, b->customer,
+            state, reason ? " reason=" : "", reason ? reason : "");
+  return rc;
+}
+
+/* ---- the vehicle's list ---------------------------------------------------- */
+
+static int add_held(void *ctx, const hub_booking *b) {
+  fl_command *c = ctx;
+  if (strcmp(b->state, "HELD") != 0 || c->n_bookings == FL_MAX_BOOKINGS) return FL_OK;
+  fl_booking *out = &c->bookings[c->n_bookings++];
+  copy_str(out->booking, b->id);
+  copy_str(out->customer, b->customer);
+  out->start_ms = b->start_ms;
+  out->end_ms = b->end_ms;
+  return FL_OK;
+}
+
+/* Queues for vehicle the complete list of its current and future HELD
+ * bookings (the agent replaces its own with it). */
+static int send_bookings(hub_engine *e, const char *vehicle, int64_t now) {
+  char topic[FL_TOPIC_MAX];
+  if (fl_topic_device(topic, sizeof topic, vehicle, FL_CH_DOWN_CMD) < 0) return FL_ERR_INVALID;
+  fl_msg m;
+  fl_msg_init(&m, FL_MSG_COMMAND);
+  fl_command *c = &m.body.command;
+  c->action = FL_ACT_BOOKINGS;
+  c->expires_ms = now + BOOKINGS_TTL_MS;
+  int rc = hub_store_bookings_holding(hub_engine_store(e), vehicle, now, now, INT64_MAX, add_held, c);
+  if (rc == FL_OK) rc = hub_emit_downlink(e, vehicle, topic, &m, NULL, c->expires_ms);
+  if (rc == FL_OK) fl_info("vehicle=%s bookings sent: %u held", vehicle, c->n_bookings);
+  return rc;
+}
+
+/* ---- conflicts ----------------------------------------------------------------- */
+
+/* What a scan of a vehicle's holding bookings looks for. */
+typedef struct scan {
+  const char *skip_customer; /* bookings of this customer do not count (NULL: all count) */
+  bool held_only;            /* only HELD bookings count */
+  int64_t held_at_ms;        /* with held_only: the window must hold this time */
+  int count;
+  hub_booking first; /* the first one that counts */
+} scan;
+
+static int scan_one(void *ctx, const hub_booking *b) {
+  scan *s = ctx;
+  if (s->skip_customer && strcmp(b->customer, s->skip_customer) == 0) return FL_OK;
+  if (s->held_only && (strcmp(b->state, "HELD") != 0 || b->start_ms > s->held_at_ms))
+    return FL_OK;
+  if (s->count++ == 0) s->first = *b;
+  return FL_OK;
+}
+
+/* Fills reason when the open rental of v (RESERVED or RENTED) holds it at
+ * b's start: until its due time, or until now when it is late. */
+static int rental_conflict(hub_engine *e, const hub_vehicle *v, const hub_booking *b, int64_t now,
+                           char *reason, size_t cap) {
+  hub_rental r;
+  if (!v->rental[0]) return FL_OK;
+  int rc = hub_store_rental_get(hub_engine_store(e), v->rental, &r);
+  if (rc != FL_OK) return rc == FL_ERR_NOT_FOUND ? FL_OK : rc;
+  int64_t due = r.due_ms ? r.due_ms
+                         : r.created_ms + (int64_t)r.minutes * hub_engine_config(e)->minute_ms;
+  int64_t until = due > now ? due : now + 1;
+  char at[32];
+  if (b->start_ms < until)
+    snprintf(reason, cap, "vehicle %.40s is rented until %s", v->id, utc(until, at, sizeof at));
+  return FL_OK;
+}
+
+/* Finds why vehicle v cannot be booked for b's window: a holding booking, its
+ * open rental, or too many bookings ahead. Leaves reason "" when it can. */
+static int booking_conflict(hub_engine *e, const hub_vehicle *v, const hub_booking *b, int64_t now,
+                            char *reason, size_t cap) {
+  hub_store *st = hub_engine_store(e);
+  reason[0] = '\0';
+  scan s = {0};
+  int rc = hub_store_bookings_holding(st, v->id, now, b->start_ms, b->end_ms, scan_one, &s);
+  if (rc != FL_OK) return rc;
+  if (s.count) {
+    booked_reason(&s.first, reason, cap);
+    return FL_OK;
+  }
+  rc = rental_conflict(e, v, b, now, reason, cap);
+  if (rc != FL_OK || reason[0]) return rc;
+  memset(&s, 0, sizeof s);
+  rc = hub_store_bookings_holding(st, v->id, now, now, INT64_MAX, scan_one, &s);
+  if (rc == FL_OK && s.count >= FL_MAX_BOOKINGS)
+    snprintf(reason, cap, "vehicle %.40s has %d bookings ahead already", v->id, s.count);
+  return rc;
+}
+
+int booking_admit_rental(hub_engine *e, const hub_rental *r, int64_t now_ms, bool *allowed,
+                         char *reason, size_t cap) {
+  hub_store *st = hub_engine_store(e);
+  hub_booking b;
+  *allowed = false;
+  int rc = hub_store_booking_get(st, r->id, &b);
+  if (rc == FL_OK) {
+    snprintf(reason, cap, "id %s is already used by a booking", r->id);
+    return FL_OK;
+  }
+  if (rc != FL_ERR_NOT_FOUND) return rc;
+  int64_t end = now_ms + (int64_t)r->minutes * hub_engine_config(e)->minute_ms;
+  scan s = {.skip_customer = r->customer};
+  rc = hub_store_bookings_holding(st, r->vehicle, now_ms, now_ms, end, scan_one, &s);
+  if (rc != FL_OK) return rc;
+  if (s.count)
+    booked_reason(&s.first, reason, cap);
+  else
+    *allowed = true;
+  return FL_OK;
+}
+
+int booking_on_rental_active(hub_engine *e, const hub_rental *r, int64_t now_ms) {
+  int64_t at = r->created_ms;
+  scan s = {.held_only = true, .held_at_ms = at};
+  int rc = hub_store_bookings_holding(hub_engine_store(e), r->vehicle, at, at, at + 1, scan_one, &s);
+  if (rc != FL_OK || !s.count || strcmp(s.first.customer, r->customer) != 0) return rc;
+  copy_str(s.first.rental, r->id);
+  char text[FL_TEXT_MAX + 1];
+  snprintf(text, sizeof text, "used by rental %.64s", r->id);
+  rc = set_state(e, &s.first, "USED", text, now_ms);
+  if (rc == FL_OK) rc = send_bookings(e, r->vehicle, now_ms);
+  return rc;
+}
+
+/* ---- requests ------------------------------------------------------------------ */
+
+/* Refuses a new booking: stores it REJECTED and answers the kiosk. */
+static int reject_new(hub_engine *e, hub_booking *b, const char *reason, uint32_t retry_after_s,
+                      int64_t now) {
+  int rc = set_state(e, b, "REJECTED", reason, now);
+  if (rc == FL_OK) rc = decide(e, b, false, reason, retry_after_s);
+  return rc;
+}
+
+/* b is HELD now: tell the kiosk and the vehicle. */
+static int hold(hub_engine *e, hub_booking *b, int64_t now) {
+  int rc = set_state(e, b, "HELD", NULL, now);
+  if (rc == FL_OK) rc = decide(e, b, true, NULL, 0);
+  if (rc == FL_OK) rc = send_bookings(e, b->vehicle, now);
+  return rc;
+}
+
+/* Checks a new booking; fills reason (and *retry_after_s) when it is refused. */
+static int check_new(hub_engine *e, const hub_booking *b, int64_t now, char *reason, size_t cap,
+                     uint32_t *retry_after_s) {
+  hub_store *st = hub_engine_store(e);
+  hub_rental r;
+  hub_vehicle v;
+  char at[32];
+  reason[0] = '\0';
+  int rc = hub_store_rental_get(st, b->id, &r);
+  if (rc == FL_OK) {
+    snprintf(reason, cap, "id %s is already used by a rental", b->id);
+    return FL_OK;
+  }
+  if (rc != FL_ERR_NOT_FOUND) return rc;
+  if (b->end_ms <= now) {
+    snprintf(reason, cap, "the window ended at %s", utc(b->end_ms, at, sizeof at));
+    return FL_OK;
+  }
+  rc = hub_store_vehicle_get(st, b->vehicle, &v);
+  if (rc == FL_ERR_NOT_FOUND) {
+    snprintf(reason, cap, "no vehicle %s", b->vehicle);
+    return FL_OK;
+  }
+  if (rc != FL_OK) return rc;
+  if (strcmp(v.state, "RETIRED") == 0) {
+    snprintf(reason, cap, "vehicle %s is retired", v.id);
+    return FL_OK;
+  }
+  rc = booking_conflict(e, &v, b, now, reason, cap);
+  if (rc != FL_OK || reason[0]) return rc;
+  if (!hub_payment_admit(e, retry_after_s))
+    snprintf(reason, cap, "payment unavailable, try again in %u s", *retry_after_s);
+  return FL_OK;
+}
+
+int booking_on_request(hub_engine *e, const hub_origin *o, const fl_msg *m) {
+  hub_store *st = hub_engine_store(e);
+  const fl_booking_request *q = &m->body.booking_request;
+  hub_booking b;
+  int rc = hub_store_booking_get(st, m->env.corr, &b);
+  if (rc == FL_OK) { /* asked again (P-REQ-4): the decision taken, to whoever asked last */
+    copy_str(b.kiosk, o->device);
+    copy_str(b.reply_topic, o->reply_topic);
+    rc = hub_store_booking_put(st, &b);
+    if (rc != FL_OK || state_is(&b, "PAYMENT_PENDING")) return rc; /* the answer follows */
+    return decide(e, &b, !state_is(&b, "REJECTED"), NULL, 0);
+  }
+  if (rc != FL_ERR_NOT_FOUND) return rc;
+
+  memset(&b, 0, sizeof b);
+  copy_str(b.id, m->env.corr);
+  copy_str(b.vehicle, q->vehicle);
+  copy_str(b.customer, q->customer);
+  copy_str(b.kiosk, o->device);
+  copy_str(b.reply_topic, o->reply_topic);
+  b.start_ms = q->start_ms;
+  b.end_ms = q->end_ms;
+  b.created_ms = b.updated_ms = o->now_ms;
+
+  char reason[FL_TEXT_MAX + 1];
+  uint32_t retry_after = 0;
+  rc = check_new(e, &b, o->now_ms, reason, sizeof reason, &retry_after);
+  if (rc != FL_OK) return rc;
+  if (reason[0]) return reject_new(e, &b, reason, retry_after, o->now_ms);
+  b.deposit_cents = hub_engine_config(e)->booking_deposit_cents;
+  if (b.deposit_cents == 0) return hold(e, &b, o->now_ms);
+  rc = set_state(e, &b, "PAYMENT_PENDING", NULL, o->now_ms);
+  saga_owner own = owner_of(&b);
+  if (rc == FL_OK) rc = saga_step_start(e, &own, "deposit", b.deposit_cents, o->now_ms);
+  return rc;
+}
+
+/* Sets *busy when a payment step of booking id is still in flight. */
+static int steps_busy(hub_engine *e, const char *id, bool *busy) {
+  static const char *const steps[] = {"deposit", "refund"};
+  *busy = false;
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0] && !*busy; i++) {
+    hub_step s;
+    int rc = hub_store_step_get(hub_engine_store(e), id, steps[i], &s);
+    if (rc == FL_ERR_NOT_FOUND) continue;
+    if (rc != FL_OK) return rc;
+    *busy = strcmp(s.status, "calling") == 0 || strcmp(s.status, "retry") == 0;
+  }
+  return FL_OK;
+}
+
+int booking_on_cancel(hub_engine *e, const hub_origin *o, const fl_msg *m) {
+  hub_store *st = hub_engine_store(e);
+  hub_booking b;
+  char reason[FL_TEXT_MAX + 1];
+  int rc = hub_store_booking_get(st, m->env.corr, &b);
+  if (rc == FL_ERR_NOT_FOUND) { /* answered about a booking that is not stored */
+    memset(&b, 0, sizeof b);
+    copy_str(b.id, m->env.corr);
+    copy_str(b.state, "UNKNOWN");
+    snprintf(b.reason, sizeof b.reason, "no booking %s", m->env.corr);
+  } else if (rc != FL_OK) {
+    return rc;
+  }
+  copy_str(b.kiosk, o->device); /* answers go to whoever asked last */
+  copy_str(b.reply_topic, o->reply_topic);
+  if (rc == FL_ERR_NOT_FOUND) return decide(e, &b, false, NULL, 0);
+  if (state_is(&b, "CANCELLED")) { /* again: answered now, or once the refund is back */
+    bool busy;
+    rc = steps_busy(e, b.id, &busy);
+    if (rc == FL_OK) rc = hub_store_booking_put(st, &b);
+    return rc == FL_OK && !busy ? decide(e, &b, true, NULL, 0) : rc;
+  }
+  if (state_is(&b, "PAYMENT_PENDING")) /* the deposit result decides: refund or nothing */
+    return set_state(e, &b, "CANCELLED", "cancelled by customer", o->now_ms);
+  if (!state_is(&b, "HELD") || b.end_ms <= o->now_ms) {
+    snprintf(reason, sizeof reason, "booking %s is %s%s: nothing to cancel", b.id, b.state,
+             state_is(&b, "HELD") ? " and over" : "");
+    return decide(e, &b, false, reason, 0);
+  }
+  rc = set_state(e, &b, "CANCELLED", "cancelled by customer", o->now_ms);
+  if (rc == FL_OK) rc = send_bookings(e, b.vehicle, o->now_ms);
+  if (rc != FL_OK) return rc;
+  if (b.charged_cents == 0) return decide(e, &b, true, NULL, 0);
+  saga_owner own = owner_of(&b);
+  return saga_step_start(e, &own, "refund", b.charged_cents, o->now_ms);
+}
+
+/* ---- payment results ------------------------------------------------------------- */
+
+/* The deposit step finished. */
+static int deposit_done(hub_engine *e, hub_booking *b, hub_step *s, const pay_result *res,
+                        int64_t now) {
+  saga_owner own = owner_of(b);
+  char reason[FL_TEXT_MAX + 1];
+  int rc;
+  if (res->outcome == PAY_OK) {
+    b->charged_cents = res->amount_cents;
+    if (state_is(b, "PAYMENT_PENDING")) return hold(e, b, now);
+    /* cancelled while paying: give the money back */
+    rc = hub_store_booking_put(hub_engine_store(e), b);
+    if (rc == FL_OK) rc = saga_step_start(e, &own, "refund", b->charged_cents, now);
+    return rc;
+  }
+  bool final;
+  rc = saga_charge_refused(e, s, res, now, &final, reason, sizeof reason);
+  if (rc != FL_OK || !final) return rc;
+  if (state_is(b, "PAYMENT_PENDING"))
+    rc = reject_new(e, b, reason, 0, now);
+  else if (state_is(b, "CANCELLED") && res->outcome == PAY_DECLINED) /* nothing to refund */
+    rc = decide(e, b, true, NULL, 0);
+  else /* cancelled: the void's result answers */
+    rc = FL_OK;
+  /* A failed call may still have moved money: void it (a no-op if not). */
+  if (rc == FL_OK && res->outcome == PAY_FAILED)
+    rc = saga_step_start(e, &own, "refund", b->deposit_cents, now);
+  return rc;
+}
+
+/* The refund step finished (cancel or void). */
+static int refund_done(hub_engine *e, hub_booking *b, hub_step *s, const pay_result *res,
+                       int64_t now) {
+  if (res->outcome != PAY_OK) {
+    bool gave_up;
+    return saga_step_failed(e, s, res, now, &gave_up);
+  }
+  b->refunded_cents += res->amount_cents;
+  b->updated_ms = now;
+  int rc = hub_store_booking_put(hub_engine_store(e), b);
+  if (rc == FL_OK && state_is(b, "CANCELLED")) rc = decide(e, b, true, NULL, 0);
+  return rc;
+}
+
+int booking_on_payment(hub_engine *e, const pay_result *res, int64_t now_ms) {
+  hub_booking b;
+  hub_step s;
+  int rc = hub_store_booking_get(hub_engine_store(e), res->job.rental, &b);
+  if (rc == FL_OK) rc = saga_step_settle(e, res, now_ms, &s);
+  if (rc == FL_ERR_STATE) return FL_OK; /* a late duplicate of a settled call */
+  if (rc == FL_ERR_NOT_FOUND) {
+    fl_warn("payment result for unknown rental or booking %s step=%s", res->job.rental,
+            res->job.step);
+    return FL_OK;
+  }
+  if (rc != FL_OK) return rc;
+  if (strcmp(s.step, "deposit") == 0) return deposit_done(e, &b, &s, res, now_ms);
+  return refund_done(e, &b, &s, res, now_ms);
+}
+
+int booking_resubmit(hub_engine *e, const hub_step *s, int64_t now_ms) {
+  hub_booking b;
+  int rc = hub_store_booking_get(hub_engine_store(e), s->rental, &b);
+  if (rc != FL_OK) return rc == FL_ERR_NOT_FOUND ? FL_OK : rc;
+  saga_owner own = owner_of(&b);
+  return saga_step_resubmit(e, &own, s, now_ms);
+}

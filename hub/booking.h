@@ -1,0 +1,56 @@
+/* Bookings ahead of time: a customer reserves a vehicle for a window and pays
+ * a deposit; the vehicle's agent is sent the bookings it must honour, so that
+ * the booked customer can unlock it even while it is offline.
+ *
+ *   booking_request -> PAYMENT_PENDING (step deposit "calling")
+ *     deposit ok       -> HELD (decision, the vehicle's list of bookings)
+ *     deposit declined -> REJECTED (decision with reason)
+ *     deposit failed   -> retried with back-off; after max attempts REJECTED
+ *                         and the deposit voided (refund step)
+ *   refused at once (REJECTED): unknown or retired vehicle, window already
+ *     over, overlap with a booking that holds the vehicle (PAYMENT_PENDING or
+ *     HELD) or with its open rental, FL_MAX_BOOKINGS bookings ahead already,
+ *     payment circuit open
+ *   booking_cancel: HELD -> CANCELLED (step refund; decision once refunded);
+ *     PAYMENT_PENDING -> CANCELLED (the deposit result decides: refund or
+ *     nothing to refund)
+ *   a rental of the booked vehicle by the booking's customer inside the
+ *     window: HELD -> USED once the rental is ACTIVE (the deposit is kept as
+ *     the booking fee)
+ *
+ * Steps go through hub/saga.c like a rental's, keyed by the booking id (the
+ * kiosk's corr). */
+#ifndef HUB_BOOKING_H
+#define HUB_BOOKING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "engine_internal.h"
+
+/* Handlers of kiosk events; m is the decoded event. Return FL_OK (a refused
+ * request is still FL_OK: the refusal is the decision sent back) or an
+ * fl_err when the store failed. */
+int booking_on_request(hub_engine *e, const hub_origin *o, const fl_msg *m);
+int booking_on_cancel(hub_engine *e, const hub_origin *o, const fl_msg *m);
+
+/* A payment call of a booking's step finished (res->job.rental is the
+ * booking id). Unknown ids are logged and ignored. */
+int booking_on_payment(hub_engine *e, const pay_result *res, int64_t now_ms);
+
+/* Puts the booking's step s back in flight (after a restart or a back-off). */
+int booking_resubmit(hub_engine *e, const hub_step *s, int64_t now_ms);
+
+/* Decides whether the new rental r (its vehicle, customer, minutes; starting
+ * now) may go ahead as far as bookings are concerned: *allowed false, with a
+ * reason, when its id is a booking's or when its planned time overlaps a
+ * booking of its vehicle by another customer. Returns FL_OK or the store's
+ * fl_err. */
+int booking_admit_rental(hub_engine *e, const hub_rental *r, int64_t now_ms, bool *allowed,
+                         char *reason, size_t cap);
+
+/* Rental r became ACTIVE: the HELD booking of its customer for its vehicle
+ * whose window holds the rental's start becomes USED. */
+int booking_on_rental_active(hub_engine *e, const hub_rental *r, int64_t now_ms);
+
+#endif

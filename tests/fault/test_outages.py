@@ -1,0 +1,85 @@
+"""The broker, then the hub, go away while a vehicle (faults, telemetry) and a
+kiosk (rental requests) keep producing through `fleet-agent ctl`; the agents
+keep accepting events into their outboxes. When the service comes back,
+every accepted event reaches the hub exactly once and in per-device order
+(hub.db events: seqs 1..N, matched by content; agentload.py), and the kiosk
+gets a decision for every accepted rental.
+
+- broker: stopped (SIGTERM, it saves its state) for BROKER_OUTAGE_S, then
+  killed (SIGKILL: the sessions and queued messages since its last save are
+  lost) for BROKER_OUTAGE_S / 2.
+- hub: stopped (SIGTERM) for HUB_OUTAGE_S, then killed (SIGKILL) for 10 s.
+  The issue asks for outages "of minutes"; the default of 60 s keeps the
+  suite reasonable and already spans several of the agents' hello retries
+  (3 s) and ack-stall resyncs (10 s). Set FLEET_TEST_HUB_OUTAGE_S=300 for a
+  five-minute outage (the per-test limit, FLEET_TEST_TIMEOUT, grows with it)."""
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from agentload import env_seconds  # noqa: E402
+
+BROKER_OUTAGE_S = env_seconds("FLEET_TEST_BROKER_OUTAGE_S", 8)
+HUB_OUTAGE_S = env_seconds("FLEET_TEST_HUB_OUTAGE_S", 60)
+os.environ.setdefault("FLEET_TEST_TIMEOUT", str(int(180 + HUB_OUTAGE_S)))
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
+from agentload import (Producer, check_exactly_once_in_order,  # noqa: E402
+                       wait_decided, wait_drained)
+from fleet import Agent, per_test_timeout, broker, make_hub  # noqa: F401,E402
+
+PAUSE_S = 0.02  # between two ctl calls of one device
+
+
+def produce_through(broker, hub, outages):
+    """Runs a vehicle and a kiosk producing while outages() breaks things,
+    then checks that everything accepted arrived exactly once, in order."""
+    with Agent(broker, "V1", role="vehicle") as vehicle, \
+            Agent(broker, "K1", role="kiosk") as kiosk:
+        producers = [Producer(vehicle, "fault", pause=PAUSE_S),
+                     Producer(kiosk, "rent", pause=PAUSE_S)]
+        for p in producers:
+            p.start()
+        try:
+            time.sleep(2)
+            outages()
+            time.sleep(2)
+        finally:
+            for p in producers:
+                p.stop()
+        for p in producers:
+            assert p.failures == 0, f"{p.agent.id}: ctl failed {p.failures} times"
+            wait_drained(p.agent, 90)
+            n = check_exactly_once_in_order(hub, p)
+            print(f"{p.agent.id}: {len(p.accepted)} accepted, {n} events at the hub")
+        wait_decided(kiosk, producers[1].rentals.values(), 60)
+
+
+def test_broker_outage(broker, make_hub):
+    hub = make_hub(latency_ms=1)
+
+    def outages():
+        broker.stop()
+        time.sleep(BROKER_OUTAGE_S)
+        broker.start()
+        time.sleep(3)
+        broker.kill()
+        time.sleep(BROKER_OUTAGE_S / 2)
+        broker.start()
+    produce_through(broker, hub, outages)
+
+
+def test_hub_outage(broker, make_hub):
+    hub = make_hub(latency_ms=1)
+
+    def outages():
+        hub.stop()
+        time.sleep(HUB_OUTAGE_S)
+        hub.start()
+        time.sleep(3)
+        hub.kill()
+        time.sleep(10)
+        hub.start()
+    produce_through(broker, hub, outages)
