@@ -173,14 +173,35 @@ static int refuse(hub_engine *e, const hub_rental *r, const char *advice) {
   return answer(e, r->kiosk, r->reply_topic, r->id, r, r->state, false, reason, 0);
 }
 
+/* Cancels a rental that is still paying. A charge waiting for its next try
+ * is called off at once: the rental is CANCELLED and its vehicle free, and a
+ * void follows in case a failed call took money after all. A charge in
+ * flight decides when it answers (refund, or nothing to refund). */
+static int cancel_while_paying(hub_engine *e, hub_rental *r, const char *reason, int64_t now) {
+  hub_store *st = hub_engine_store(e);
+  hub_step s;
+  int rc = hub_store_step_get(st, r->id, "charge", &s);
+  if (rc != FL_OK && rc != FL_ERR_NOT_FOUND) return rc;
+  if (rc == FL_ERR_NOT_FOUND || strcmp(s.status, "retry") != 0)
+    return set_state(e, r, "CANCEL_REQUESTED", reason, now);
+  copy_str(s.status, "cancelled");
+  s.updated_ms = now;
+  rc = hub_store_step_put(st, &s);
+  if (rc == FL_OK) rc = set_state(e, r, "CANCELLED", reason, now);
+  if (rc == FL_OK) rc = release_vehicle(e, r, now);
+  if (rc == FL_OK) rc = decide(e, r, true, NULL, 0);
+  if (rc == FL_OK) rc = start_step(e, r, "refund", r->amount_cents, now);
+  return rc;
+}
+
 int rental_on_cancel(hub_engine *e, const hub_origin *o, const fl_msg *m) {
   hub_rental r;
   int rc = load_for_request(e, o, m, &r);
   if (rc != FL_OK) return rc == FL_ERR_NOT_FOUND ? FL_OK : rc;
   if (state_is(&r, "CANCELLED")) return decide(e, &r, true, NULL, 0);
   if (state_is(&r, "CANCEL_REQUESTED")) return hub_store_rental_put(hub_engine_store(e), &r);
-  if (state_is(&r, "PAYMENT_PENDING")) /* the charge result decides: refund or nothing */
-    return set_state(e, &r, "CANCEL_REQUESTED", "cancelled by customer", o->now_ms);
+  if (state_is(&r, "PAYMENT_PENDING"))
+    return cancel_while_paying(e, &r, "cancelled by customer", o->now_ms);
   if (!state_is(&r, "ACTIVE")) return refuse(e, &r, "nothing to cancel");
   if (r.started) return refuse(e, &r, "return the vehicle instead");
   rc = set_state(e, &r, "CANCEL_REQUESTED", "cancelled by customer", o->now_ms);
@@ -364,14 +385,20 @@ int rental_op_compensate(hub_engine *e, const hub_op *op, hub_op_result *res, in
     snprintf(res->message, sizeof res->message, "rental %s is %s: nothing to compensate", r.id, r.state);
     return res->code = FL_ERR_STATE;
   }
-  bool paying = state_is(&r, "PAYMENT_PENDING"); /* the charge result will refund */
-  rc = set_state(e, &r, "CANCEL_REQUESTED", "compensated by operator", now_ms);
-  if (rc == FL_OK && r.charged_cents > 0) rc = start_step(e, &r, "refund", r.charged_cents, now_ms);
-  if (rc == FL_OK && r.charged_cents == 0 && !paying) {
-    rc = set_state(e, &r, "CANCELLED", NULL, now_ms);
-    if (rc == FL_OK) rc = release_vehicle(e, &r, now_ms);
+  const char *why = "compensated by operator";
+  if (state_is(&r, "PAYMENT_PENDING")) {
+    rc = cancel_while_paying(e, &r, why, now_ms);
+  } else {
+    rc = set_state(e, &r, "CANCEL_REQUESTED", why, now_ms);
+    if (rc == FL_OK && r.charged_cents > 0) rc = start_step(e, &r, "refund", r.charged_cents, now_ms);
+    if (rc == FL_OK && r.charged_cents == 0) {
+      rc = set_state(e, &r, "CANCELLED", NULL, now_ms);
+      if (rc == FL_OK) rc = release_vehicle(e, &r, now_ms);
+      if (rc == FL_OK) rc = decide(e, &r, true, NULL, 0);
+    }
   }
   res->code = rc;
-  snprintf(res->message, sizeof res->message, "rental %s: compensation started", r.id);
+  snprintf(res->message, sizeof res->message, "rental %s: %s", r.id,
+           state_is(&r, "CANCELLED") ? "cancelled, vehicle released" : "compensation started");
   return rc;
 }
