@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "fleet/log.h"
@@ -35,6 +36,8 @@ static void usage(FILE *f) {
           "  --no-mechanic       do not work repair tickets\n"
           "  --quiet             progress and report only\n"
           "  --connect-rate N    start N devices a second (default: all at once)\n"
+          "  --prefix P          put P before every device and customer id (several\n"
+          "                      fleet-sim processes on one hub)\n"
           "  --script FILE       run a scenario script instead (docs/sim.md); exit 0 when\n"
           "                      every expect held, 1 with the failing line, 2 on errors\n"
           "  --hub-state DIR     the hub's state dir: the invariant check then reads its\n"
@@ -124,6 +127,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--restart-broker-cmd") && v) o.faults.restart_broker_cmd = argv[++i];
     else if (!strcmp(a, "--connect-rate")) o.connect_per_s = number(a, argv[++i], 0, 1e6);
     else if (!strcmp(a, "--script") && v) script = argv[++i];
+    else if (!strcmp(a, "--prefix") && v) o.id_prefix = argv[++i];
     else if (!strcmp(a, "--hub-state") && v) o.hub_state_dir = argv[++i];
     else if (!strcmp(a, "--register")) o.register_vehicles = true;
     else if (!strcmp(a, "--no-mechanic")) o.mechanic = false;
@@ -142,6 +146,13 @@ int main(int argc, char **argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
+  /* each device holds a socket and its SQLite file, WAL and shm: take every
+   * descriptor the hard limit allows */
+  struct rlimit files;
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
   fl_log_set_component("sim");
   if (!getenv("FLEET_LOG_LEVEL")) fl_log_set_level(FL_LOG_WARN);
   if (script) return run_script(script, &o);

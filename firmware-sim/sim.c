@@ -29,7 +29,7 @@ enum trip_state { TRIP_REQUESTED, TRIP_ACTIVE, TRIP_RIDING, TRIP_RETURNING, TRIP
 
 struct trip {
   char rental[FL_ID_MAX + 1];
-  char customer[16];
+  char customer[32];
   int vehicle, kiosk;
   enum trip_state state;
   char outcome[24]; /* the hub's last state for the rental */
@@ -199,8 +199,8 @@ static void drain_inbox(struct sim *s) {
 /* Prepares actor x (device prefix+n) without starting it. */
 static int actor_init(struct sim *s, struct actor *x, const char *prefix, int n, bool vehicle) {
   x->sim = s;
-  char id[16];
-  snprintf(id, sizeof id, "%s%02d", prefix, n);
+  char id[FL_ID_MAX + 1];
+  snprintf(id, sizeof id, "%.40s%s%02d", s->o.id_prefix ? s->o.id_prefix : "", prefix, n);
   agent_callbacks cb = {.ctx = x, .on_decision = vehicle ? NULL : on_decision};
   int rc = sim_device_init(&x->dev, id, vehicle, s->o.state_dir, s->o.broker_uri, cb);
   x->energy = 60 + (uint32_t)(rnd(s) * 40);
@@ -225,7 +225,8 @@ static void customer_arrives(struct sim *s, int64_t now) {
   t->vehicle = v;
   t->kiosk = kiosk;
   t->will_cancel = rnd(s) < s->o.cancel_share;
-  snprintf(t->customer, sizeof t->customer, "C%04zu", s->n_trips + 1);
+  snprintf(t->customer, sizeof t->customer, "%.20sC%04zu", s->o.id_prefix ? s->o.id_prefix : "",
+           s->n_trips + 1);
   uint32_t minutes = 30 + (uint32_t)(rnd(s) * 150);
   struct actor *k = &s->kiosks[t->kiosk];
   t->requested_us = now;

@@ -15,6 +15,7 @@ typedef struct sim_options {
   const char *hub_url;     /* operator API, http://127.0.0.1:8080 */
   const char *state_dir;   /* one SQLite file per simulated device */
   const char *hub_state_dir; /* the hub's state dir, for the invariant check (may be NULL) */
+  const char *id_prefix;   /* put before every device id ("" by default) */
   int vehicles;            /* vehicles V01.. */
   int kiosks;              /* kiosks K01.. */
   double duration_s;       /* customers arrive for this long */

@@ -19,11 +19,11 @@ static saga_owner owner_of(const hub_booking *b) {
   return (saga_owner){.id = b->id, .customer = b->customer, .charge = "deposit"};
 }
 
-/* Writes ms as UTC "2026-01-01T10:00Z" into buf. */
+/* Writes ms as UTC "2026-01-01T10:00:00Z" into buf. */
 static const char *utc(int64_t ms, char *buf, size_t cap) {
   time_t t = (time_t)(ms / 1000);
   struct tm tm;
-  if (!gmtime_r(&t, &tm) || !strftime(buf, cap, "%Y-%m-%dT%H:%MZ", &tm)) snprintf(buf, cap, "?");
+  if (!gmtime_r(&t, &tm) || !strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm)) snprintf(buf, cap, "?");
   return buf;
 }
 
@@ -273,18 +273,30 @@ int booking_on_request(hub_engine *e, const hub_origin *o, const fl_msg *m) {
   return rc;
 }
 
-/* Sets *busy when a payment step of booking id is still in flight. */
-static int steps_busy(hub_engine *e, const char *id, bool *busy) {
-  static const char *const steps[] = {"deposit", "refund"};
-  *busy = false;
-  for (size_t i = 0; i < sizeof steps / sizeof steps[0] && !*busy; i++) {
-    hub_step s;
-    int rc = hub_store_step_get(hub_engine_store(e), id, steps[i], &s);
-    if (rc == FL_ERR_NOT_FOUND) continue;
-    if (rc != FL_OK) return rc;
-    *busy = strcmp(s.status, "calling") == 0 || strcmp(s.status, "retry") == 0;
-  }
-  return FL_OK;
+/* Sets *pending when the answer to cancelling b comes later: its deposit is
+ * still being charged, or a deposit it took is still being refunded. */
+static int answer_pending(hub_engine *e, const hub_booking *b, bool *pending) {
+  bool charged = b->charged_cents > 0;
+  hub_step s;
+  *pending = false;
+  int rc = hub_store_step_get(hub_engine_store(e), b->id, charged ? "refund" : "deposit", &s);
+  if (rc == FL_OK)
+    *pending = charged ? strcmp(s.status, "done") != 0
+                       : strcmp(s.status, "calling") == 0 || strcmp(s.status, "retry") == 0;
+  return rc == FL_ERR_NOT_FOUND ? FL_OK : rc;
+}
+
+/* Calls off the deposit step s of cancelled booking b that is not in flight
+ * (waiting for its next try, or just failed): answers the kiosk at once and
+ * voids the deposit in case a failed call took money after all. */
+static int call_off(hub_engine *e, hub_booking *b, hub_step *s, int64_t now) {
+  copy_str(s->status, "cancelled");
+  s->updated_ms = now;
+  saga_owner own = owner_of(b);
+  int rc = hub_store_step_put(hub_engine_store(e), s);
+  if (rc == FL_OK) rc = decide(e, b, true, NULL, 0);
+  if (rc == FL_OK) rc = saga_step_start(e, &own, "refund", b->deposit_cents, now);
+  return rc;
 }
 
 int booking_on_cancel(hub_engine *e, const hub_origin *o, const fl_msg *m) {
@@ -304,13 +316,18 @@ int booking_on_cancel(hub_engine *e, const hub_origin *o, const fl_msg *m) {
   copy_str(b.reply_topic, o->reply_topic);
   if (rc == FL_ERR_NOT_FOUND) return decide(e, &b, false, NULL, 0);
   if (state_is(&b, "CANCELLED")) { /* again: answered now, or once the refund is back */
-    bool busy;
-    rc = steps_busy(e, b.id, &busy);
+    bool pending;
+    rc = answer_pending(e, &b, &pending);
     if (rc == FL_OK) rc = hub_store_booking_put(st, &b);
-    return rc == FL_OK && !busy ? decide(e, &b, true, NULL, 0) : rc;
+    return rc == FL_OK && !pending ? decide(e, &b, true, NULL, 0) : rc;
   }
-  if (state_is(&b, "PAYMENT_PENDING")) /* the deposit result decides: refund or nothing */
-    return set_state(e, &b, "CANCELLED", "cancelled by customer", o->now_ms);
+  if (state_is(&b, "PAYMENT_PENDING")) { /* a deposit in flight decides: refund or nothing */
+    hub_step s;
+    rc = set_state(e, &b, "CANCELLED", "cancelled by customer", o->now_ms);
+    if (rc == FL_OK) rc = hub_store_step_get(st, b.id, "deposit", &s);
+    if (rc != FL_OK) return rc == FL_ERR_NOT_FOUND ? FL_OK : rc;
+    return strcmp(s.status, "retry") == 0 ? call_off(e, &b, &s, o->now_ms) : FL_OK;
+  }
   if (!state_is(&b, "HELD") || b.end_ms <= o->now_ms) {
     snprintf(reason, sizeof reason, "booking %s is %s%s: nothing to cancel", b.id, b.state,
              state_is(&b, "HELD") ? " and over" : "");
@@ -340,15 +357,12 @@ static int deposit_done(hub_engine *e, hub_booking *b, hub_step *s, const pay_re
     if (rc == FL_OK) rc = saga_step_start(e, &own, "refund", b->charged_cents, now);
     return rc;
   }
+  if (state_is(b, "CANCELLED") && res->outcome == PAY_FAILED) return call_off(e, b, s, now);
   bool final;
   rc = saga_charge_refused(e, s, res, now, &final, reason, sizeof reason);
   if (rc != FL_OK || !final) return rc;
-  if (state_is(b, "PAYMENT_PENDING"))
-    rc = reject_new(e, b, reason, 0, now);
-  else if (state_is(b, "CANCELLED") && res->outcome == PAY_DECLINED) /* nothing to refund */
-    rc = decide(e, b, true, NULL, 0);
-  else /* cancelled: the void's result answers */
-    rc = FL_OK;
+  if (state_is(b, "CANCELLED")) return decide(e, b, true, NULL, 0); /* declined: nothing to refund */
+  rc = reject_new(e, b, reason, 0, now);
   /* A failed call may still have moved money: void it (a no-op if not). */
   if (rc == FL_OK && res->outcome == PAY_FAILED)
     rc = saga_step_start(e, &own, "refund", b->deposit_cents, now);
@@ -365,7 +379,8 @@ static int refund_done(hub_engine *e, hub_booking *b, hub_step *s, const pay_res
   b->refunded_cents += res->amount_cents;
   b->updated_ms = now;
   int rc = hub_store_booking_put(hub_engine_store(e), b);
-  if (rc == FL_OK && state_is(b, "CANCELLED")) rc = decide(e, b, true, NULL, 0);
+  if (rc == FL_OK && state_is(b, "CANCELLED") && b->charged_cents > 0) /* voids were answered */
+    rc = decide(e, b, true, NULL, 0);
   return rc;
 }
 

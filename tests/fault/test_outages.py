@@ -18,13 +18,11 @@ import sys
 import time
 from pathlib import Path
 
+BROKER_OUTAGE_S = float(os.environ.get("FLEET_TEST_BROKER_OUTAGE_S", 8))
+HUB_OUTAGE_S = float(os.environ.get("FLEET_TEST_HUB_OUTAGE_S", 60))
+os.environ.setdefault("FLEET_TEST_TIMEOUT", str(int(180 + HUB_OUTAGE_S)))  # read by fleet.py
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from agentload import env_seconds  # noqa: E402
-
-BROKER_OUTAGE_S = env_seconds("FLEET_TEST_BROKER_OUTAGE_S", 8)
-HUB_OUTAGE_S = env_seconds("FLEET_TEST_HUB_OUTAGE_S", 60)
-os.environ.setdefault("FLEET_TEST_TIMEOUT", str(int(180 + HUB_OUTAGE_S)))
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
 from agentload import (Producer, check_exactly_once_in_order,  # noqa: E402
                        wait_decided, wait_drained)
@@ -54,32 +52,28 @@ def produce_through(broker, hub, outages):
             wait_drained(p.agent, 90)
             n = check_exactly_once_in_order(hub, p)
             print(f"{p.agent.id}: {len(p.accepted)} accepted, {n} events at the hub")
-        wait_decided(kiosk, producers[1].rentals.values(), 60)
+        wait_decided(hub, kiosk, producers[1].rentals.values(), 60)
+
+
+def away(service, stopped_s, killed_s):
+    """Stops service (SIGTERM) for stopped_s, runs it 3 s, kills it
+    (SIGKILL) for killed_s, and starts it again."""
+    def outages():
+        service.stop()
+        time.sleep(stopped_s)
+        service.start()
+        time.sleep(3)
+        service.kill()
+        time.sleep(killed_s)
+        service.start()
+    return outages
 
 
 def test_broker_outage(broker, make_hub):
-    hub = make_hub(latency_ms=1)
-
-    def outages():
-        broker.stop()
-        time.sleep(BROKER_OUTAGE_S)
-        broker.start()
-        time.sleep(3)
-        broker.kill()
-        time.sleep(BROKER_OUTAGE_S / 2)
-        broker.start()
-    produce_through(broker, hub, outages)
+    produce_through(broker, make_hub(latency_ms=1),
+                    away(broker, BROKER_OUTAGE_S, BROKER_OUTAGE_S / 2))
 
 
 def test_hub_outage(broker, make_hub):
     hub = make_hub(latency_ms=1)
-
-    def outages():
-        hub.stop()
-        time.sleep(HUB_OUTAGE_S)
-        hub.start()
-        time.sleep(3)
-        hub.kill()
-        time.sleep(10)
-        hub.start()
-    produce_through(broker, hub, outages)
+    produce_through(broker, hub, away(hub, HUB_OUTAGE_S, 10))

@@ -188,3 +188,33 @@ def test_refusals(broker, make_hub):
         # a declined booking holds nothing: the same window is free
         _, state, line = book(kiosk, "V3", "C1", t0, t0 + MIN)
         assert state == "HELD", line
+
+
+def test_cancel_while_the_deposit_fails(broker, make_hub):
+    # every provider call fails: the deposit waits for its next try, and a
+    # cancel calls it off at once (and voids it, in case money moved)
+    hub = make_hub(latency_ms=5, failure_rate=1.0, failures=1000)
+    register(hub, "V5")
+    with Agent(broker, "K5", role="kiosk") as kiosk:
+        t0 = now_ms()
+        rc, out, err = kiosk.ctl("book", "V5", "C7", t0, t0 + 10 * MIN)
+        assert rc == 0, out + err
+        b = re.match(r"booking (\S+) queued", out).group(1)
+        wait_for(lambda: hub.api("GET", f"/v1/bookings/{b}")[0] == 200, 15, "the booking")
+        assert booking_row(hub, b)["state"] == "PAYMENT_PENDING"
+        client = Kiosk(broker, "K-cancel5")
+        try:
+            body = cancel_booking(client, b, client.hello()["next_seq"])
+        finally:
+            client.close()
+        assert body["state"] == "CANCELLED" and body["ok"] is True, body
+        row = booking_row(hub, b)
+        assert row["state"] == "CANCELLED" and row["charged_cents"] == 0, row
+        steps = {s["step"]: s["status"] for s in row["saga_steps"]}
+        assert steps["deposit"] == "cancelled" and "refund" in steps, steps
+        # the window is free again: another booking of it is taken (and pays)
+        rc, out, err = kiosk.ctl("book", "V5", "C8", t0, t0 + 10 * MIN)
+        assert rc == 0, out + err
+        b2 = re.match(r"booking (\S+) queued", out).group(1)
+        wait_for(lambda: hub.api("GET", f"/v1/bookings/{b2}")[0] == 200, 15, "the second booking")
+        assert booking_row(hub, b2)["state"] == "PAYMENT_PENDING"

@@ -28,6 +28,17 @@ def register(hub, vehicle, rate):
     assert rc == 0, out + err
 
 
+def assert_rejected(hub, kiosk, vehicle, customer, reason):
+    """Rents; asserts the rental is REJECTED with reason and the vehicle is
+    still AVAILABLE. Returns (rental, the rental as GET /v1/rentals/ID shows it)."""
+    rental, state, line = rent(kiosk, vehicle, customer)
+    assert state == "REJECTED" and f"reason={reason}" in line, line
+    assert vehicle_state(hub, vehicle) == "AVAILABLE"
+    status, body = hub.api("GET", f"/v1/rentals/{rental}")
+    assert status == 200 and body["state"] == "REJECTED" and body["charged_cents"] == 0, body
+    return rental, body
+
+
 def test_rental_charged_once_and_cancel_refunds(broker, make_hub):
     with FakeProvider() as provider:
         hub = http_hub(make_hub, provider.url)
@@ -64,12 +75,7 @@ def test_declined_customer_is_rejected_with_the_providers_reason(broker, make_hu
         hub = http_hub(make_hub, provider.url)
         register(hub, "V2", 900)
         with Agent(broker, "K2") as kiosk:
-            rental, state, line = rent(kiosk, "V2", "C-nofunds-7")
-            assert state == "REJECTED", line
-            assert "reason=payment declined: card expired" in line, line
-            assert vehicle_state(hub, "V2") == "AVAILABLE"
-            status, body = hub.api("GET", f"/v1/rentals/{rental}")
-            assert body["state"] == "REJECTED" and body["charged_cents"] == 0
+            assert_rejected(hub, kiosk, "V2", "C-nofunds-7", "payment declined: card expired")
             # a decline is an answer: no retry, nothing to void
             assert provider.calls() == 1
             assert provider.totals()["declines"] == 1 and not provider.entries("refund")
@@ -105,12 +111,9 @@ def test_unreachable_provider_fails_the_payment_with_the_reason(broker, make_hub
     register(hub, "V4", 600)
     with Agent(broker, "K4") as kiosk:
         t0 = time.monotonic()
-        rental, state, line = rent(kiosk, "V4", "C4")
-        assert state == "REJECTED", line
-        assert "reason=payment failed: payment provider unreachable" in line, line
+        _, body = assert_rejected(hub, kiosk, "V4", "C4",
+                                  "payment failed: payment provider unreachable")
         assert time.monotonic() - t0 < 10
-        assert vehicle_state(hub, "V4") == "AVAILABLE"
-        status, body = hub.api("GET", f"/v1/rentals/{rental}")
         steps = {s["step"]: s for s in body["saga_steps"]}
         assert steps["charge"]["status"] == "failed"
         # the void of a failed charge keeps trying (compensation never gives up)
@@ -122,8 +125,6 @@ def test_answer_that_is_not_json_fails_the_payment(broker, make_hub):
         hub = http_hub(make_hub, provider.url, max_attempts=1)
         register(hub, "V5", 600)
         with Agent(broker, "K5") as kiosk:
-            rental, state, line = rent(kiosk, "V5", "C5")
-            assert state == "REJECTED", line
-            assert "reason=payment failed: payment provider: answer is not JSON" in line, line
-            assert vehicle_state(hub, "V5") == "AVAILABLE"
+            assert_rejected(hub, kiosk, "V5", "C5",
+                            "payment failed: payment provider: answer is not JSON")
             assert not provider.entries()
