@@ -145,7 +145,12 @@ def run(args):
             peaks.stopping = True
             peaks.join()
         finally:
-            hub.stop(timeout=60)
+            t0 = time.monotonic()
+            try:
+                hub.stop(timeout=60)
+            except RuntimeError:  # ignored SIGTERM for 60 s: killed
+                pass
+            figures["scale_hub_stop_s"] = time.monotonic() - t0
             hub.close()
     synced, connect_s, p50, p99 = 0, 0.0, [], []
     for o in outs:

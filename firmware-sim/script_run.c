@@ -171,11 +171,17 @@ static bool api_get(struct run *r, const char *path, cJSON **out) {
   return false;
 }
 
-static bool probe_rental(struct run *r, const sim_step *st) {
+/* GETs the entity at prefix + id; NULL (recorded in seen) when it cannot. */
+static cJSON *api_get_entity(struct run *r, const char *prefix, const char *id) {
   char path[200];
-  snprintf(path, sizeof path, "/v1/rentals/%s", resolve(r, st->arg[0]));
   cJSON *j = NULL;
-  if (!api_get(r, path, &j)) return false;
+  snprintf(path, sizeof path, "%s%s", prefix, id);
+  return api_get(r, path, &j) ? j : NULL;
+}
+
+static bool probe_rental(struct run *r, const sim_step *st) {
+  cJSON *j = api_get_entity(r, "/v1/rentals/", resolve(r, st->arg[0]));
+  if (!j) return false;
   const char *state = sim_json_str(j, "state"), *reason = sim_json_str(j, "reason");
   double charged = sim_json_num(j, "charged_cents"), refunded = sim_json_num(j, "refunded_cents");
   double fee = sim_json_num(j, "fee_cents"), started = sim_json_num(j, "started");
@@ -189,10 +195,8 @@ static bool probe_rental(struct run *r, const sim_step *st) {
 }
 
 static bool probe_vehicle(struct run *r, const sim_step *st) {
-  char path[200];
-  snprintf(path, sizeof path, "/v1/vehicles/%s", st->arg[0]);
-  cJSON *j = NULL;
-  if (!api_get(r, path, &j)) return false;
+  cJSON *j = api_get_entity(r, "/v1/vehicles/", st->arg[0]);
+  if (!j) return false;
   saw(r, "%s (rental \"%s\")", sim_json_str(j, "state"), sim_json_str(j, "rental"));
   bool ok = strcmp(sim_json_str(j, "state"), st->arg[1]) == 0;
   cJSON_Delete(j);
@@ -221,10 +225,8 @@ static bool probe_repair(struct run *r, const sim_step *st) {
 }
 
 static bool probe_customer(struct run *r, const sim_step *st) {
-  char path[200];
-  snprintf(path, sizeof path, "/v1/customers/%s", st->arg[0]);
-  cJSON *j = NULL;
-  if (!api_get(r, path, &j)) return false;
+  cJSON *j = api_get_entity(r, "/v1/customers/", st->arg[0]);
+  if (!j) return false;
   double open = cJSON_GetArraySize(cJSON_GetObjectItem(j, "open_rentals"));
   double held = cJSON_GetArraySize(cJSON_GetObjectItem(j, "held_bookings"));
   double fees = sim_json_num(j, "fees_owed_cents");

@@ -346,6 +346,7 @@ static void *mechanic_main(void *arg) {
     }
     const cJSON *row;
     cJSON_ArrayForEach(row, rows) {
+      if (atomic_load(&s->mechanic_stop)) break; /* each call may take long on a busy hub */
       const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(row, "id"));
       const char *state = cJSON_GetStringValue(cJSON_GetObjectItem(row, "state"));
       const char *vehicle = cJSON_GetStringValue(cJSON_GetObjectItem(row, "vehicle"));

@@ -1007,14 +1007,15 @@ static void *engine_main(void *arg) {
       nanosleep(&ts, NULL);
       n += queue_take(e, batch + n, max - n, 0);
     }
-    if (n == 0) {
-      pthread_mutex_lock(&e->qlock);
-      bool done = e->stopping && e->qlen == 0;
-      pthread_mutex_unlock(&e->qlock);
-      if (done) break;
-      if (fl_now_ms() < e->next_retry_scan_ms) continue;
-    }
+    if (n == 0 && fl_now_ms() < e->next_retry_scan_ms && !e->stopping) continue;
     run_batch(e, batch, n);
+    /* Stopping: the batch in hand is committed and published; what is still
+     * queued was never acked, so its senders resend it (payment results:
+     * their steps stay "calling" and are called again at the next start). */
+    pthread_mutex_lock(&e->qlock);
+    bool done = e->stopping;
+    pthread_mutex_unlock(&e->qlock);
+    if (done) break;
   }
   free(batch);
   return NULL;

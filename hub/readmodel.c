@@ -14,22 +14,24 @@ struct rm_def {
   const char *kind;     /* changes.kind */
   const char *table;    /* write-side table */
   const char *rm_table; /* read-model table */
-  const char *id_expr;  /* the thing's id, in terms of the write-side row */
+  const char *id_expr;  /* the thing's id, in terms of the write-side row, table-qualified
+                         * (inside the from_state subquery a bare "id" would name
+                         * changes.id: every change of the kind, scanned each time) */
   const char *where;    /* the write-side row, by ?3 (and ?4) */
   const char *state;    /* state column */
   const char *cols;     /* columns kept, comma-separated, same names on both sides */
 };
 
 static const struct rm_def rm_defs[RM__COUNT] = {
-    [RM_VEHICLE] = {"vehicle", "vehicles", "rm_fleet", "id", "id = ?3", "state",
+    [RM_VEHICLE] = {"vehicle", "vehicles", "rm_fleet", "vehicles.id", "id = ?3", "state",
                     "id,name,station,rate_cents,state,rental,repair_due,energy_pct,lat,lon,"
                     "odometer_m,updated_ms"},
-    [RM_RENTAL] = {"rental", "rentals", "rm_rentals", "id", "id = ?3", "state",
+    [RM_RENTAL] = {"rental", "rentals", "rm_rentals", "rentals.id", "id = ?3", "state",
                    "id,vehicle,customer,kiosk,state,minutes,amount_cents,charged_cents,"
                    "refunded_cents,fee_cents,reason,started,created_ms,due_ms,ended_ms,updated_ms"},
-    [RM_REPAIR] = {"repair", "repairs", "rm_repairs", "id", "id = ?3", "state",
+    [RM_REPAIR] = {"repair", "repairs", "rm_repairs", "repairs.id", "id = ?3", "state",
                    "id,vehicle,state,dtcs,severity,text,opened_ms,updated_ms"},
-    [RM_SAGA] = {"saga", "saga_steps", "rm_sagas", "rental || ':' || step",
+    [RM_SAGA] = {"saga", "saga_steps", "rm_sagas", "saga_steps.rental || ':' || saga_steps.step",
                  "rental = ?3 AND step = ?4", "status",
                  "rental,step,status,amount_cents,attempts,provider_ref,last_error,next_try_ms,"
                  "updated_ms"},

@@ -54,6 +54,6 @@ def test_views_check_and_rebuild(broker, make_hub):
     assert db.execute("SELECT state FROM rm_fleet WHERE id = 'V1'").fetchone()[0] == "RENTED"
     assert hub.api("POST", "/v1/read-models/check")[0] == 200
     # the change log only grows: every change of V1 is there, in order
-    v1 = [row[0] for row in db.execute(
-        "SELECT to_state FROM changes WHERE kind = 'vehicle' AND id = 'V1' ORDER BY seq")]
-    assert v1 == ["AVAILABLE", "RESERVED", "RENTED"], v1
+    v1 = db.execute("SELECT from_state, to_state FROM changes WHERE kind = 'vehicle' AND id = 'V1' "
+                    "ORDER BY seq").fetchall()
+    assert v1 == [(None, "AVAILABLE"), ("AVAILABLE", "RESERVED"), ("RESERVED", "RENTED")], v1
