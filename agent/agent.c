@@ -13,6 +13,10 @@
 
 int64_t agent__mono_ms(void) { return fl_mono_us() / 1000; }
 
+int64_t agent__hub_now_ms(const fl_agent *a) {
+  return a->hub_clock_known ? a->hub_clock_base_ms + agent__mono_ms() : fl_now_ms();
+}
+
 void agent__envelope_unsequenced(fl_agent *a, fl_msg *m) {
   m->env.v = FL_PROTO_VERSION;
   m->env.seq = 0;
@@ -35,6 +39,7 @@ static void on_connected(void *ctx) {
   a->gen++;
   a->inflight = 0;
   fl_info("%s connected", a->id);
+  a->hello_wait_ms = a->hello_base_ms = a->hello_retry_ms; /* a new link: no back-off yet */
   uplink__hello(a, agent__mono_ms(), "connect");
   agent_callbacks cb = a->cb;
   uplink__unlock_publish(a);
@@ -132,6 +137,16 @@ int agent_create(const agent_config *cfg, fl_agent **out) {
   a->window = cfg->window > 0 ? cfg->window : 128;
   a->hello_retry_ms = cfg->hello_retry_ms > 0 ? cfg->hello_retry_ms : 3000;
   a->ack_stall_ms = cfg->ack_stall_ms > 0 ? cfg->ack_stall_ms : 10000;
+  a->hello_retry_max_ms = cfg->hello_retry_max_ms > 0 ? cfg->hello_retry_max_ms : 60000;
+  a->ack_stall_max_ms = cfg->ack_stall_max_ms > 0 ? cfg->ack_stall_max_ms : 120000;
+  if (a->hello_retry_max_ms < a->hello_retry_ms) a->hello_retry_max_ms = a->hello_retry_ms;
+  if (a->ack_stall_max_ms < a->ack_stall_ms) a->ack_stall_max_ms = a->ack_stall_ms;
+  a->hello_wait_ms = a->hello_base_ms = a->hello_retry_ms;
+  a->stall_wait_ms = a->stall_base_ms = a->ack_stall_ms;
+  /* jitter seed: differs per device and per start, so a fleet that lost the
+   * hub together does not retry together */
+  a->jitter_state = (uint64_t)fl_mono_us() ^ ((uint64_t)fl_now_ms() << 20);
+  for (const char *p = cfg->id; *p; p++) a->jitter_state = a->jitter_state * 131 + (uint8_t)*p;
   a->locked = true;
   a->mqtt_uri = strdup(cfg->mqtt_uri);
   a->username = dup_or_null(cfg->username);

@@ -36,7 +36,7 @@ struct fl_agent {
   fl_role role;
   agent_callbacks cb;
   char *mqtt_uri, *username, *password;
-  int window, hello_retry_ms, ack_stall_ms;
+  int window, hello_retry_ms, ack_stall_ms, hello_retry_max_ms, ack_stall_max_ms;
   outbox *ob;
   fl_mqtt *mqtt;
   char topic_evt[FL_TOPIC_MAX], topic_hello[FL_TOPIC_MAX], topic_up_ack[FL_TOPIC_MAX];
@@ -53,6 +53,12 @@ struct fl_agent {
   _Atomic bool publish_failed; /* a PUBACK reported failure: resync at the next tick */
   int64_t hello_sent_ms; /* monotonic */
   int64_t progress_ms;   /* last ack progress, or when events became outstanding */
+  /* back-off of the resync timers: the current waits and their bases. Each
+   * time a timer fires without an answer its base doubles (up to the cap)
+   * and its wait is drawn from the base's upper half; both go back to the
+   * configured value on sync (hello) or on ack progress (stall). */
+  int64_t hello_wait_ms, stall_wait_ms, hello_base_ms, stall_base_ms;
+  uint64_t jitter_state; /* splitmix64 state for the jitter */
   uint64_t resend_upto;  /* after a sync: the events being resent end here */
   uint64_t resent;
 
@@ -66,6 +72,14 @@ struct fl_agent {
   outbox_event scratch;  /* the event being published */
   uint8_t unseq_buf[512]; /* the hello or device_ack being published */
 
+  /* The hub's clock, as well as the device can tell: the highest
+   * (envelope time - monotonic ms at receipt) of the hub's syncs since start.
+   * A sync that waited somewhere only lowers it, so the maximum is the
+   * freshest; the monotonic base makes it immune to the device's own clock
+   * being wrong or jumping. Unknown until the first sync. */
+  int64_t hub_clock_base_ms;
+  bool hub_clock_known;
+
   /* hub status, from the retained fleet/v1/hub/status */
   bool hub_known, hub_online;
   uint64_t hub_boot;
@@ -77,6 +91,10 @@ struct fl_agent {
 
 /* Monotonic milliseconds, the clock of the agent's timers. */
 int64_t agent__mono_ms(void);
+
+/* The hub's time now as estimated from its syncs (hub_clock_base_ms), or
+ * the device's own clock before the first sync of this start. */
+int64_t agent__hub_now_ms(const fl_agent *a);
 
 /* Fills the envelope of an unsequenced message (hello, device_ack, offline). */
 void agent__envelope_unsequenced(fl_agent *a, fl_msg *m);

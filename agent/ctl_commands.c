@@ -200,6 +200,14 @@ static ctl_status cmd_book(ctl_ctx *c, char **args, int n) {
   return wait_decision(c, id, rev);
 }
 
+static ctl_status cmd_unbook(ctl_ctx *c, char **args, int n) {
+  uint64_t rev = decision_rev(c, args[0]);
+  int err = agent_unbook(c->a, args[0], NULL);
+  if (err != FL_OK) return agent_failed(c, err, "unbook");
+  reply(c, "unbook %s queued", args[0]);
+  return wait_decision(c, args[0], rev);
+}
+
 static ctl_status cmd_decision(ctl_ctx *c, char **args, int n) {
   agent_decision d;
   int err = agent_decision_get(c->a, args[0], &d);
@@ -274,6 +282,7 @@ static const ctl_command commands[] = {
     {"cancel", 1, 1, true, cmd_cancel, "cancel RENTAL [--wait S]"},
     {"return", 1, 1, true, cmd_return, "return RENTAL [--wait S]"},
     {"book", 4, 5, true, cmd_book, "book VEHICLE CUSTOMER START_MS END_MS [BOOKING_ID] [--wait S]"},
+    {"unbook", 1, 1, true, cmd_unbook, "unbook BOOKING [--wait S]"},
     {"decision", 1, 1, false, cmd_decision, "decision RENTAL"},
     {"fault", 2, 3, false, cmd_fault, "fault DTC[,DTC] SEVERITY [TEXT]"},
     {"telemetry", 4, 4, false, cmd_telemetry, "telemetry ODO_M ENERGY LAT LON"},

@@ -52,10 +52,13 @@ static int command_apply(fl_agent *a, const fl_msg *m, fl_cmd_status *status) {
   char *reason = result.body.command_result.reason;
   size_t cap = sizeof result.body.command_result.reason;
   int err = FL_OK;
-  int64_t now = fl_now_ms();
+  /* expires_ms is the hub's time: judged by the hub's clock as estimated
+   * from its messages, so that a device clock that is off does not expire
+   * (or keep) commands wrongly (P-SEQ-12) */
+  int64_t now = agent__hub_now_ms(a);
   if (now > c->expires_ms) {
     *status = FL_CMD_EXPIRED;
-    snprintf(reason, cap, "expired %" PRId64 " ms ago", now - c->expires_ms);
+    snprintf(reason, cap, "expired %" PRId64 " ms ago by the hub's clock", now - c->expires_ms);
   } else {
     err = vehicle__apply_command(a, m, status, reason, cap);
   }
@@ -129,12 +132,32 @@ static void hub_status_seen(fl_agent *a, const fl_msg *m) {
   a->hub_known = true;
   a->hub_online = online;
   if (online) a->hub_boot = m->env.boot;
-  if (resync && a->connected) uplink__hello(a, agent__mono_ms(), "hub restarted");
+  /* A hub seen for the first time while a hello waits in vain (sent before
+   * the hub was up, its retry backed off): say hello now. */
+  int64_t now = agent__mono_ms();
+  if (!resync && online && !a->synced && now - a->hello_sent_ms >= a->hello_retry_ms) {
+    if (a->connected) uplink__hello(a, now, "hub online");
+    return;
+  }
+  if (resync && a->connected) uplink__hello(a, now, "hub restarted");
 }
 
 /* Dispatches a decoded, checked message with a->lock held. */
 static void downlink_dispatch(fl_agent *a, const fl_msg *m, downlink_notice *n) {
   int64_t now = agent__mono_ms();
+  if (m->env.type == FL_MSG_SYNC) {
+    /* Only a sync tells the hub's time: it answers a hello of this
+     * connection, while a command, decision or ack may have waited in the
+     * broker's session for hours. A sync that waited only lowers the value,
+     * and the highest one is kept. */
+    int64_t base = m->env.time_ms - now;
+    if (!a->hub_clock_known || base > a->hub_clock_base_ms) {
+      a->hub_clock_base_ms = base;
+      a->hub_clock_known = true;
+      fl_debug("%s hub clock: this device's clock is %+" PRId64 " ms off", a->id,
+               fl_now_ms() - (base + now));
+    }
+  }
   switch (m->env.type) {
   case FL_MSG_ACK:
     uplink__acked(a, m->body.ack.upto, now);

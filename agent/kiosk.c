@@ -52,6 +52,17 @@ int agent_cancel(fl_agent *a, const char *rental, const char *reason) {
   return agent_submit(a, &m, NULL);
 }
 
+int agent_unbook(fl_agent *a, const char *booking, const char *reason) {
+  fl_msg m;
+  fl_msg_init(&m, FL_MSG_BOOKING_CANCEL);
+  if (!a || copy_id(m.env.corr, sizeof m.env.corr, booking) != FL_OK ||
+      (reason && strlen(reason) > FL_TEXT_MAX))
+    return FL_ERR_INVALID;
+  snprintf(m.body.booking_cancel.reason, sizeof m.body.booking_cancel.reason, "%s",
+           reason ? reason : "");
+  return agent_submit(a, &m, NULL);
+}
+
 int agent_return(fl_agent *a, const char *rental, const char *station, uint64_t odometer_m) {
   fl_msg m;
   fl_msg_init(&m, FL_MSG_RENTAL_RETURN);

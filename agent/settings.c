@@ -42,13 +42,17 @@ static int load_identity(fl_config *c, agent_settings *s, char *err, size_t errc
   return FL_OK;
 }
 
-/* Reads [outbox] and [control]. */
+/* Reads [outbox], [sync] and [control]. */
 static int load_outbox(fl_config *c, agent_settings *s, char *err, size_t errcap) {
-  int64_t max_events, telemetry_max, window;
+  int64_t max_events, telemetry_max, window, hello, hello_max, stall, stall_max;
   char durability[16], def_socket[sizeof s->socket_path];
   int e = fl_config_int(c, "outbox", "max_events", 10000, 1, 10000000, &max_events);
   if (e == FL_OK) e = fl_config_int(c, "outbox", "telemetry_max", 100, 1, 1000000, &telemetry_max);
   if (e == FL_OK) e = fl_config_int(c, "outbox", "window", 128, 1, 500, &window);
+  if (e == FL_OK) e = fl_config_int(c, "sync", "hello_retry_ms", 3000, 100, 3600000, &hello);
+  if (e == FL_OK) e = fl_config_int(c, "sync", "hello_retry_max_ms", 60000, 100, 3600000, &hello_max);
+  if (e == FL_OK) e = fl_config_int(c, "sync", "ack_stall_ms", 10000, 100, 3600000, &stall);
+  if (e == FL_OK) e = fl_config_int(c, "sync", "ack_stall_max_ms", 120000, 100, 3600000, &stall_max);
   if (e != FL_OK) {
     snprintf(err, errcap, "%s", fl_config_error(c));
     return e;
@@ -72,6 +76,10 @@ static int load_outbox(fl_config *c, agent_settings *s, char *err, size_t errcap
   s->agent.max_events = (int)max_events;
   s->agent.telemetry_max = (int)telemetry_max;
   s->agent.window = (int)window;
+  s->agent.hello_retry_ms = (int)hello;
+  s->agent.hello_retry_max_ms = (int)hello_max;
+  s->agent.ack_stall_ms = (int)stall;
+  s->agent.ack_stall_max_ms = (int)stall_max;
   s->agent.durability = (fl_db_sync)sync;
   return e;
 }

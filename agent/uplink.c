@@ -4,7 +4,8 @@
  * After every connect the agent says hello and publishes nothing else until
  * the hub's sync names its watermark; then it sends every event after that
  * watermark, oldest first. A hello that gets no sync is repeated; acks that
- * stop progressing while events are outstanding trigger a new hello. */
+ * stop progressing while events are outstanding trigger a new hello. Both
+ * timers back off exponentially with jitter while the hub stays silent. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -188,6 +189,20 @@ void uplink__unlock_publish(fl_agent *a) {
   pthread_mutex_unlock(&a->lock);
 }
 
+/* One of the resync timers fired without an answer: doubles its back-off
+ * *base (capped at max_ms) and returns the next wait, drawn uniformly from
+ * the upper half of the new base, so that devices which lost the hub
+ * together spread their retries out while each one's waits still grow. */
+static int64_t backoff_next(fl_agent *a, int64_t *base, int64_t max_ms) {
+  *base = *base * 2 > max_ms ? max_ms : *base * 2;
+  uint64_t z = (a->jitter_state += UINT64_C(0x9E3779B97F4A7C15)); /* splitmix64 */
+  z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+  z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+  z ^= z >> 31;
+  int64_t half = *base / 2;
+  return *base - half + (int64_t)(z % (uint64_t)(half + 1));
+}
+
 void uplink__timers(fl_agent *a, int64_t now_ms) {
   if (!a->connected) return;
   if (atomic_exchange(&a->publish_failed, false) && a->synced) {
@@ -195,11 +210,18 @@ void uplink__timers(fl_agent *a, int64_t now_ms) {
     return;
   }
   if (!a->synced) {
-    if (now_ms - a->hello_sent_ms >= a->hello_retry_ms) uplink__hello(a, now_ms, "no sync");
+    if (now_ms - a->hello_sent_ms >= a->hello_wait_ms) {
+      a->hello_wait_ms = backoff_next(a, &a->hello_base_ms, a->hello_retry_max_ms);
+      uplink__hello(a, now_ms, "no sync");
+    }
     return;
   }
-  if (a->sent_upto > outbox__last_ack(a->ob) && now_ms - a->progress_ms >= a->ack_stall_ms)
+  if (a->sent_upto > outbox__last_ack(a->ob) && now_ms - a->progress_ms >= a->stall_wait_ms) {
+    /* The hub may only be slow (its queue full of others' events): each
+     * stall without an ack in between waits longer before resyncing again. */
+    a->stall_wait_ms = backoff_next(a, &a->stall_base_ms, a->ack_stall_max_ms);
     uplink__hello(a, now_ms, "acks stalled");
+  }
 }
 
 void uplink__published(fl_agent *a, uint64_t tag, int rc) {
@@ -230,6 +252,7 @@ void uplink__synced(fl_agent *a, const fl_sync *s, int64_t now_ms) {
   a->sent_upto = acked;
   a->synced = true;
   a->progress_ms = now_ms;
+  a->hello_wait_ms = a->hello_base_ms = a->hello_retry_ms;
   a->resend_upto = last > acked ? last : 0;
   a->resent = 0;
   fl_info("%s sync received acked=%" PRIu64 " next_seq=%" PRIu64 " down_seq=%" PRIu64
@@ -257,6 +280,7 @@ void uplink__acked(fl_agent *a, uint64_t upto, int64_t now_ms) {
     return;
   }
   a->progress_ms = now_ms;
+  a->stall_wait_ms = a->stall_base_ms = a->ack_stall_ms;
   fl_info("%s ack upto=%" PRIu64 " deleted=%d backlog=%" PRIu64, a->id, upto, n,
           outbox__backlog(a->ob));
 }

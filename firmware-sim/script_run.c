@@ -334,10 +334,7 @@ static int do_followup(struct run *r, const sim_step *st) {
   if (st->op == SIM_OP_CANCEL) return agent_result(r, agent_cancel(k, n->id, "cancelled by the script"));
   if (st->op == SIM_OP_RETURN)
     return agent_result(r, agent_return(k, n->id, st->arg[0], (uint64_t)opt_num(st, "odometer", 0)));
-  fl_msg m;
-  fl_msg_init(&m, FL_MSG_BOOKING_CANCEL);
-  snprintf(m.env.corr, sizeof m.env.corr, "%s", n->id);
-  return agent_result(r, agent_submit(k, &m, NULL));
+  return agent_result(r, agent_unbook(k, n->id, "cancelled by the script"));
 }
 
 static int do_unlock(struct run *r, const sim_step *st) {

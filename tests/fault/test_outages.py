@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
 from agentload import (Producer, check_exactly_once_in_order,  # noqa: E402
                        wait_decided, wait_drained)
-from fleet import Agent, per_test_timeout, broker, make_hub  # noqa: F401,E402
+from fleet import Agent, per_test_timeout, broker, make_hub, wait_for  # noqa: F401,E402
 
 PAUSE_S = 0.02  # between two ctl calls of one device
 
@@ -77,3 +77,40 @@ def test_broker_outage(broker, make_hub):
 def test_hub_outage(broker, make_hub):
     hub = make_hub(latency_ms=1)
     produce_through(broker, hub, away(hub, HUB_OUTAGE_S, 10))
+
+
+def hello_times(agent, why):
+    """Seconds (log time stamps) of the agent's 'hello sent (why)' lines."""
+    stamps = []
+    for line in agent.log().splitlines():
+        if f"hello sent ({why})" in line:
+            hms = line.split("T", 1)[1].split("Z", 1)[0]  # 2026-11-21T01:35:55.520Z
+            h, m, s = hms.split(":")
+            stamps.append(int(h) * 3600 + int(m) * 60 + float(s))
+    return stamps
+
+
+def test_hello_backs_off_while_no_hub_answers(broker, make_hub):
+    # No hub yet: the hello that gets no sync is repeated after 0.2 s, then
+    # after waits that double (with jitter: the upper half of the doubled
+    # wait), instead of every 0.2 s. A hub that comes up is greeted at once,
+    # not after the backed-off wait.
+    sync = {"hello_retry_ms": 200, "hello_retry_max_ms": 30000}
+    with Agent(broker, "V1", role="vehicle", config={"sync": sync}) as car:
+        time.sleep(8)
+        retries = hello_times(car, "no sync")
+        gaps = [b - a for a, b in zip(retries, retries[1:])]
+        # at a fixed 0.2 s that would be 40 retries; a base doubling from
+        # 0.2 s, each wait drawn from its upper half, gives 5 or 6 in 8 s
+        assert 3 <= len(retries) <= 8, retries
+        assert all(b >= a - 0.1 for a, b in zip(gaps, gaps[1:])), gaps  # 0.1: tick
+        assert gaps[-1] >= 4 * gaps[0] and gaps[-1] >= 0.8, gaps
+        hub = make_hub(latency_ms=1)
+        t0 = time.monotonic()
+        wait_for(lambda: "sync received" in car.log(), 10, "the agent's sync")
+        assert time.monotonic() - t0 < 5, "the hub's first status should trigger a hello"
+        assert hello_times(car, "hub online"), car.log()[-2000:]
+        rc, out, err = car.ctl("fault", "P0300", "warning")
+        assert rc == 0, err
+        wait_drained(car, 30)
+        assert hub  # the hub stopped by the fixture

@@ -61,8 +61,10 @@ typedef struct agent_config {
   int max_events;        /* 0: 10000. Outbox rows before FL_ERR_FULL */
   int telemetry_max;     /* 0: 100. Unsent telemetry readings kept */
   int window;            /* 0: 128. Events published and not yet PUBACKed */
-  int hello_retry_ms;    /* 0: 3000. Resend hello when no sync came */
-  int ack_stall_ms;      /* 0: 10000. Resync when acks stop progressing */
+  int hello_retry_ms;    /* 0: 3000. Resend hello when no sync came; doubles per retry */
+  int hello_retry_max_ms;/* 0: 60000. Cap of that back-off */
+  int ack_stall_ms;      /* 0: 10000. Resync when acks stop progressing; doubles per stall */
+  int ack_stall_max_ms;  /* 0: 120000. Cap of that back-off */
   int reconnect_min_ms;  /* 0: fl_mqtt's default */
   int reconnect_max_ms;  /* 0: fl_mqtt's default */
   int keepalive_s;       /* 0: fl_mqtt's default */
@@ -154,6 +156,10 @@ int agent_cancel(fl_agent *a, const char *rental, const char *reason);
 int agent_return(fl_agent *a, const char *rental, const char *station, uint64_t odometer_m);
 int agent_book(fl_agent *a, const char *vehicle, const char *customer, int64_t start_ms,
                int64_t end_ms, const char *booking, char *id_out, size_t cap);
+/* Cancels a booking (the deposit is refunded, the vehicle's window freed);
+ * reason may be NULL. Returns as agent_submit(); the answer arrives as a
+ * decision for the booking id. */
+int agent_unbook(fl_agent *a, const char *booking, const char *reason);
 
 /* Returns the last known decision for corr in *out: FL_OK (possibly still
  * QUEUED), FL_ERR_NOT_FOUND when this agent never made or heard of it. */
