@@ -148,6 +148,9 @@ int agent_create(const agent_config *cfg, fl_agent **out) {
   a->jitter_state = (uint64_t)fl_mono_us() ^ ((uint64_t)fl_now_ms() << 20);
   for (const char *p = cfg->id; *p; p++) a->jitter_state = a->jitter_state * 131 + (uint8_t)*p;
   a->locked = true;
+  a->telemetry_period_ms = cfg->role == FL_ROLE_VEHICLE && cfg->telemetry_period_ms > 0
+                               ? cfg->telemetry_period_ms
+                               : 0;
   a->mqtt_uri = strdup(cfg->mqtt_uri);
   a->username = dup_or_null(cfg->username);
   a->password = dup_or_null(cfg->password);
@@ -198,6 +201,7 @@ void agent_destroy(fl_agent *a) {
 void agent_tick(fl_agent *a, int64_t now_ms) {
   pthread_mutex_lock(&a->lock);
   uplink__timers(a, now_ms);
+  vehicle__telemetry_timer(a, now_ms);
   uplink__unlock_publish(a);
 }
 

@@ -87,6 +87,11 @@ struct fl_agent {
   uint64_t unseq_count;   /* for mids of unsequenced messages */
   uint64_t request_count; /* for request ids */
   bool locked;            /* vehicle */
+  /* vehicle: the last reading, repeated every telemetry_period_ms */
+  int telemetry_period_ms;
+  bool has_reading;
+  fl_telemetry reading;
+  int64_t reading_ms;     /* monotonic: when a reading was last queued */
 };
 
 /* Monotonic milliseconds, the clock of the agent's timers. */
@@ -135,5 +140,7 @@ void downlink__on_message(void *ctx, const fl_mqtt_msg *msg);
  * error (then the transaction must be rolled back). */
 int vehicle__apply_command(fl_agent *a, const fl_msg *cmd, fl_cmd_status *status, char *reason,
                            size_t cap);
+/* vehicle.c: queues the last reading again when the period has passed. */
+void vehicle__telemetry_timer(fl_agent *a, int64_t now_ms);
 
 #endif

@@ -42,9 +42,9 @@ static int load_identity(fl_config *c, agent_settings *s, char *err, size_t errc
   return FL_OK;
 }
 
-/* Reads [outbox], [sync] and [control]. */
+/* Reads [outbox], [sync], [vehicle] and [control]. */
 static int load_outbox(fl_config *c, agent_settings *s, char *err, size_t errcap) {
-  int64_t max_events, telemetry_max, window, hello, hello_max, stall, stall_max;
+  int64_t max_events, telemetry_max, window, hello, hello_max, stall, stall_max, period;
   char durability[16], def_socket[sizeof s->socket_path];
   int e = fl_config_int(c, "outbox", "max_events", 10000, 1, 10000000, &max_events);
   if (e == FL_OK) e = fl_config_int(c, "outbox", "telemetry_max", 100, 1, 1000000, &telemetry_max);
@@ -53,6 +53,7 @@ static int load_outbox(fl_config *c, agent_settings *s, char *err, size_t errcap
   if (e == FL_OK) e = fl_config_int(c, "sync", "hello_retry_max_ms", 60000, 100, 3600000, &hello_max);
   if (e == FL_OK) e = fl_config_int(c, "sync", "ack_stall_ms", 10000, 100, 3600000, &stall);
   if (e == FL_OK) e = fl_config_int(c, "sync", "ack_stall_max_ms", 120000, 100, 3600000, &stall_max);
+  if (e == FL_OK) e = fl_config_int(c, "vehicle", "telemetry_period_s", 60, 0, 86400, &period);
   if (e != FL_OK) {
     snprintf(err, errcap, "%s", fl_config_error(c));
     return e;
@@ -80,6 +81,7 @@ static int load_outbox(fl_config *c, agent_settings *s, char *err, size_t errcap
   s->agent.hello_retry_max_ms = (int)hello_max;
   s->agent.ack_stall_ms = (int)stall;
   s->agent.ack_stall_max_ms = (int)stall_max;
+  s->agent.telemetry_period_ms = (int)period * 1000;
   s->agent.durability = (fl_db_sync)sync;
   return e;
 }

@@ -106,7 +106,28 @@ int agent_telemetry(fl_agent *a, uint64_t odometer_m, uint32_t energy_pct, doubl
   m.body.telemetry.energy_pct = energy_pct;
   m.body.telemetry.lat = lat;
   m.body.telemetry.lon = lon;
-  return agent_submit(a, &m, NULL);
+  pthread_mutex_lock(&a->lock);
+  int err = agent__submit(a, &m, NULL);
+  if (err == FL_OK) {
+    a->reading = m.body.telemetry;
+    a->has_reading = true;
+    a->reading_ms = agent__mono_ms();
+    uplink__unlock_publish(a);
+  } else {
+    pthread_mutex_unlock(&a->lock);
+  }
+  return err;
+}
+
+void vehicle__telemetry_timer(fl_agent *a, int64_t now_ms) {
+  if (!a->telemetry_period_ms || !a->has_reading || now_ms - a->reading_ms < a->telemetry_period_ms)
+    return;
+  fl_msg m;
+  fl_msg_init(&m, FL_MSG_TELEMETRY);
+  m.body.telemetry = a->reading; /* with a new device time */
+  int err = agent__submit(a, &m, NULL);
+  if (err != FL_OK) fl_warn("%s periodic telemetry: %s", a->id, fl_strerror(err));
+  a->reading_ms = now_ms;
 }
 
 int agent_fault(fl_agent *a, const char *const *dtcs, size_t n, fl_severity severity,

@@ -68,6 +68,8 @@ typedef struct agent_config {
   int reconnect_min_ms;  /* 0: fl_mqtt's default */
   int reconnect_max_ms;  /* 0: fl_mqtt's default */
   int keepalive_s;       /* 0: fl_mqtt's default */
+  int telemetry_period_ms; /* vehicle; 0: off. agent_tick() queues the last reading given to
+                              agent_telemetry() again when none was given for this long */
   agent_callbacks cb;
 } agent_config;
 
@@ -175,7 +177,8 @@ int agent_unlock(fl_agent *a, const char *customer, int64_t now_ms, agent_unlock
 /* Vehicle: locks and records a lock event. Returns as agent_submit(). */
 int agent_lock(fl_agent *a);
 
-/* Vehicle: queues a telemetry reading (coalescing; never FL_ERR_FULL). */
+/* Vehicle: queues a telemetry reading (coalescing; never FL_ERR_FULL). With
+ * telemetry_period_ms set, it is also the reading agent_tick() repeats. */
 int agent_telemetry(fl_agent *a, uint64_t odometer_m, uint32_t energy_pct, double lat,
                     double lon);
 
