@@ -118,3 +118,54 @@ def test_control_socket_refuses_bad_requests(broker, make_hub):
         assert rc == 0 and "REJECTED" in out, out + err
         assert kiosk.proc.poll() is None
     assert hub
+
+
+def publish_raw(broker, topic, payload):
+    """Publishes payload at QoS 1 as a hostile client would, and waits for
+    the broker's PUBACK."""
+    import paho.mqtt.client as mqtt
+    c = mqtt.Client(client_id="intruder", protocol=mqtt.MQTTv5)
+    c.connect("127.0.0.1", broker.port, keepalive=30)
+    c.loop_start()
+    try:
+        c.publish(topic, payload, qos=1).wait_for_publish(timeout=10)
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
+def test_hostile_downlink_is_dropped_and_logged(broker, make_hub):
+    # bytes on the vehicle's down topics that are not the hub's messages:
+    # each is dropped with its reason in the log, the agent keeps running,
+    # nothing is applied, and the hub's real commands still work after
+    hub = make_hub(latency_ms=1)
+    rc, _, err = hub.fleetctl("register", "V1", "--name", "V1", "--station", "s", "--rate", "600")
+    assert rc == 0, err
+    with Agent(broker, "V1", role="vehicle") as car, Agent(broker, "K1", role="kiosk") as kiosk:
+        wait_for(lambda: "synced yes" in car.ctl("status")[1], 20, "the car synced")
+        down = "fleet/v1/dev/V1/down/"
+        now = int(time.time() * 1000)
+        unlock = {"v": 1, "type": "command", "mid": "x-1", "dev": "V2", "boot": 1, "seq": 1,
+                  "time": now, "body": {"action": "unlock", "expires_ms": now + 60000,
+                                        "customer": "THIEF"}}
+        hostile = [
+            (down + "cmd", b"\xff\x00garbage"),                        # not CBOR
+            (down + "cmd", cbor2.dumps(unlock)),                       # another device's id
+            (down + "reply", cbor2.dumps(dict(unlock, dev="V1"))),     # a command on reply
+            (down + "cmd", cbor2.dumps({"v": 1, "type": "command"})),  # fields missing
+            (down + "ack", cbor2.dumps([1] * 100000)),                 # big, wrong shape
+            ("fleet/v1/hub/status", b"\xa1\x61"),                      # truncated
+        ]
+        for topic, payload in hostile:
+            publish_raw(broker, topic, payload)
+        wait_for(lambda: car.log().count("dropped message on") >= len(hostile), 20,
+                 "every hostile message dropped and logged")
+        assert car.proc.poll() is None
+        rc, out, err = car.ctl("unlock", "THIEF")
+        assert rc == 4 and "refused" in (out + err), out + err
+        rc, out, err = car.ctl("status")
+        assert rc == 0 and "applied 0" in out, out
+        # the hub's own unlock command for a paying customer still gets through
+        rc, out, err = kiosk.ctl("rent", "V1", "C1", 30, "--wait", 20)
+        assert rc == 0 and "ACTIVE" in out, out + err
+        wait_for(lambda: car.ctl("unlock", "C1")[0] == 0, 20, "C1 let in by the hub's command")
