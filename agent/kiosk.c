@@ -41,26 +41,24 @@ int agent_rent(fl_agent *a, const char *vehicle, const char *customer, uint32_t 
   return err == FL_OK ? agent_submit(a, &m, NULL) : err;
 }
 
-int agent_cancel(fl_agent *a, const char *rental, const char *reason) {
+/* Queues a cancel (rental or booking, type t) of id with an optional reason. */
+static int cancel_request(fl_agent *a, fl_msg_type t, const char *id, const char *reason) {
   fl_msg m;
-  fl_msg_init(&m, FL_MSG_RENTAL_CANCEL);
-  if (!a || copy_id(m.env.corr, sizeof m.env.corr, rental) != FL_OK ||
+  fl_msg_init(&m, t);
+  char *why = t == FL_MSG_RENTAL_CANCEL ? m.body.rental_cancel.reason : m.body.booking_cancel.reason;
+  if (!a || copy_id(m.env.corr, sizeof m.env.corr, id) != FL_OK ||
       (reason && strlen(reason) > FL_TEXT_MAX))
     return FL_ERR_INVALID;
-  snprintf(m.body.rental_cancel.reason, sizeof m.body.rental_cancel.reason, "%s",
-           reason ? reason : "");
+  snprintf(why, FL_TEXT_MAX + 1, "%s", reason ? reason : "");
   return agent_submit(a, &m, NULL);
 }
 
+int agent_cancel(fl_agent *a, const char *rental, const char *reason) {
+  return cancel_request(a, FL_MSG_RENTAL_CANCEL, rental, reason);
+}
+
 int agent_unbook(fl_agent *a, const char *booking, const char *reason) {
-  fl_msg m;
-  fl_msg_init(&m, FL_MSG_BOOKING_CANCEL);
-  if (!a || copy_id(m.env.corr, sizeof m.env.corr, booking) != FL_OK ||
-      (reason && strlen(reason) > FL_TEXT_MAX))
-    return FL_ERR_INVALID;
-  snprintf(m.body.booking_cancel.reason, sizeof m.body.booking_cancel.reason, "%s",
-           reason ? reason : "");
-  return agent_submit(a, &m, NULL);
+  return cancel_request(a, FL_MSG_BOOKING_CANCEL, booking, reason);
 }
 
 int agent_return(fl_agent *a, const char *rental, const char *station, uint64_t odometer_m) {
