@@ -14,14 +14,18 @@
 int64_t agent__mono_ms(void) { return fl_mono_us() / 1000; }
 
 int64_t agent__hub_now_ms(const fl_agent *a) {
-  return a->hub_clock_known ? a->hub_clock_base_ms + agent__mono_ms() : fl_now_ms();
+  return a->hub_clock_known ? a->hub_clock_base_ms + agent__mono_ms() : agent_now_ms(a);
 }
+
+int64_t agent_now_ms(const fl_agent *a) { return fl_now_ms() + atomic_load(&a->clock_skew_ms); }
+
+void agent_set_clock_skew(fl_agent *a, int64_t skew_ms) { atomic_store(&a->clock_skew_ms, skew_ms); }
 
 void agent__envelope_unsequenced(fl_agent *a, fl_msg *m) {
   m->env.v = FL_PROTO_VERSION;
   m->env.seq = 0;
   m->env.boot = outbox__boot(a->ob);
-  m->env.time_ms = fl_now_ms();
+  m->env.time_ms = agent_now_ms(a);
   snprintf(m->env.dev, sizeof m->env.dev, "%s", a->id);
   if (snprintf(m->env.mid, sizeof m->env.mid, "%s:b%" PRIu64 ".%" PRIu64, a->id,
                outbox__boot(a->ob), ++a->unseq_count) >= (int)sizeof m->env.mid)
@@ -148,6 +152,7 @@ int agent_create(const agent_config *cfg, fl_agent **out) {
   a->jitter_state = (uint64_t)fl_mono_us() ^ ((uint64_t)fl_now_ms() << 20);
   for (const char *p = cfg->id; *p; p++) a->jitter_state = a->jitter_state * 131 + (uint8_t)*p;
   a->locked = true;
+  a->clock_skew_ms = cfg->clock_skew_ms;
   a->telemetry_period_ms = cfg->role == FL_ROLE_VEHICLE && cfg->telemetry_period_ms > 0
                                ? cfg->telemetry_period_ms
                                : 0;
@@ -243,7 +248,7 @@ static fl_subject request_subject(fl_msg_type t) {
 int agent__submit(fl_agent *a, fl_msg *m, uint64_t *seq) {
   if (m->env.type < FL_MSG_RENTAL_REQUEST || m->env.type > FL_MSG_COMMAND_RESULT)
     return FL_ERR_INVALID;
-  m->env.time_ms = fl_now_ms();
+  m->env.time_ms = agent_now_ms(a);
   if (seq) *seq = 0;
   if (m->env.type == FL_MSG_TELEMETRY) return outbox__telemetry_add(a->ob, m);
   fl_subject subject = request_subject(m->env.type);

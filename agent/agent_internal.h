@@ -87,6 +87,7 @@ struct fl_agent {
   uint64_t unseq_count;   /* for mids of unsequenced messages */
   uint64_t request_count; /* for request ids */
   bool locked;            /* vehicle */
+  _Atomic int64_t clock_skew_ms; /* agent_set_clock_skew: this device's clock error */
   /* vehicle: the last reading, repeated every telemetry_period_ms */
   int telemetry_period_ms;
   bool has_reading;

@@ -250,7 +250,7 @@ static ctl_status cmd_telemetry(ctl_ctx *c, char **args, int n) {
 
 static ctl_status cmd_unlock(ctl_ctx *c, char **args, int n) {
   agent_unlock_result res;
-  int err = agent_unlock(c->a, args[0], fl_now_ms(), &res);
+  int err = agent_unlock(c->a, args[0], agent_now_ms(c->a), &res);
   if (err != FL_OK) return agent_failed(c, err, "unlock (vehicle only)");
   if (!res.allowed)
     return fail(c, CTL_REFUSED, "unlock refused for %s: %s (recorded seq=%" PRIu64 ")", args[0],

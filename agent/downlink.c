@@ -155,7 +155,7 @@ static void downlink_dispatch(fl_agent *a, const fl_msg *m, downlink_notice *n) 
       a->hub_clock_base_ms = base;
       a->hub_clock_known = true;
       fl_debug("%s hub clock: this device's clock is %+" PRId64 " ms off", a->id,
-               fl_now_ms() - (base + now));
+               agent_now_ms(a) - (base + now));
     }
   }
   switch (m->env.type) {

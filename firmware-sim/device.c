@@ -31,6 +31,7 @@ int sim_device_start(sim_device *d) {
       /* come back quickly after a cut or a broker restart */
       .reconnect_min_ms = 200,
       .reconnect_max_ms = 5000,
+      .clock_skew_ms = d->skew_ms,
       .cb = d->cb,
   };
   int rc = agent_create(&c, &d->agent);
@@ -77,6 +78,11 @@ int sim_device_restore(sim_device *d) {
   agent_destroy(d->agent);
   d->agent = NULL;
   return sim_device_start(d);
+}
+
+void sim_device_skew(sim_device *d, int64_t skew_ms) {
+  d->skew_ms = skew_ms;
+  if (d->agent) agent_set_clock_skew(d->agent, skew_ms);
 }
 
 void sim_device_tick(sim_device *d, int64_t now_us) {

@@ -28,6 +28,7 @@ typedef struct sim_device {
   fl_agent *agent;        /* NULL while powered off */
   sim_power power;
   int64_t restore_us;     /* fl_mono_us() when a cut or power cut ends by itself; 0: never */
+  int64_t skew_ms;        /* its clock's error, kept across power cuts */
 } sim_device;
 
 /* Fills d for device id (its file is <state_dir>/<id>.db) without starting
@@ -55,6 +56,10 @@ int sim_device_power_cut(sim_device *d, double seconds);
  * file (a new boot) and reconnects, resending what the hub has not acked.
  * Returns FL_OK (also when the device was up), or the start error. */
 int sim_device_restore(sim_device *d);
+
+/* Makes the device's clock skew_ms off (ahead when positive), now and after
+ * every restart; only this device's, not the process's. */
+void sim_device_skew(sim_device *d, int64_t skew_ms);
 
 /* Ticks the agent (when there is one) and ends a timed cut that is due. */
 void sim_device_tick(sim_device *d, int64_t now_us);

@@ -65,6 +65,7 @@ int sim_fault_plan_make(sim_fault_plan *p, const sim_fault_opts *o, size_t n_dev
   if ((o->hub_restarts && !o->restart_hub_cmd) || (o->broker_restarts && !o->restart_broker_cmd))
     return FL_ERR_INVALID;
   size_t cuts = (size_t)(o->cut_share * (double)n_devices + 0.5);
+  size_t skews = o->skew_s != 0 ? (size_t)(o->skew_share * (double)n_devices + 0.5) : 0;
   size_t total = cuts + (size_t)o->power_cuts + (size_t)o->hub_restarts + (size_t)o->broker_restarts;
   p->faults = calloc(total + 1, sizeof *p->faults);
   if (!p->faults) return FL_ERR_NOMEM;
@@ -83,6 +84,23 @@ int sim_fault_plan_make(sim_fault_plan *p, const sim_fault_opts *o, size_t n_dev
     p->faults[p->n++] = (sim_fault){.at_s = draw(rng) * duration_s, .kind = SIM_FAULT_CUT,
                                     .device = order[i], .seconds = o->cut_s};
   }
+  /* the skewed clocks: another random subset */
+  if (skews) {
+    p->skewed = calloc(skews, sizeof *p->skewed);
+    if (!p->skewed) {
+      free(order);
+      free(p->faults);
+      return FL_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n_devices; i++) order[i] = i;
+    for (size_t i = 0; i < skews && i < n_devices; i++) {
+      size_t j = i + (size_t)(draw(rng) * (double)(n_devices - i));
+      size_t t = order[i];
+      order[i] = order[j];
+      order[j] = t;
+      p->skewed[p->n_skewed++] = order[i];
+    }
+  }
   free(order);
   for (int i = 0; i < o->power_cuts && n_devices; i++)
     p->faults[p->n++] = (sim_fault){.at_s = draw(rng) * duration_s, .kind = SIM_FAULT_POWER,
@@ -93,8 +111,12 @@ int sim_fault_plan_make(sim_fault_plan *p, const sim_fault_opts *o, size_t n_dev
   for (int i = 0; i < o->broker_restarts; i++)
     p->faults[p->n++] = (sim_fault){.at_s = draw(rng) * duration_s, .kind = SIM_FAULT_RESTART_BROKER};
   qsort(p->faults, p->n, sizeof *p->faults, by_time);
-  if (o->skew_s != 0) fl_clock_set_skew_ms((int64_t)(o->skew_s * 1000));
   return FL_OK;
+}
+
+void sim_fault_plan_skew(const sim_fault_plan *p, const sim_fault_opts *o, sim_device *const *devs) {
+  for (size_t i = 0; i < p->n_skewed; i++)
+    sim_device_skew(devs[p->skewed[i]], (int64_t)(o->skew_s * 1000));
 }
 
 unsigned sim_fault_plan_step(sim_fault_plan *p, const sim_fault_opts *o, double t,
@@ -144,4 +166,7 @@ void sim_fault_plan_free(sim_fault_plan *p) {
   p->running = NULL;
   free(p->faults);
   p->faults = NULL;
+  free(p->skewed);
+  p->skewed = NULL;
+  p->n_skewed = 0;
 }

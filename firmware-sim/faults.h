@@ -30,7 +30,7 @@ typedef struct sim_fault_opts {
   double cut_share, cut_s;     /* --cut SHARE:SECONDS: that share of devices, once each */
   int power_cuts;              /* --power-cut N: N power cuts of random devices */
   double power_off_s;          /* how long a power cut lasts */
-  double skew_s;               /* --skew SECONDS: every device's clock (process-wide) */
+  double skew_s, skew_share;   /* --skew SECONDS[:SHARE]: that share of devices' clocks */
   int hub_restarts;            /* --restart-hub N */
   int broker_restarts;         /* --restart-broker N */
   const char *restart_hub_cmd; /* run as "CMD term" */
@@ -53,13 +53,18 @@ typedef struct sim_fault_plan {
   size_t n, next;
   sim_command *running; /* a restart in progress */
   unsigned cuts, power_cuts, restarts, failed;
+  size_t *skewed;   /* devices whose clock is off by skew_s */
+  size_t n_skewed;
 } sim_fault_plan;
 
 /* Draws the plan with rng for n_devices over duration_s seconds. Returns
  * FL_OK, FL_ERR_INVALID when restarts are asked without their command, or
- * FL_ERR_NOMEM. The skew, which is process-wide, is set here at once. */
+ * FL_ERR_NOMEM. The devices to skew are drawn too (sim_fault_plan_skew). */
 int sim_fault_plan_make(sim_fault_plan *p, const sim_fault_opts *o, size_t n_devices,
                         double duration_s, unsigned *rng);
+
+/* Sets the drawn devices' clocks off by o->skew_s (before they start). */
+void sim_fault_plan_skew(const sim_fault_plan *p, const sim_fault_opts *o, sim_device *const *devs);
 
 /* Injects the faults that are due at t seconds; devs has n_devices entries.
  * A restart runs in the background; one at a time. Returns the number of

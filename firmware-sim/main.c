@@ -47,7 +47,7 @@ static void usage(FILE *f) {
           "                          each, for SECONDS (they keep working offline)\n"
           "  --power-cut N[:SECONDS] N power cuts of random devices (no clean stop),\n"
           "                          back after SECONDS (default 2) from their state\n"
-          "  --skew SECONDS          every device's clock off by SECONDS (process-wide)\n"
+          "  --skew SECONDS[:SHARE]  clocks off by SECONDS: every device's, or that share's\n"
           "  --restart-hub N         N hub restarts, each by running --restart-hub-cmd\n"
           "  --restart-broker N      N broker restarts, each by --restart-broker-cmd\n"
           "  --restart-hub-cmd CMD   shell command run as 'CMD term' or 'CMD kill'\n"
@@ -120,8 +120,15 @@ int main(int argc, char **argv) {
         fprintf(stderr, "fleet-sim: --power-cut takes N or N:SECONDS, e.g. 3:2\n");
         return 2;
       }
-    } else if (!strcmp(a, "--skew")) o.faults.skew_s = number(a, argv[++i], -1e7, 1e7);
-    else if (!strcmp(a, "--restart-hub")) o.faults.hub_restarts = (int)number(a, argv[++i], 0, 100);
+    } else if (!strcmp(a, "--skew") && v) {
+      o.faults.skew_share = 1;
+      if (sscanf(argv[++i], "%lf:%lf", &o.faults.skew_s, &o.faults.skew_share) < 1 ||
+          o.faults.skew_s < -1e7 || o.faults.skew_s > 1e7 || o.faults.skew_share < 0 ||
+          o.faults.skew_share > 1) {
+        fprintf(stderr, "fleet-sim: --skew takes SECONDS or SECONDS:SHARE, e.g. -600:0.5\n");
+        return 2;
+      }
+    } else if (!strcmp(a, "--restart-hub")) o.faults.hub_restarts = (int)number(a, argv[++i], 0, 100);
     else if (!strcmp(a, "--restart-broker")) o.faults.broker_restarts = (int)number(a, argv[++i], 0, 100);
     else if (!strcmp(a, "--restart-hub-cmd") && v) o.faults.restart_hub_cmd = argv[++i];
     else if (!strcmp(a, "--restart-broker-cmd") && v) o.faults.restart_broker_cmd = argv[++i];

@@ -65,7 +65,7 @@ static const struct spec specs[] = {
     {"online", NULL, SIM_OP_ONLINE, "D", "", "online DEVICE"},
     {"powercut", NULL, SIM_OP_POWERCUT, "Dn", "", "powercut DEVICE [SECONDS]"},
     {"poweron", NULL, SIM_OP_POWERON, "D", "", "poweron DEVICE"},
-    {"skew", NULL, SIM_OP_SKEW, "F", "", "skew SECONDS"},
+    {"skew", NULL, SIM_OP_SKEW, "Fd+", "", "skew SECONDS [DEVICE...]"},
     {"restart", NULL, SIM_OP_RESTART, "Ww", "", "restart hub|broker [term|kill]"},
     {"invariants", NULL, SIM_OP_INVARIANTS, "", "", "invariants"},
 };

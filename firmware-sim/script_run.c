@@ -315,11 +315,25 @@ static int do_rent(struct run *r, const sim_step *st) {
   return agent_result(r, rc);
 }
 
+/* skew SECONDS [DEVICE...]: those devices' clocks (all declared ones
+ * without a name) off by SECONDS from now on. */
+static int do_skew(struct run *r, const sim_step *st) {
+  int64_t ms = (int64_t)(strtod(st->arg[0], NULL) * 1000);
+  for (size_t i = 0; i < r->n_devs; i++) {
+    bool named = st->n_args == 1;
+    for (int j = 1; j < st->n_args && !named; j++) named = strcmp(r->devs[i].id, st->arg[j]) == 0;
+    if (named) sim_device_skew(&r->devs[i], ms);
+  }
+  printf("         %s clock%s now off by %s s\n", st->n_args == 1 ? "every device's" : "the named",
+         st->n_args == 2 ? " is" : "s are", st->arg[0]);
+  return STEP_OK;
+}
+
 static int do_book(struct run *r, const sim_step *st) {
   fl_agent *k = agent_of(r, st->arg[0]);
   if (!k) return STEP_ERROR;
   char id[FL_ID_MAX + 1];
-  int64_t now = fl_now_ms();
+  int64_t now = agent_now_ms(k); /* the kiosk's idea of now */
   int rc = agent_book(k, st->arg[1], st->arg[2], now + (int64_t)(strtod(st->arg[3], NULL) * 1000),
                       now + (int64_t)(strtod(st->arg[4], NULL) * 1000), NULL, id, sizeof id);
   if (rc == FL_OK) name_request(r, st->arg[6], device(r, st->arg[0]), id);
@@ -341,7 +355,7 @@ static int do_unlock(struct run *r, const sim_step *st) {
   fl_agent *v = agent_of(r, st->arg[0]);
   if (!v) return STEP_ERROR;
   agent_unlock_result res;
-  int rc = agent_unlock(v, st->arg[1], fl_now_ms(), &res);
+  int rc = agent_unlock(v, st->arg[1], agent_now_ms(v), &res);
   if (rc != FL_OK) return agent_result(r, rc);
   printf("         unlock %s (%s)\n", res.allowed ? "allowed" : "refused", res.reason);
   if (st->n_args > 2 && res.allowed != (strcmp(st->arg[2], "allowed") == 0))
@@ -525,10 +539,7 @@ static int run_step(struct run *r, const sim_step *st) {
   case SIM_OP_ONLINE:
   case SIM_OP_POWERCUT:
   case SIM_OP_POWERON: return do_device_fault(r, st);
-  case SIM_OP_SKEW:
-    fl_clock_set_skew_ms((int64_t)(strtod(st->arg[0], NULL) * 1000));
-    printf("         every simulated device's clock is now off by %s s (process-wide)\n", st->arg[0]);
-    return STEP_OK;
+  case SIM_OP_SKEW: return do_skew(r, st);
   case SIM_OP_RESTART: return do_restart(r, st);
   case SIM_OP_INVARIANTS: return do_invariants(r);
   }

@@ -258,7 +258,7 @@ static void trip_step(struct sim *s, struct trip *t, int64_t now, bool draining)
       return;
     }
     agent_unlock_result r;
-    if (agent_unlock(agent(v), t->customer, fl_now_ms(), &r) != FL_OK) return;
+    if (agent_unlock(agent(v), t->customer, agent_now_ms(agent(v)), &r) != FL_OK) return;
     if (r.allowed) {
       s->unlocks++;
       t->state = TRIP_RIDING;
@@ -550,6 +550,7 @@ int sim_run(const sim_options *o) {
   if (rc == FL_OK) {
     rc = sim_fault_plan_make(&s.plan, &o->faults, s.n_devices, o->duration_s, &s.rng);
     if (rc == FL_ERR_INVALID) fprintf(stderr, "fleet-sim: restarts need --restart-hub-cmd / --restart-broker-cmd\n");
+    if (rc == FL_OK) sim_fault_plan_skew(&s.plan, &o->faults, s.devices);
   }
   s.t0_us = fl_mono_us();
   if (rc == FL_OK && o->register_vehicles) rc = register_fleet(&s);

@@ -24,7 +24,7 @@ def test_faults_keep_invariants(tmp_path):
                  "--state-dir", str(tmp_path / "sim"), "--hub-state", str(hub.dir), "--register",
                  "--vehicles", "8", "--kiosks", "3", "--duration", "14", "--rate", "2",
                  "--ride", "1..3", "--faults-per-min", "2", "--seed", "11", "--quiet",
-                 "--cut", "0.3:3", "--power-cut", "3:1", "--skew", "-600",
+                 "--cut", "0.3:3", "--power-cut", "3:1", "--skew", "-600:0.5",
                  "--restart-hub", "1", "--restart-broker", "1",
                  "--restart-hub-cmd", f"{request} hub", "--restart-broker-cmd", f"{request} broker"],
                 capture_output=True, text=True, timeout=100)

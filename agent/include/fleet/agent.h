@@ -68,6 +68,7 @@ typedef struct agent_config {
   int reconnect_min_ms;  /* 0: fl_mqtt's default */
   int reconnect_max_ms;  /* 0: fl_mqtt's default */
   int keepalive_s;       /* 0: fl_mqtt's default */
+  int64_t clock_skew_ms; /* simulation: this device's clock error (see agent_set_clock_skew) */
   int telemetry_period_ms; /* vehicle; 0: off. agent_tick() queues the last reading given to
                               agent_telemetry() again when none was given for this long */
   agent_callbacks cb;
@@ -126,6 +127,15 @@ void agent_kill(fl_agent *a);
 
 /* Stops if needed, closes the store and frees a. NULL is accepted. */
 void agent_destroy(fl_agent *a);
+
+/* The device's clock: the time its events carry, fl_now_ms() plus the skew
+ * set by agent_set_clock_skew() (0 unless a simulator sets one). */
+int64_t agent_now_ms(const fl_agent *a);
+
+/* Simulation: makes this device's clock run skew_ms off (ahead when
+ * positive), for its events and its own decisions, without touching the
+ * process's clock or other agents. */
+void agent_set_clock_skew(fl_agent *a, int64_t skew_ms);
 
 /* Periodic work; now_ms is monotonic (fl_mono_us() / 1000). Publishes from
  * the outbox within the window, resends hello when needed. Cheap when idle. */
