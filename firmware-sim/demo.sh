@@ -48,6 +48,9 @@ state_dir = $state/hub
 uri = tcp://127.0.0.1:$mqtt_port
 [http]
 port = $http_port
+[engine]
+# a rental minute lasts 1 s, so that late returns (and their fees) happen in the demo
+minute_ms = 1000
 [payment.sim]
 latency_ms = 40
 decline_rate = 0.1
@@ -68,7 +71,8 @@ TXT
 set +e
 "$build/firmware-sim/fleet-sim" --broker "tcp://127.0.0.1:$mqtt_port" --hub "$hub" \
   --state-dir "$state/sim" --register --vehicles 6 --kiosks 2 --duration "$seconds" \
-  --rate 0.8 --ride 3..8 --cancel-share 0.3 --faults-per-min 2 --seed "${DEMO_SEED:-1}" &
+  --rate 0.8 --ride 3..8 --cancel-share 0.3 --late-share 0.15 --book-share 0.15 --minute-ms 1000 \
+  --faults-per-min 2 --seed "${DEMO_SEED:-1}" &
 sim_pid=$!
 pids=("$sim_pid" "${pids[@]}")
 wait "$sim_pid"

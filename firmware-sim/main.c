@@ -28,6 +28,11 @@ static void usage(FILE *f) {
           "  --duration S        seconds during which customers arrive (default 30)\n"
           "  --rate R            customers per second (default 1)\n"
           "  --cancel-share X    share of customers who cancel before driving (default 0.2)\n"
+          "  --late-share X      share who rent for 1-2 minutes and return late (default 0.1)\n"
+          "  --book-share X      share who book ahead, then rent in the window or, as often\n"
+          "                      as --cancel-share, cancel the booking (default 0.1)\n"
+          "  --minute-ms MS      the hub's [engine] minute_ms, so that late riders are late\n"
+          "                      (default 60000)\n"
           "  --faults-per-min X  faults per vehicle per minute (default 0.5)\n"
           "  --ride S..S         ride time in seconds (default 3..10)\n"
           "  --telemetry S       telemetry period per vehicle (default 2)\n"
@@ -86,7 +91,7 @@ static int run_script(const char *path, const sim_options *o) {
 int main(int argc, char **argv) {
   const char *script = NULL;
   sim_options o = {.hub_url = "http://127.0.0.1:8080", .state_dir = "./sim-state", .vehicles = 6,
-                   .kiosks = 2, .duration_s = 30, .rate = 1, .cancel_share = 0.2,
+                   .kiosks = 2, .duration_s = 30, .rate = 1, .cancel_share = 0.2, .late_share = 0.1, .book_share = 0.1, .minute_ms = 60000,
                    .fault_per_min = 0.5, .ride_min_s = 3, .ride_max_s = 10, .telemetry_s = 2,
                    .seed = 1, .mechanic = true, .faults = {.power_off_s = 2}};
   for (int i = 1; i < argc; i++) {
@@ -98,6 +103,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--kiosks")) o.kiosks = (int)number(a, argv[++i], 1, 100000);
     else if (!strcmp(a, "--duration")) o.duration_s = number(a, argv[++i], 0, 1e7);
     else if (!strcmp(a, "--rate")) o.rate = number(a, argv[++i], 0, 1e6);
+    else if (!strcmp(a, "--late-share")) o.late_share = number(a, argv[++i], 0, 1);
+    else if (!strcmp(a, "--book-share")) o.book_share = number(a, argv[++i], 0, 1);
+    else if (!strcmp(a, "--minute-ms")) o.minute_ms = number(a, argv[++i], 1, 3600000);
     else if (!strcmp(a, "--cancel-share")) o.cancel_share = number(a, argv[++i], 0, 1);
     else if (!strcmp(a, "--faults-per-min")) o.fault_per_min = number(a, argv[++i], 0, 1e4);
     else if (!strcmp(a, "--telemetry")) o.telemetry_s = number(a, argv[++i], 0.05, 1e5);

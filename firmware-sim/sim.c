@@ -24,16 +24,26 @@
 
 #define TICK_MS 50
 #define DRAIN_S 20.0 /* after the last arrival, time for trips to finish */
+#define BOOK_LEAD_S 4.0 /* a booking's window starts 2..6 s after it is asked for */
 
-enum trip_state { TRIP_REQUESTED, TRIP_ACTIVE, TRIP_RIDING, TRIP_RETURNING, TRIP_CANCELLING, TRIP_DONE };
+/* A customer's trip. One who books ahead starts in TRIP_BOOKING, waits in
+ * TRIP_BOOKED for the window, then rents (TRIP_REQUESTED ...) or cancels the
+ * booking (TRIP_UNBOOKING). */
+enum trip_state {
+  TRIP_REQUESTED, TRIP_ACTIVE, TRIP_RIDING, TRIP_RETURNING, TRIP_CANCELLING, TRIP_DONE,
+  TRIP_BOOKING, TRIP_BOOKED, TRIP_UNBOOKING
+};
 
 struct trip {
-  char rental[FL_ID_MAX + 1];
+  char rental[FL_ID_MAX + 1];  /* "" until the customer asks to rent */
+  char booking[FL_ID_MAX + 1]; /* booked ahead: the booking id */
   char customer[32];
   int vehicle, kiosk;
   enum trip_state state;
-  char outcome[24]; /* the hub's last state for the rental */
-  bool will_cancel;
+  char outcome[24];         /* the hub's last state for the rental */
+  char booking_outcome[24]; /* what the hub must show for the booking ("": not checked) */
+  bool will_cancel, late;
+  uint32_t minutes;
   int unlock_tries;
   int64_t requested_us, next_us;
 };
@@ -81,7 +91,8 @@ struct sim {
   atomic_bool mechanic_stop;
   /* outcome counters */
   unsigned requested, active, rejected, cancelled, completed, refused_cancel, faults, unlocks,
-      repairs_started, repairs_completed, submit_errors, gave_up;
+      repairs_started, repairs_completed, submit_errors, gave_up, late_returns, late_fees;
+  unsigned bookings, bookings_held, bookings_refused, bookings_used, bookings_cancelled;
 };
 
 static double rnd(struct sim *s) { return (double)rand_r(&s->rng) / ((double)RAND_MAX + 1.0); }
@@ -101,9 +112,11 @@ __attribute__((format(printf, 3, 4))) static void say(struct sim *s, const char 
   fflush(stdout);
 }
 
-static struct trip *trip_find(struct sim *s, const char *rental) {
+/* The trip whose rental or booking id is corr, or NULL. */
+static struct trip *trip_find(struct sim *s, const char *corr) {
   for (size_t i = s->n_trips; i-- > 0;)
-    if (strcmp(s->trips[i].rental, rental) == 0) return &s->trips[i];
+    if (strcmp(s->trips[i].rental, corr) == 0 || strcmp(s->trips[i].booking, corr) == 0)
+      return &s->trips[i];
   return NULL;
 }
 
@@ -153,11 +166,43 @@ static void apply_decision(struct sim *s, const struct inbox_item *d) {
   struct actor *k = d->kiosk;
   int64_t now = d->at_us;
   const char *who = s->vehicles[t->vehicle].dev.id;
+  bool about_booking = strcmp(d->corr, t->booking) == 0;
+  if (about_booking && t->state == TRIP_BOOKING) {
+    double ms = (double)(now - t->requested_us) / 1000.0;
+    if (s->n_lat < s->cap_trips) s->latencies_ms[s->n_lat++] = ms;
+    if (d->ok && strcmp(d->state, "HELD") == 0) {
+      s->bookings_held++;
+      t->state = TRIP_BOOKED; /* next_us: the window's start */
+      say(s, k->dev.id, "%s booked %s as %s: HELD, deposit %.2f (%.0f ms)", t->customer, who,
+          t->booking, (double)d->charged_cents / 100.0, ms);
+    } else {
+      s->bookings_refused++;
+      snprintf(t->booking_outcome, sizeof t->booking_outcome, "%s", d->state);
+      trip_done(s, t, d->state);
+      say(s, k->dev.id, "%s could not book %s: %s (%s)", t->customer, who, d->state, d->reason);
+    }
+    return;
+  }
+  if (about_booking && t->state == TRIP_UNBOOKING) {
+    if (strcmp(d->state, "CANCELLED") == 0) {
+      s->bookings_cancelled++;
+      snprintf(t->booking_outcome, sizeof t->booking_outcome, "CANCELLED");
+      trip_done(s, t, "CANCELLED");
+      say(s, k->dev.id, "%s cancelled booking %s: deposit refunded %.2f", t->customer, t->booking,
+          (double)d->refunded_cents / 100.0);
+    }
+    return;
+  }
+  if (about_booking) return; /* a booking's later news (USED) */
   if (t->state == TRIP_REQUESTED) {
     double ms = (double)(now - t->requested_us) / 1000.0;
     if (s->n_lat < s->cap_trips) s->latencies_ms[s->n_lat++] = ms;
     if (d->ok && strcmp(d->state, "ACTIVE") == 0) {
       s->active++;
+      if (t->booking[0]) {
+        s->bookings_used++;
+        snprintf(t->booking_outcome, sizeof t->booking_outcome, "USED");
+      }
       t->state = TRIP_ACTIVE;
       snprintf(t->outcome, sizeof t->outcome, "ACTIVE");
       t->next_us = now + (int64_t)((0.4 + rnd(s)) * 1e6);
@@ -182,6 +227,7 @@ static void apply_decision(struct sim *s, const struct inbox_item *d) {
     }
   } else if (t->state == TRIP_RETURNING && strcmp(d->state, "COMPLETED") == 0) {
     s->completed++;
+    s->late_fees += d->fee_cents > 0;
     trip_done(s, t, "COMPLETED");
     say(s, k->dev.id, "%s returned %s: COMPLETED%s", t->customer, who,
         d->fee_cents ? ", late fee charged" : "");
@@ -210,6 +256,8 @@ static int actor_init(struct sim *s, struct actor *x, const char *prefix, int n,
   return rc;
 }
 
+static void customer_books(struct sim *s, struct trip *t, int64_t now);
+
 /* A new customer walks up to a random kiosk and asks for a free vehicle. */
 static void customer_arrives(struct sim *s, int64_t now) {
   int free_count = 0;
@@ -227,10 +275,18 @@ static void customer_arrives(struct sim *s, int64_t now) {
   t->will_cancel = rnd(s) < s->o.cancel_share;
   snprintf(t->customer, sizeof t->customer, "%.20sC%04zu", s->o.id_prefix ? s->o.id_prefix : "",
            s->n_trips + 1);
-  uint32_t minutes = 30 + (uint32_t)(rnd(s) * 150);
+  /* a late customer rents for a minute or two of the hub's time and rides
+   * past it (a ride is a few seconds: late by the ride when minute_ms is
+   * short, by the hub's minutes when --minute-ms says so) */
+  t->late = !t->will_cancel && rnd(s) < s->o.late_share;
+  t->minutes = t->late ? 1 + (uint32_t)(rnd(s) * 2) : 30 + (uint32_t)(rnd(s) * 150);
   struct actor *k = &s->kiosks[t->kiosk];
   t->requested_us = now;
-  int rc = agent_rent(agent(k), s->vehicles[v].dev.id, t->customer, minutes, NULL, t->rental,
+  if (rnd(s) < s->o.book_share) { /* books ahead instead */
+    customer_books(s, t, now);
+    return;
+  }
+  int rc = agent_rent(agent(k), s->vehicles[v].dev.id, t->customer, t->minutes, NULL, t->rental,
                       sizeof t->rental);
   if (rc != FL_OK) {
     s->submit_errors++;
@@ -240,7 +296,31 @@ static void customer_arrives(struct sim *s, int64_t now) {
   s->n_trips++;
   s->requested++;
   s->vehicles[v].busy = true;
-  say(s, k->dev.id, "%s asks for %s (%u min) as %s", t->customer, s->vehicles[v].dev.id, minutes, t->rental);
+  say(s, k->dev.id, "%s asks for %s (%u min%s) as %s", t->customer, s->vehicles[v].dev.id,
+      t->minutes, t->late ? ", will be late" : "", t->rental);
+}
+
+/* The customer of t books t's vehicle at t's kiosk for a window that starts
+ * BOOK_LEAD_S from now; at its start they rent it (or, as often as others
+ * cancel, cancel the booking). The vehicle is ours until the trip ends. */
+static void customer_books(struct sim *s, struct trip *t, int64_t now) {
+  struct actor *k = &s->kiosks[t->kiosk], *v = &s->vehicles[t->vehicle];
+  double lead_s = BOOK_LEAD_S * (0.5 + rnd(s));
+  int64_t start = agent_now_ms(agent(k)) + (int64_t)(lead_s * 1000);
+  int64_t end = start + (int64_t)((s->o.ride_max_s + 120) * 1000);
+  int rc = agent_book(agent(k), v->dev.id, t->customer, start, end, NULL, t->booking,
+                      sizeof t->booking);
+  if (rc != FL_OK) {
+    s->submit_errors++;
+    say(s, k->dev.id, "booking refused by the agent: %s", fl_strerror(rc));
+    return;
+  }
+  t->state = TRIP_BOOKING;
+  t->next_us = now + (int64_t)(lead_s * 1e6);
+  s->n_trips++;
+  s->bookings++;
+  v->busy = true;
+  say(s, k->dev.id, "%s books %s from in %.1f s as %s", t->customer, v->dev.id, lead_s, t->booking);
 }
 
 /* Moves one trip along when its time has come. A powered-off kiosk or
@@ -248,8 +328,25 @@ static void customer_arrives(struct sim *s, int64_t now) {
 static void trip_step(struct sim *s, struct trip *t, int64_t now, bool draining) {
   struct actor *v = &s->vehicles[t->vehicle];
   struct actor *k = &s->kiosks[t->kiosk];
+  if (t->state == TRIP_BOOKED && (now >= t->next_us || draining) && agent(k)) {
+    if (t->will_cancel || draining) { /* plans changed: the deposit comes back */
+      if (agent_unbook(agent(k), t->booking, "plans changed") == FL_OK) {
+        t->state = TRIP_UNBOOKING;
+        say(s, k->dev.id, "%s cancels booking %s", t->customer, t->booking);
+      }
+      return;
+    }
+    t->requested_us = now; /* the window is open: the booked customer rents */
+    if (agent_rent(agent(k), v->dev.id, t->customer, t->minutes, NULL, t->rental,
+                   sizeof t->rental) == FL_OK) {
+      t->state = TRIP_REQUESTED;
+      s->requested++;
+      say(s, k->dev.id, "%s rents booked %s as %s", t->customer, v->dev.id, t->rental);
+    }
+    return;
+  }
   if (t->state == TRIP_ACTIVE && now >= t->next_us && agent(k) && agent(v)) {
-    if (t->will_cancel || t->unlock_tries >= 10) { /* changed their mind, or gave up */
+    if ((t->will_cancel && !t->booking[0]) || t->unlock_tries >= 10) { /* changed their mind, or gave up */
       if (agent_cancel(agent(k), t->rental, t->will_cancel ? "changed my mind" : "car would not open") == FL_OK) {
         t->state = TRIP_CANCELLING;
         s->gave_up += !t->will_cancel;
@@ -263,6 +360,7 @@ static void trip_step(struct sim *s, struct trip *t, int64_t now, bool draining)
       s->unlocks++;
       t->state = TRIP_RIDING;
       double ride = s->o.ride_min_s + rnd(s) * (s->o.ride_max_s - s->o.ride_min_s);
+      if (t->late) ride += (double)t->minutes * s->o.minute_ms / 1000.0; /* past the due time */
       t->next_us = now + (int64_t)(ride * 1e6);
       say(s, v->dev.id, "unlocked by %s, driving", t->customer);
     } else {
@@ -278,7 +376,8 @@ static void trip_step(struct sim *s, struct trip *t, int64_t now, bool draining)
       t->kiosk = kiosk;
       agent_lock(agent(v));
       t->state = TRIP_RETURNING;
-      say(s, k->dev.id, "%s returns %s", t->customer, v->dev.id);
+      s->late_returns += t->late && !draining;
+      say(s, k->dev.id, "%s returns %s%s", t->customer, v->dev.id, t->late ? " late" : "");
     }
   }
 }
@@ -379,6 +478,23 @@ static double percentile(double *v, size_t n, double p) {
   return v[i ? i - 1 : 0];
 }
 
+/* True when the hub shows t's booking as the customer was told (USED after
+ * renting, CANCELLED after cancelling, REJECTED), or when nothing final was
+ * told. Prints the difference otherwise. */
+static bool booking_as_told(struct sim *s, const struct trip *t) {
+  if (!t->booking_outcome[0]) return true;
+  char path[128];
+  snprintf(path, sizeof path, "/v1/bookings/%s", t->booking);
+  cJSON *row = NULL;
+  int status = sim_hub_call(s->o.hub_url, "GET", path, NULL, &row);
+  bool ok = status == 200 && strcmp(sim_json_str(row, "state"), t->booking_outcome) == 0;
+  if (!ok)
+    printf("  booking %s: the customer was told %s, the hub shows %s (HTTP %d)\n", t->booking,
+           t->booking_outcome, status == 200 ? sim_json_str(row, "state") : "nothing", status);
+  cJSON_Delete(row);
+  return ok;
+}
+
 /* Checks the hub's views: first the invariants of every run (which bring
  * every device back and let the outboxes drain), then against what the
  * simulated customers were told. Returns the number of violations. */
@@ -394,9 +510,14 @@ static int check_invariants(struct sim *s) {
     printf("  [FAIL] the hub's rentals could not be read\n");
     return bad + 1;
   }
-  int missing = 0, mismatched = 0, unanswered = 0;
+  int missing = 0, mismatched = 0, unanswered = 0, booking_bad = 0;
   for (size_t i = 0; i < s->n_trips; i++) {
     struct trip *t = &s->trips[i];
+    if (t->booking[0]) booking_bad += !booking_as_told(s, t);
+    if (!t->rental[0]) { /* booked and never rented */
+      unanswered += t->state != TRIP_DONE && t->state != TRIP_BOOKED;
+      continue;
+    }
     const cJSON *row = NULL, *r;
     cJSON_ArrayForEach(r, rows)
       if (strcmp(sim_json_str(r, "id"), t->rental) == 0) row = r;
@@ -411,7 +532,10 @@ static int check_invariants(struct sim *s) {
   printf("  [%s] every rental asked for is known to the hub (%d missing)\n", missing ? "FAIL" : " ok ", missing);
   printf("  [%s] every request was answered (%d unanswered)\n", unanswered ? "FAIL" : " ok ", unanswered);
   printf("  [%s] the hub's state equals what the customer was told (%d differ)\n", mismatched ? "FAIL" : " ok ", mismatched);
-  return bad + missing + unanswered + mismatched;
+  if (s->bookings)
+    printf("  [%s] every booking is at the hub as the customer was told (%d differ)\n",
+           booking_bad ? "FAIL" : " ok ", booking_bad);
+  return bad + missing + unanswered + mismatched + booking_bad;
 }
 
 static void report(struct sim *s) {
@@ -421,6 +545,9 @@ static void report(struct sim *s) {
   printf("  rentals asked %u: active %u, refused %u | then completed %u, cancelled %u, "
          "cancel refused %u\n", s->requested, s->active, s->rejected, s->completed, s->cancelled,
          s->refused_cancel);
+  printf("  late returns %u (late fee charged %u) | bookings asked %u: held %u, refused %u | "
+         "then used %u, cancelled %u\n", s->late_returns, s->late_fees, s->bookings,
+         s->bookings_held, s->bookings_refused, s->bookings_used, s->bookings_cancelled);
   printf("  faults %u, repairs started %u, completed %u, unlocks %u, gave up unlocking %u, "
          "agent errors %u\n", s->faults, s->repairs_started, s->repairs_completed, s->unlocks,
          s->gave_up, s->submit_errors);

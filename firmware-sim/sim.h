@@ -21,6 +21,9 @@ typedef struct sim_options {
   double duration_s;       /* customers arrive for this long */
   double rate;             /* customers per second, all kiosks together */
   double cancel_share;     /* share of customers who cancel before driving */
+  double late_share;       /* share who rent for a minute or two and return late */
+  double book_share;       /* share who book ahead, then rent in the window (or cancel) */
+  double minute_ms;        /* the hub's [engine] minute_ms: how long a rental minute lasts */
   double fault_per_min;    /* faults per vehicle per minute */
   double ride_min_s, ride_max_s;
   double telemetry_s;      /* telemetry period per vehicle */
