@@ -1,12 +1,21 @@
-/* fleet-agent: the device agent daemon (`run`) and its control client (`ctl`). */
+/* fleet-agent: the device agent daemon (`run`) and its control client (`ctl`).
+ * Built twice (agent/CMakeLists.txt): fleet-agent without OpenSSL, and with
+ * FLEET_AGENT_TLS defined, fleet-agent-tls, which fleet-agent becomes when
+ * the broker URI asks for TLS. */
 #include <MQTTAsync.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "fleet/clock.h"
+#include "fleet/db.h"
 #include "fleet/error.h"
 #include "fleet/log.h"
 #include "settings.h"
@@ -37,27 +46,69 @@ static void install_signals(void) {
   signal(SIGPIPE, SIG_IGN);
 }
 
+static bool uri_wants_tls(const char *uri) {
+  return strncmp(uri, "ssl://", 6) == 0 || strncmp(uri, "mqtts://", 8) == 0 ||
+         strncmp(uri, "wss://", 6) == 0;
+}
+
+#ifndef FLEET_AGENT_TLS
+/* Replaces this process by fleet-agent-tls from this program's directory,
+ * with the same arguments and environment. Returns only on failure (logged). */
+static int exec_tls_agent(char **argv) {
+  char self[PATH_MAX], path[PATH_MAX + 32];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) {
+    fprintf(stderr, "fleet-agent: /proc/self/exe: %s\n", strerror(errno));
+    return 2;
+  }
+  self[n] = '\0';
+  snprintf(path, sizeof path, "%s/fleet-agent-tls", dirname(self));
+  argv[0] = path;
+  execv(path, argv);
+  fprintf(stderr, "fleet-agent: the broker URI asks for TLS, which needs %s: %s\n", path,
+          strerror(errno));
+  return 2;
+}
+#endif
+
+/* Sets the process-wide allocators before any thread or database exists.
+ * glibc gives each thread that allocates its own arena (paho's send and
+ * receive threads, the control threads), each keeping its own free pages:
+ * one arena is enough for an agent's few allocations a second. SQLite's
+ * page cache starts without its up-front block of 20 pages: the outbox
+ * caches the handful of pages it uses (bench/run footprint). */
+static void memory_init(void) {
+  mallopt(M_ARENA_MAX, 1);
+  fl_db_init_small();
+}
+
 /* paho's TLS build initialises OpenSSL when the first client is created
  * (error strings, algorithm tables): 1.5 MB of resident memory that a
  * device talking plain MQTT never uses (bench/run footprint). Skip it unless
  * the broker URI asks for TLS; OpenSSL 3 initialises itself on first use
  * anyway. Must run before agent_create(). */
 static void paho_init(const char *uri) {
-  bool tls = strncmp(uri, "ssl://", 6) == 0 || strncmp(uri, "mqtts://", 8) == 0 ||
-             strncmp(uri, "wss://", 6) == 0;
   MQTTAsync_init_options io = MQTTAsync_init_options_initializer;
-  io.do_openssl_init = tls;
+  io.do_openssl_init = uri_wants_tls(uri);
   MQTTAsync_global_init(&io);
 }
 
-/* Runs the agent until SIGINT or SIGTERM. Returns the exit code. */
-static int run(const char *config_path) {
+/* Runs the agent until SIGINT or SIGTERM; argv is the command line, passed
+ * on to fleet-agent-tls when the broker URI asks for TLS. Returns the exit
+ * code. */
+static int run(const char *config_path, char **argv) {
   agent_settings s;
   char err[512];
   if (agent_settings_load(config_path, &s, err, sizeof err) != FL_OK) {
     fprintf(stderr, "fleet-agent: %s\n", err);
     return 2;
   }
+#ifndef FLEET_AGENT_TLS
+  if (uri_wants_tls(s.mqtt_uri)) return exec_tls_agent(argv);
+#else
+  (void)argv;
+#endif
+  memory_init();
   int level = fl_log_level_from_name(s.log_level);
   if (level >= 0) fl_log_set_level((fl_log_level)level);
   install_signals();
@@ -94,8 +145,8 @@ out:
 int main(int argc, char **argv) {
   fl_log_set_component("agent");
   if (argc >= 2 && strcmp(argv[1], "run") == 0) {
-    if (argc == 2) return run(NULL);
-    if (argc == 4 && strcmp(argv[2], "--config") == 0) return run(argv[3]);
+    if (argc == 2) return run(NULL, argv);
+    if (argc == 4 && strcmp(argv[2], "--config") == 0) return run(argv[3], argv);
     return usage();
   }
   if (argc >= 2 && strcmp(argv[1], "ctl") == 0) return ctl_client_main(argc - 2, argv + 2);

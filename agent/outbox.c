@@ -129,6 +129,10 @@ int outbox__open(const outbox_opts *o, outbox **out) {
   ob->max_events = o->max_events > 0 ? o->max_events : 10000;
   ob->telemetry_max = o->telemetry_max > 0 ? o->telemetry_max : 100;
   int err = fl_db_open(o->path, o->durability, false, &ob->db);
+  /* The outbox is used at its two ends (insert at the tail, send and delete
+   * at the head): 64 cached pages hold those; SQLite's default of 2 MB would
+   * keep a whole backlog of 10,000 events in memory (bench/run footprint). */
+  if (err == FL_OK) err = fl_db_exec(ob->db, "PRAGMA cache_size=64");
   if (err == FL_OK) err = fl_db_exec(ob->db, schema_sql);
   for (int i = 0; err == FL_OK && i < ST__COUNT; i++)
     err = fl_db_prepare(ob->db, stmt_sql[i], &ob->st[i]);

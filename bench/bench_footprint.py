@@ -21,7 +21,17 @@ Memory is read from /proc/PID/status and smaps_rollup of the `normal` agent
 at the end of its run: VmRSS (every resident page, shared libraries
 included), RssAnon (the agent's private memory) and Pss (shared pages split
 among the processes that map them). The headline, last, is VmRSS (goal: at
-most 4 MiB). The program size is a stripped copy of fleet-agent (Release)."""
+most 4 MiB). The program size is a stripped copy of fleet-agent (Release).
+
+fleet-agent links paho without TLS; for an ssl:// broker it becomes
+fleet-agent-tls (docs/agent.md). When the build has it, one more `normal`
+run drives fleet-agent-tls on the same tcp:// broker: footprint_tls_vmrss_kb
+and footprint_tls_openssl_kb (the resident pages of libssl and libcrypto, from
+/proc/PID/smaps) say what linking OpenSSL costs before any TLS session.
+
+footprint_backlog_vmrss_kb: VmRSS of an agent connected to a broker with no
+hub after --backlog events were queued through the control socket (a device
+whose hub is away: the outbox grows)."""
 import os
 import shutil
 import sqlite3
@@ -38,6 +48,8 @@ DURABILITIES = ("off", "normal", "full")
 
 def add_options(p):
     p.add_argument("--events", type=int, default=2000, help="footprint: events per durability")
+    p.add_argument("--backlog", type=int, default=10000,
+                   help="footprint: events queued while no hub answers")
 
 
 def proc_io(pid):
@@ -54,6 +66,26 @@ def proc_kb(path, keys):
             if key in keys:
                 out[key] = int(rest.split()[0])
     return out
+
+
+def openssl_kb(pid):
+    """Resident kB of the libssl and libcrypto mappings of process pid."""
+    total, name = 0, ""
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            first = line.split(None, 6)
+            if "-" in first[0] and len(first) >= 5:
+                name = first[5].strip() if len(first) > 5 else ""
+            elif first[0] == "Rss:" and os.path.basename(name).startswith(("libssl.", "libcrypto.")):
+                total += int(first[1])
+    return total
+
+
+class TlsAgent(Agent):
+    """The agent daemon linked with paho's TLS build (fleet-agent-tls)."""
+
+    def command(self):
+        return [str(BUILD / "agent" / "fleet-agent-tls"), "run", "--config", str(self.config_path)]
 
 
 def stripped_size():
@@ -78,14 +110,14 @@ def wait_acked(agent, n):
         ctl_status(agent)), 120, f"the hub's ack of {n} events")
 
 
-def measure(durability, events):
+def measure(durability, events, agent_class=Agent):
     """Runs one agent with durability; returns its figures and the memory."""
     figures, memory = {}, {}
     warmup = 100
     with Broker() as broker, Hub(broker, latency_ms=0) as hub:
-        agent = Agent(broker, "F1", role="vehicle",
-                      config={"agent": {"log_level": "warn"},
-                              "outbox": {"durability": durability}})
+        agent = agent_class(broker, "F1", role="vehicle",
+                            config={"agent": {"log_level": "warn"},
+                                    "outbox": {"durability": durability}})
         try:
             wait_for(lambda: ctl_status(agent)["synced"] == "yes", 30, "the agent's sync")
             submit(agent, 1, warmup)
@@ -99,6 +131,7 @@ def measure(durability, events):
             pid = agent.proc.pid
             memory = proc_kb(f"/proc/{pid}/status", ("VmRSS", "VmHWM", "RssAnon", "RssFile"))
             memory.update(proc_kb(f"/proc/{pid}/smaps_rollup", ("Pss",)))
+            memory["openssl"] = openssl_kb(pid)
             agent.stop()
         finally:
             agent.close()
@@ -117,6 +150,21 @@ def measure(durability, events):
     return figures, memory
 
 
+def measure_backlog(events):
+    """VmRSS (kB) of an agent holding events unacked: a broker, no hub."""
+    with Broker() as broker:
+        agent = Agent(broker, "F1", role="vehicle",
+                      config={"agent": {"log_level": "warn"},
+                              "outbox": {"max_events": events + 1}})
+        try:
+            submit(agent, 1, events)
+            vmrss = proc_kb(f"/proc/{agent.proc.pid}/status", ("VmRSS",))["VmRSS"]
+            agent.stop()
+        finally:
+            agent.close()
+    return vmrss
+
+
 def run(args):
     figures = {}
     binary, stripped = stripped_size()
@@ -128,6 +176,11 @@ def run(args):
         figures.update(f)
         if durability == "normal":
             memory = m
+    if (BUILD / "agent" / "fleet-agent-tls").exists():
+        _, tls = measure("normal", args.events, TlsAgent)
+        figures["footprint_tls_vmrss_kb"] = tls["VmRSS"]
+        figures["footprint_tls_openssl_kb"] = tls["openssl"]
+    figures["footprint_backlog_vmrss_kb"] = measure_backlog(args.backlog)
     figures["footprint_vmhwm_kb"] = memory["VmHWM"]
     figures["footprint_rss_file_kb"] = memory["RssFile"]
     figures["footprint_rss_anon_kb"] = memory["RssAnon"]

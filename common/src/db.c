@@ -32,6 +32,11 @@ int fl_db_sync_from_name(const char *name) {
   return -1;
 }
 
+int fl_db_init_small(void) {
+  return sqlite3_config(SQLITE_CONFIG_PAGECACHE, (void *)NULL, 0, 0) == SQLITE_OK ? FL_OK
+                                                                                 : FL_ERR_DB;
+}
+
 int fl_db_open(const char *path, fl_db_sync sync, bool read_only, sqlite3 **out) {
   sqlite3 *db = NULL;
   int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;

@@ -12,6 +12,13 @@ typedef enum fl_db_sync {
   FL_DB_SYNC_FULL,   /* WAL + FULL: survives power loss, one fsync per commit */
 } fl_db_sync;
 
+/* Makes SQLite's page cache start empty: no block of 20 pages set aside per
+ * connection when it first reads, each page allocated when it is cached (a
+ * small database caches a few pages, bench/run footprint). Process-wide: call
+ * once at start, before any other SQLite call. Returns FL_OK, or FL_ERR_DB if
+ * SQLite was already in use (nothing changed). */
+int fl_db_init_small(void);
+
 /* Opens (creating if needed) the database at path in WAL mode with the given
  * durability, a busy timeout and foreign keys on; read_only opens an existing
  * file for reading only. Returns FL_OK and *out (close with fl_db_close), or
