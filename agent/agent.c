@@ -102,6 +102,9 @@ static int agent_mqtt_create(fl_agent *a, const agent_config *cfg) {
       .will_len = will_len,
       .subscriptions = subs,
       .n_subscriptions = 2,
+      .ca_file = a->ca_file,
+      .cert_file = a->cert_file,
+      .key_file = a->key_file,
   };
   fl_mqtt_callbacks cb = {.ctx = a,
                           .on_message = downlink__on_message,
@@ -159,6 +162,9 @@ int agent_create(const agent_config *cfg, fl_agent **out) {
   a->mqtt_uri = strdup(cfg->mqtt_uri);
   a->username = dup_or_null(cfg->username);
   a->password = dup_or_null(cfg->password);
+  a->ca_file = dup_or_null(cfg->ca_file);
+  a->cert_file = dup_or_null(cfg->cert_file);
+  a->key_file = dup_or_null(cfg->key_file);
   int err = a->mqtt_uri ? FL_OK : FL_ERR_NOMEM;
   if (err == FL_OK) err = agent_store_open(a, cfg);
   if (err == FL_OK) err = agent_mqtt_create(a, cfg);
@@ -199,6 +205,9 @@ void agent_destroy(fl_agent *a) {
   free(a->mqtt_uri);
   free(a->username);
   free(a->password);
+  free(a->ca_file);
+  free(a->cert_file);
+  free(a->key_file);
   pthread_mutex_destroy(&a->lock);
   free(a);
 }

@@ -35,7 +35,7 @@ struct fl_agent {
   char id[FL_ID_MAX + 1];
   fl_role role;
   agent_callbacks cb;
-  char *mqtt_uri, *username, *password;
+  char *mqtt_uri, *username, *password, *ca_file, *cert_file, *key_file;
   int window, hello_retry_ms, ack_stall_ms, hello_retry_max_ms, ack_stall_max_ms;
   outbox *ob;
   fl_mqtt *mqtt;

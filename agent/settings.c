@@ -28,6 +28,9 @@ static int load_identity(fl_config *c, agent_settings *s, char *err, size_t errc
   if (e == FL_OK) e = copy_str(c, "mqtt", "uri", "tcp://127.0.0.1:1883", s->mqtt_uri, sizeof s->mqtt_uri, err, errcap);
   if (e == FL_OK) e = copy_str(c, "mqtt", "username", "", s->username, sizeof s->username, err, errcap);
   if (e == FL_OK) e = copy_str(c, "mqtt", "password", "", s->password, sizeof s->password, err, errcap);
+  if (e == FL_OK) e = copy_str(c, "mqtt", "ca_file", "", s->ca_file, sizeof s->ca_file, err, errcap);
+  if (e == FL_OK) e = copy_str(c, "mqtt", "cert_file", "", s->cert_file, sizeof s->cert_file, err, errcap);
+  if (e == FL_OK) e = copy_str(c, "mqtt", "key_file", "", s->key_file, sizeof s->key_file, err, errcap);
   if (e != FL_OK) return e;
   if (!fl_id_valid(s->id) || strlen(s->id) > 40) {
     snprintf(err, errcap, "config [agent] id = '%s': 1..40 characters of [A-Za-z0-9._:-] "
@@ -105,5 +108,8 @@ int agent_settings_load(const char *path, agent_settings *s, char *err, size_t e
   s->agent.mqtt_uri = s->mqtt_uri;
   s->agent.username = s->username[0] ? s->username : NULL;
   s->agent.password = s->password[0] ? s->password : NULL;
+  s->agent.ca_file = s->ca_file[0] ? s->ca_file : NULL;
+  s->agent.cert_file = s->cert_file[0] ? s->cert_file : NULL;
+  s->agent.key_file = s->key_file[0] ? s->key_file : NULL;
   return FL_OK;
 }

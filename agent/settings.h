@@ -16,6 +16,7 @@ typedef struct agent_settings {
   char mqtt_uri[256];
   char username[FL_ID_MAX + 1];
   char password[256];
+  char ca_file[512], cert_file[512], key_file[512];
   char socket_path[108];
   char log_level[16];
 } agent_settings;

@@ -1070,6 +1070,9 @@ int hub_engine_start(hub_engine *e) {
       .will_retained = true,
       .subscriptions = subs,
       .n_subscriptions = 1,
+      .ca_file = e->cfg.mqtt_ca_file,
+      .cert_file = e->cfg.mqtt_cert_file,
+      .key_file = e->cfg.mqtt_key_file,
   };
   fl_mqtt_callbacks cb = {.ctx = e, .on_message = on_mqtt_message,
                           .on_connected = on_mqtt_connected, .on_lost = on_mqtt_lost};

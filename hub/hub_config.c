@@ -27,6 +27,9 @@ int hub_config_load(const char *path, hub_config *cfg, char *err, size_t errcap)
   copy_str(cfg->mqtt_client_id, sizeof cfg->mqtt_client_id, fl_config_str(c, "mqtt", "client_id", "fleet-hub"));
   copy_str(cfg->mqtt_username, sizeof cfg->mqtt_username, fl_config_str(c, "mqtt", "username", ""));
   copy_str(cfg->mqtt_password, sizeof cfg->mqtt_password, fl_config_str(c, "mqtt", "password", ""));
+  copy_str(cfg->mqtt_ca_file, sizeof cfg->mqtt_ca_file, fl_config_str(c, "mqtt", "ca_file", ""));
+  copy_str(cfg->mqtt_cert_file, sizeof cfg->mqtt_cert_file, fl_config_str(c, "mqtt", "cert_file", ""));
+  copy_str(cfg->mqtt_key_file, sizeof cfg->mqtt_key_file, fl_config_str(c, "mqtt", "key_file", ""));
   copy_str(cfg->http_bind, sizeof cfg->http_bind, fl_config_str(c, "http", "bind", "127.0.0.1"));
   copy_str(cfg->payment_provider, sizeof cfg->payment_provider, fl_config_str(c, "payment", "provider", "sim"));
   copy_str(cfg->payment_url, sizeof cfg->payment_url, fl_config_str(c, "payment", "url", ""));

@@ -16,6 +16,9 @@ typedef struct hub_config {
   char mqtt_client_id[65];  /* [mqtt] client_id */
   char mqtt_username[65];   /* [mqtt] username (optional) */
   char mqtt_password[129];  /* [mqtt] password (optional) */
+  char mqtt_ca_file[256];   /* [mqtt] ca_file, cert_file, key_file: TLS (ssl:// uri) */
+  char mqtt_cert_file[256];
+  char mqtt_key_file[256];
   int mqtt_max_inflight;    /* [mqtt] max_inflight */
   char http_bind[64];       /* [http] bind: address of the operator API */
   int http_port;            /* [http] port; 0 disables the API */

@@ -28,6 +28,8 @@ struct fl_mqtt {
   MQTTAsync client;
   fl_mqtt_callbacks cb;
   char *uri, *client_id, *username, *password, *will_topic;
+  char *ca_file, *cert_file, *key_file; /* TLS, see fl_mqtt_opts */
+  bool tls;
   uint8_t *will_payload;
   size_t will_len;
   bool will_retained, clean_start;
@@ -38,6 +40,7 @@ struct fl_mqtt {
   /* guarded by sched_lock */
   enum conn_state state;
   int attempt;
+  atomic_int failures; /* connect attempts failed in a row (for the log) */
   int64_t due_us;
   bool in_connect; /* the scheduler is inside MQTTAsync_connect for us */
   struct fl_mqtt *next_client;
@@ -94,7 +97,12 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len) {
   return next_connect(fd, addr, len);
 }
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+static char *dup_or_null(const char *s) { return s && s[0] ? strdup(s) : NULL; }
+
+bool fl_mqtt_uri_tls(const char *uri) {
+  return uri && (strncmp(uri, "ssl://", 6) == 0 || strncmp(uri, "mqtts://", 8) == 0 ||
+                 strncmp(uri, "wss://", 6) == 0);
+}
 
 /* Called with sched_lock held. */
 static void sched_plan(fl_mqtt *m, bool first) {
@@ -114,6 +122,8 @@ static void sched_plan(fl_mqtt *m, bool first) {
 
 static void on_connect_ok(void *ctx, MQTTAsync_successData5 *resp) {
   fl_mqtt *m = ctx;
+  int failed = atomic_exchange(&m->failures, 0);
+  if (failed) fl_info("mqtt %s: connected to %s after %d failed attempts", m->client_id, m->uri, failed);
   int quota = 65535; /* MQTT 5: absent means 65535 */
   if (resp && MQTTProperties_hasProperty(&resp->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM))
     quota = MQTTProperties_getNumericValue(&resp->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM);
@@ -128,15 +138,45 @@ static void on_connect_ok(void *ctx, MQTTAsync_successData5 *resp) {
 
 static void on_connect_fail(void *ctx, MQTTAsync_failureData5 *resp) {
   fl_mqtt *m = ctx;
-  fl_debug("mqtt %s: connect failed: %s", m->client_id,
-           resp && resp->message ? resp->message : "no answer");
+  const char *why = resp && resp->message ? resp->message : "no answer";
+  /* a refusing CONNACK's MQTT 5 reason code: paho 1.3 passes it in code */
+  int rc = !resp ? 0 : resp->reasonCode ? (int)resp->reasonCode : resp->code;
+  const char *reason = rc >= 0x80 ? MQTTReasonCode_toString((enum MQTTReasonCodes)rc) : NULL;
+  /* the first failure of a streak, then every 10th: a wrong address, login
+   * or certificate shows in the log without flooding it */
+  int n = atomic_fetch_add(&m->failures, 1);
+  if (n % 10 == 0)
+    fl_warn("mqtt %s: cannot connect to %s (attempt %d): %s%s%s", m->client_id, m->uri, n + 1, why,
+            reason ? ", broker says: " : "", reason ? reason : "");
+  else
+    fl_debug("mqtt %s: connect failed: %s", m->client_id, why);
   pthread_mutex_lock(&sched_lock);
   if (m->state == CONN_CONNECTING) sched_plan(m, false);
   pthread_mutex_unlock(&sched_lock);
 }
 
+/* OpenSSL's reasons for a failed handshake (paho thread): logged, since
+ * paho's own failure message only says that TLS failed. */
+static int on_tls_error(const char *str, size_t len, void *ctx) {
+  fl_mqtt *m = ctx;
+  if (atomic_load(&m->failures) % 10 == 0)
+    fl_warn("mqtt %s: TLS: %.*s", m->client_id, (int)len, str);
+  return 0;
+}
+
 static void do_connect(fl_mqtt *m) {
   MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer5;
+  MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+  if (m->tls) {
+    ssl.trustStore = m->ca_file;
+    ssl.keyStore = m->cert_file;
+    ssl.privateKey = m->key_file;
+    ssl.enableServerCertAuth = 1;
+    ssl.verify = 1; /* the certificate must name the host of the URI */
+    ssl.ssl_error_cb = on_tls_error;
+    ssl.ssl_error_context = m;
+    co.ssl = &ssl;
+  }
   MQTTProperties props = MQTTProperties_initializer;
   MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
   co.keepAliveInterval = m->keepalive_s;
@@ -295,6 +335,10 @@ int fl_mqtt_create(const fl_mqtt_opts *o, const fl_mqtt_callbacks *cb, fl_mqtt *
   m->username = dup_or_null(o->username);
   m->password = dup_or_null(o->password);
   m->will_topic = dup_or_null(o->will_topic);
+  m->tls = fl_mqtt_uri_tls(o->uri);
+  m->ca_file = dup_or_null(o->ca_file);
+  m->cert_file = dup_or_null(o->cert_file);
+  m->key_file = dup_or_null(o->key_file);
   if (o->will_topic && o->will_len) {
     m->will_payload = malloc(o->will_len);
     if (m->will_payload) memcpy(m->will_payload, o->will_payload, o->will_len);
@@ -570,6 +614,9 @@ void fl_mqtt_destroy(fl_mqtt *m) {
   free(m->password);
   free(m->will_topic);
   free(m->will_payload);
+  free(m->ca_file);
+  free(m->cert_file);
+  free(m->key_file);
   for (struct pub_ctx *pc = m->out_head, *n; pc; pc = n) {
     n = pc->next;
     pub_free(pc);

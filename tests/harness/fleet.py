@@ -248,11 +248,11 @@ class Broker(_Service):
     """A private mosquitto on a free loopback port, with persistence in its
     temporary directory so that restart() keeps sessions and retained
     messages. Extra mosquitto.conf options may be given as keyword arguments
-    (autosave_interval=1)."""
+    (autosave_interval=1), and whole lines (more listeners) in extra."""
 
     name = "mosquitto"
 
-    def __init__(self, port=None, start=True, **options):
+    def __init__(self, port=None, start=True, extra=(), **options):
         super().__init__()
         self.port = port or free_port()
         self.uri = f"tcp://{LOOPBACK}:{self.port}"
@@ -278,6 +278,7 @@ class Broker(_Service):
             # cannot write our temporary directory.
             conf.append(f"user {pwd.getpwuid(os.geteuid()).pw_name}")
         conf += [f"{k} {v}" for k, v in options.items()]
+        conf += list(extra)
         self.conf = self.dir / "mosquitto.conf"
         self.conf.write_text("\n".join(conf) + "\n")
         self._start_or_close(start)

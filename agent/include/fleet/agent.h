@@ -57,6 +57,9 @@ typedef struct agent_config {
   const char *mqtt_uri;  /* "tcp://127.0.0.1:1883" */
   const char *username;  /* NULL: the device id */
   const char *password;  /* NULL: none */
+  const char *ca_file;   /* TLS (ssl:// uri): CAs to trust; NULL: the system's */
+  const char *cert_file; /* TLS: client certificate for mutual TLS; NULL: none */
+  const char *key_file;  /* TLS: its key, if not in cert_file */
   fl_db_sync durability; /* outbox commits: off, normal (default) or full */
   int max_events;        /* 0: 10000. Outbox rows before FL_ERR_FULL */
   int telemetry_max;     /* 0: 100. Unsent telemetry readings kept */

@@ -56,7 +56,16 @@ typedef struct fl_mqtt_opts {
   bool will_retained;
   const char *const *subscriptions; /* QoS 1 filters, renewed on every connect */
   int n_subscriptions;
+  /* TLS, used when uri is ssl://, mqtts:// or wss:// (the program must link
+   * paho's TLS build). The broker's certificate is always checked, host name
+   * included. */
+  const char *ca_file;   /* PEM CAs to trust; NULL: the system's trust store */
+  const char *cert_file; /* optional client certificate (PEM) for mutual TLS */
+  const char *key_file;  /* its private key, if not in cert_file */
 } fl_mqtt_opts;
+
+/* True when uri asks for TLS (ssl://, mqtts://, wss://). */
+bool fl_mqtt_uri_tls(const char *uri);
 
 /* Creates a client (not yet connecting). Strings in o are copied. Returns
  * FL_OK and *out, or FL_ERR_INVALID / FL_ERR_MQTT / FL_ERR_NOMEM. Free with
