@@ -1,5 +1,6 @@
 #include "fleet/db.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "fleet/error.h"
@@ -37,7 +38,9 @@ int fl_db_init_small(void) {
                                                                                  : FL_ERR_DB;
 }
 
-int fl_db_open(const char *path, fl_db_sync sync, bool read_only, sqlite3 **out) {
+/* Opens path; page_size > 0 applies to a new file (before WAL writes its header). */
+static int db_open(const char *path, fl_db_sync sync, bool read_only, int page_size,
+                   sqlite3 **out) {
   sqlite3 *db = NULL;
   int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   flags |= SQLITE_OPEN_NOMUTEX;
@@ -51,7 +54,12 @@ int fl_db_open(const char *path, fl_db_sync sync, bool read_only, sqlite3 **out)
   static const char *const sync_sql[] = {"PRAGMA synchronous=OFF", "PRAGMA synchronous=NORMAL",
                                          "PRAGMA synchronous=FULL"};
   int err = FL_OK;
-  if (!read_only) {
+  if (!read_only && page_size > 0) {
+    char sql[48];
+    snprintf(sql, sizeof sql, "PRAGMA page_size=%d", page_size);
+    err = fl_db_exec(db, sql);
+  }
+  if (!read_only && err == FL_OK) {
     err = fl_db_exec(db, "PRAGMA journal_mode=WAL");
     if (err == FL_OK) err = fl_db_exec(db, sync_sql[sync]);
   }
@@ -62,6 +70,15 @@ int fl_db_open(const char *path, fl_db_sync sync, bool read_only, sqlite3 **out)
   }
   *out = db;
   return FL_OK;
+}
+
+int fl_db_open(const char *path, fl_db_sync sync, bool read_only, sqlite3 **out) {
+  return db_open(path, sync, read_only, 0, out);
+}
+
+int fl_db_open_paged(const char *path, fl_db_sync sync, int page_size, sqlite3 **out) {
+  if (page_size < 512 || page_size > 65536 || (page_size & (page_size - 1))) return FL_ERR_INVALID;
+  return db_open(path, sync, false, page_size, out);
 }
 
 void fl_db_close(sqlite3 *db) {

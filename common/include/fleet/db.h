@@ -25,6 +25,12 @@ int fl_db_init_small(void);
  * FL_ERR_DB after logging SQLite's message. */
 int fl_db_open(const char *path, fl_db_sync sync, bool read_only, sqlite3 **out);
 
+/* As fl_db_open (read-write), and a new database file gets pages of
+ * page_size bytes (512..65536, a power of two; 0: SQLite's 4096). Smaller
+ * pages mean fewer bytes written per small commit (flash wear); an existing
+ * file keeps its page size. */
+int fl_db_open_paged(const char *path, fl_db_sync sync, int page_size, sqlite3 **out);
+
 /* Closes db, finalizing nothing: finalize your statements first. NULL ok. */
 void fl_db_close(sqlite3 *db);
 
