@@ -40,6 +40,7 @@ static void usage(FILE *f) {
           "  --register          register the vehicles through the hub's API first\n"
           "  --no-mechanic       do not work repair tickets\n"
           "  --quiet             progress and report only\n"
+          "  --latency-file F    write every kiosk-observed decision latency (ms) to F\n"
           "  --connect-rate N    start N devices a second (default: all at once)\n"
           "  --prefix P          put P before every device and customer id (several\n"
           "                      fleet-sim processes on one hub)\n"
@@ -147,6 +148,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--register")) o.register_vehicles = true;
     else if (!strcmp(a, "--no-mechanic")) o.mechanic = false;
     else if (!strcmp(a, "--quiet")) o.quiet = true;
+    else if (!strcmp(a, "--latency-file") && v) o.latency_file = argv[++i];
     else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       usage(stdout);
       return 0;

@@ -316,7 +316,10 @@ static void customer_books(struct sim *s, struct trip *t, int64_t now) {
     return;
   }
   t->state = TRIP_BOOKING;
-  t->next_us = now + (int64_t)(lead_s * 1e6);
+  /* half a second into the window: the kiosk's and the hub's clocks may
+   * differ by a few ms, and a rental just before the window is not the
+   * booking's */
+  t->next_us = now + (int64_t)((lead_s + 0.5) * 1e6);
   s->n_trips++;
   s->bookings++;
   v->busy = true;
@@ -557,6 +560,12 @@ static void report(struct sim *s) {
   printf("  kiosk-observed decision latency: p50 %.1f ms, p95 %.1f ms, p99 %.1f ms (%zu answers)\n",
          percentile(s->latencies_ms, s->n_lat, 50), percentile(s->latencies_ms, s->n_lat, 95),
          percentile(s->latencies_ms, s->n_lat, 99), s->n_lat);
+  if (s->o.latency_file) { /* for percentiles over several fleet-sim processes */
+    FILE *f = fopen(s->o.latency_file, "w");
+    for (size_t i = 0; f && i < s->n_lat; i++) fprintf(f, "%.1f\n", s->latencies_ms[i]);
+    if (!f || fclose(f) != 0)
+      fprintf(stderr, "fleet-sim: cannot write %s: %s\n", s->o.latency_file, strerror(errno));
+  }
 }
 
 static bool all_done(struct sim *s) {
@@ -574,6 +583,9 @@ static void run_loop(struct sim *s) {
     last = now;
     bool arriving = t < s->o.duration_s;
     for (size_t i = 0; i < s->n_devices; i++) sim_device_tick(s->devices[i], now);
+    /* Ticking thousands of agents takes a while: what follows (requests and
+     * their latency clock, booking windows) must not act on a stale time. */
+    now = fl_mono_us();
     pthread_mutex_lock(&s->lock);
     if (sim_fault_plan_step(&s->plan, &s->o.faults, t, s->devices) && !s->o.quiet) progress(s);
     drain_inbox(s);

@@ -16,6 +16,7 @@ typedef struct sim_options {
   const char *state_dir;   /* one SQLite file per simulated device */
   const char *hub_state_dir; /* the hub's state dir, for the invariant check (may be NULL) */
   const char *id_prefix;   /* put before every device id ("" by default) */
+  const char *latency_file; /* every decision latency (ms), one a line (may be NULL) */
   int vehicles;            /* vehicles V01.. */
   int kiosks;              /* kiosks K01.. */
   double duration_s;       /* customers arrive for this long */
