@@ -63,7 +63,11 @@ static int encode_unsequenced(fl_agent *a, fl_msg *m, out_item *it) {
 static bool next_event(fl_agent *a, int64_t now_ms, out_item *it) {
   if (!a->connected || !a->synced) return false;
   while (a->inflight < a->window) {
-    int err = outbox__next_event(a->ob, a->sent_upto, &a->scratch);
+    /* Every tick comes here: with nothing stored after sent_upto and no
+     * telemetry waiting (both counted in memory), ask SQLite nothing. */
+    bool none_stored = a->sent_upto + 1 >= outbox__next_seq(a->ob);
+    if (none_stored && outbox__telemetry_queued(a->ob) == 0) return false;
+    int err = none_stored ? FL_ERR_NOT_FOUND : outbox__next_event(a->ob, a->sent_upto, &a->scratch);
     if (err == FL_ERR_NOT_FOUND) {
       int moved = outbox__telemetry_promote(a->ob, a->window - a->inflight);
       if (moved <= 0) return false;
