@@ -92,7 +92,8 @@ struct sim {
   /* outcome counters */
   unsigned requested, active, rejected, cancelled, completed, refused_cancel, faults, unlocks,
       repairs_started, repairs_completed, submit_errors, gave_up, late_returns, late_fees;
-  unsigned bookings, bookings_held, bookings_refused, bookings_used, bookings_cancelled;
+  unsigned bookings, bookings_held, bookings_refused, bookings_used, bookings_cancelled,
+      bookings_rent_refused;
 };
 
 static double rnd(struct sim *s) { return (double)rand_r(&s->rng) / ((double)RAND_MAX + 1.0); }
@@ -184,12 +185,17 @@ static void apply_decision(struct sim *s, const struct inbox_item *d) {
     return;
   }
   if (about_booking && t->state == TRIP_UNBOOKING) {
+    /* the trip's outcome stays its rental's (REJECTED) when it had one */
+    char outcome[sizeof t->outcome];
+    snprintf(outcome, sizeof outcome, "%s", t->rental[0] ? t->outcome : d->state);
+    snprintf(t->booking_outcome, sizeof t->booking_outcome, "%s", d->state);
+    trip_done(s, t, outcome);
     if (strcmp(d->state, "CANCELLED") == 0) {
       s->bookings_cancelled++;
-      snprintf(t->booking_outcome, sizeof t->booking_outcome, "CANCELLED");
-      trip_done(s, t, "CANCELLED");
       say(s, k->dev.id, "%s cancelled booking %s: deposit refunded %.2f", t->customer, t->booking,
           (double)d->refunded_cents / 100.0);
+    } else {
+      say(s, k->dev.id, "cancel of booking %s answered %s (%s)", t->booking, d->state, d->reason);
     }
     return;
   }
@@ -210,8 +216,16 @@ static void apply_decision(struct sim *s, const struct inbox_item *d) {
           (double)d->charged_cents / 100.0, ms);
     } else {
       s->rejected++;
-      trip_done(s, t, d->state);
+      snprintf(t->outcome, sizeof t->outcome, "%s", d->state);
       say(s, k->dev.id, "%s could not rent %s: %s (%s)", t->customer, who, d->state, d->reason);
+      if (t->booking[0] && agent_unbook(agent(k), t->booking, "vehicle not available") == FL_OK) {
+        /* booked, and the car cannot be had (a fault, say): the deposit back */
+        s->bookings_rent_refused++;
+        t->state = TRIP_UNBOOKING;
+        say(s, k->dev.id, "%s cancels booking %s", t->customer, t->booking);
+      } else {
+        trip_done(s, t, d->state);
+      }
     }
   } else if (t->state == TRIP_CANCELLING) {
     if (d->ok && strcmp(d->state, "CANCELLED") == 0) {
@@ -379,7 +393,7 @@ static void trip_step(struct sim *s, struct trip *t, int64_t now, bool draining)
       t->kiosk = kiosk;
       agent_lock(agent(v));
       t->state = TRIP_RETURNING;
-      s->late_returns += t->late && !draining;
+      s->late_returns += t->late;
       say(s, k->dev.id, "%s returns %s%s", t->customer, v->dev.id, t->late ? " late" : "");
     }
   }
@@ -548,9 +562,10 @@ static void report(struct sim *s) {
   printf("  rentals asked %u: active %u, refused %u | then completed %u, cancelled %u, "
          "cancel refused %u\n", s->requested, s->active, s->rejected, s->completed, s->cancelled,
          s->refused_cancel);
-  printf("  late returns %u (late fee charged %u) | bookings asked %u: held %u, refused %u | "
-         "then used %u, cancelled %u\n", s->late_returns, s->late_fees, s->bookings,
-         s->bookings_held, s->bookings_refused, s->bookings_used, s->bookings_cancelled);
+  printf("  late riders %u, late fees charged %u | bookings asked %u: held %u, refused %u | "
+         "then used %u, cancelled %u (%u after the rental was refused)\n", s->late_returns,
+         s->late_fees, s->bookings, s->bookings_held, s->bookings_refused, s->bookings_used,
+         s->bookings_cancelled, s->bookings_rent_refused);
   printf("  faults %u, repairs started %u, completed %u, unlocks %u, gave up unlocking %u, "
          "agent errors %u\n", s->faults, s->repairs_started, s->repairs_completed, s->unlocks,
          s->gave_up, s->submit_errors);

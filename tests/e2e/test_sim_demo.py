@@ -30,8 +30,9 @@ def test_small_fleet_keeps_invariants(broker, make_hub, tmp_path):
     assert states.count("COMPLETED") >= 1, states
     assert all(s in ("COMPLETED", "CANCELLED", "REJECTED") for s in states), states
     # late riders were charged a fee; booked customers used or cancelled their bookings
-    late = re.search(r"late returns (\d+) \(late fee charged (\d+)\)", out)
+    late = re.search(r"late riders (\d+), late fees charged (\d+)", out)
     assert late and int(late.group(2)) >= 1, out[-1500:]
+    # (a booked car that cannot be rented, after a fault say, has its booking cancelled)
     booked = re.search(r"bookings asked (\d+): held (\d+).*then used (\d+), cancelled (\d+)", out)
     assert booked and int(booked.group(2)) >= 1, out[-1500:]
     assert int(booked.group(3)) + int(booked.group(4)) == int(booked.group(2)), booked.group(0)
