@@ -54,6 +54,9 @@ struct fl_mqtt {
   int out_inflight;
   struct pub_ctx *out_head, *out_tail;
   size_t out_queued;
+  /* One thread at a time hands queued publishes to paho, so that they leave
+   * in queue order; another that finds one at it asks it to look again. */
+  bool draining, drain_again;
 };
 
 /* One QoS 1 publish: waiting in our queue (with a copy of everything), then
@@ -451,11 +454,29 @@ static int pub_send(fl_mqtt *m, const char *topic, const void *payload, size_t l
 
 /* Sends queued publishes while the quota allows. Never holds out_lock while
  * calling paho (paho's lock comes first in this program). */
+/* Hands queued publishes to paho while the window has room. Two threads
+ * doing this at once (a publisher, and paho's thread after a PUBACK) could
+ * each take one and pass them to paho in the wrong order: a device would see
+ * a downlink seq before the one below it and drop the lower one as a
+ * duplicate. So one thread drains; another one that comes meanwhile only
+ * asks it to look again, and returns at once (it may hold paho's lock, which
+ * the draining thread needs to send). */
 static void out_drain(fl_mqtt *m) {
+  pthread_mutex_lock(&m->out_lock);
+  if (m->draining) {
+    m->drain_again = true;
+    pthread_mutex_unlock(&m->out_lock);
+    return;
+  }
+  m->draining = true;
   for (;;) {
-    pthread_mutex_lock(&m->out_lock);
     struct pub_ctx *pc = m->out_head;
     if (!pc || m->out_inflight >= m->send_quota || !atomic_load(&m->connected)) {
+      if (m->drain_again) { /* something changed while we sent: look again */
+        m->drain_again = false;
+        continue;
+      }
+      m->draining = false;
       pthread_mutex_unlock(&m->out_lock);
       return;
     }
@@ -473,6 +494,7 @@ static void out_drain(fl_mqtt *m) {
       if (pc->tag && m->cb.on_published) m->cb.on_published(m->cb.ctx, pc->tag, rc);
       pub_free(pc);
     }
+    pthread_mutex_lock(&m->out_lock);
   }
 }
 
