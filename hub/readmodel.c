@@ -20,12 +20,13 @@ struct rm_def {
   const char *where;    /* the write-side row, by ?3 (and ?4) */
   const char *state;    /* state column */
   const char *cols;     /* columns kept, comma-separated, same names on both sides */
+  const char *reals;    /* those of cols that hold REAL values, ",a,b," (NULL: none) */
 };
 
 static const struct rm_def rm_defs[RM__COUNT] = {
     [RM_VEHICLE] = {"vehicle", "vehicles", "rm_fleet", "vehicles.id", "id = ?3", "state",
                     "id,name,station,rate_cents,state,rental,repair_due,energy_pct,lat,lon,"
-                    "odometer_m,updated_ms"},
+                    "odometer_m,updated_ms", ",lat,lon,"},
     [RM_RENTAL] = {"rental", "rentals", "rm_rentals", "rentals.id", "id = ?3", "state",
                    "id,vehicle,customer,kiosk,state,minutes,amount_cents,charged_cents,"
                    "refunded_cents,fee_cents,reason,started,created_ms,due_ms,ended_ms,updated_ms"},
@@ -42,22 +43,35 @@ struct readmodel {
   sqlite3_stmt *project[RM__COUNT];
 };
 
-/* How a column appears in generated SQL: a json_object() pair, or taken
- * back out of the snapshot. */
-enum col_form { COL_JSON_PAIR, COL_FROM_SNAPSHOT };
+/* How a column appears in generated SQL: a json_object() pair, taken back
+ * out of the snapshot, or taken from the write-side row as the snapshot
+ * would give it back. */
+enum col_form { COL_JSON_PAIR, COL_FROM_SNAPSHOT, COL_FROM_ROW };
 
-/* Appends every column c of cols to buf in the given form, separated by ", ". */
-static void for_each_col(char *buf, size_t cap, const char *cols, enum col_form form) {
+/* Returns true if column c of d holds REAL values. */
+static bool col_is_real(const struct rm_def *d, const char *c) {
+  char key[64];
+  snprintf(key, sizeof key, ",%s,", c);
+  return d->reals && strstr(d->reals, key) != NULL;
+}
+
+/* Appends every column c of d's cols to buf in the given form, separated by ", ". */
+static void for_each_col(char *buf, size_t cap, const struct rm_def *d, enum col_form form) {
   char list[512];
-  snprintf(list, sizeof list, "%s", cols);
+  snprintf(list, sizeof list, "%s", d->cols);
   size_t len = strlen(buf);
   bool first = true;
   for (char *save = NULL, *c = strtok_r(list, ",", &save); c; c = strtok_r(NULL, ",", &save)) {
     len += (size_t)snprintf(buf + len, len < cap ? cap - len : 0, "%s", first ? "" : ", ");
     if (form == COL_JSON_PAIR)
       len += (size_t)snprintf(buf + len, len < cap ? cap - len : 0, "'%s', %s", c, c);
-    else
+    else if (form == COL_FROM_SNAPSHOT)
       len += (size_t)snprintf(buf + len, len < cap ? cap - len : 0, "json_extract(snapshot, '$.%s')", c);
+    else if (col_is_real(d, c)) /* JSON keeps 15 digits of a REAL: round it the same way */
+      len += (size_t)snprintf(buf + len, len < cap ? cap - len : 0,
+                              "json_extract(json_quote(%s.%s), '$')", d->table, c);
+    else /* integers, text and NULL come back out of JSON as they went in */
+      len += (size_t)snprintf(buf + len, len < cap ? cap - len : 0, "%s.%s", d->table, c);
     first = false;
   }
 }
@@ -66,7 +80,7 @@ static void for_each_col(char *buf, size_t cap, const char *cols, enum col_form 
 static void projection_sql(char *buf, size_t cap, const struct rm_def *d, const char *target,
                            const char *which) {
   snprintf(buf, cap, "INSERT OR REPLACE INTO %s(%s) SELECT ", target, d->cols);
-  for_each_col(buf, cap, d->cols, COL_FROM_SNAPSHOT);
+  for_each_col(buf, cap, d, COL_FROM_SNAPSHOT);
   size_t len = strlen(buf);
   snprintf(buf + len, cap - len, " FROM changes WHERE %s", which);
 }
@@ -89,12 +103,18 @@ int readmodel_open(sqlite3 *db, readmodel **out) {
              "SELECT updated_ms, '%s', %s, (SELECT to_state FROM changes c WHERE c.kind = '%s' "
              "AND c.id = %s ORDER BY c.seq DESC LIMIT 1), %s, json_object(",
              d->kind, d->id_expr, d->kind, d->id_expr, d->state);
-    for_each_col(sql, sizeof sql, d->cols, COL_JSON_PAIR);
+    for_each_col(sql, sizeof sql, d, COL_JSON_PAIR);
     size_t len = strlen(sql);
     snprintf(sql + len, sizeof sql - len, ") FROM %s WHERE %s", d->table, d->where);
     rc = fl_db_prepare(db, sql, &rm->log[k]);
     if (rc == FL_OK) {
-      projection_sql(sql, sizeof sql, d, d->rm_table, "seq = ?1");
+      /* The live projection reads the row the snapshot was just taken from
+       * rather than parsing the snapshot again: the same values (see
+       * for_each_col), without the JSON round trip. */
+      snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO %s(%s) SELECT ", d->rm_table, d->cols);
+      for_each_col(sql, sizeof sql, d, COL_FROM_ROW);
+      len = strlen(sql);
+      snprintf(sql + len, sizeof sql - len, " FROM %s WHERE %s", d->table, d->where);
       rc = fl_db_prepare(db, sql, &rm->project[k]);
     }
   }
@@ -122,7 +142,8 @@ int readmodel_record(readmodel *rm, rm_kind kind, const char *key, const char *k
   int rc = fl_db_step_done(log);
   if (rc != FL_OK) return rc;
   sqlite3_stmt *project = rm->project[kind];
-  sqlite3_bind_int64(project, 1, sqlite3_last_insert_rowid(sqlite3_db_handle(project)));
+  sqlite3_bind_text(project, 3, key, -1, SQLITE_STATIC);
+  if (key2) sqlite3_bind_text(project, 4, key2, -1, SQLITE_STATIC);
   return fl_db_step_done(project);
 }
 

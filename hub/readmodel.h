@@ -3,10 +3,12 @@
  * The store calls readmodel_record() after it writes a vehicle, rental,
  * repair or saga step row: one row is appended to `changes` with a JSON
  * snapshot of the row as written, and the thing's read-model row (rm_fleet,
- * rm_rentals, rm_repairs, rm_sagas) is projected from that change. A rebuild
- * runs the same projection over the last change of every thing, so the live
- * read models and a rebuild are equal by construction, and readmodel_check()
- * proves it. Everything runs inside the caller's transaction. */
+ * rm_rentals, rm_repairs, rm_sagas) is projected from the same write-side
+ * row, column by column as the snapshot gives it back (REAL columns rounded
+ * through JSON like the snapshot). A rebuild projects the snapshot of the
+ * last change of every thing, so the live read models and a rebuild are
+ * equal, and readmodel_check() proves it. Everything runs inside the
+ * caller's transaction. */
 #ifndef HUB_READMODEL_H
 #define HUB_READMODEL_H
 

@@ -176,6 +176,12 @@ int hub_store_open(const char *state_dir, fl_db_sync durability, hub_store **out
   hub_store *st = calloc(1, sizeof *st);
   if (!st) return FL_ERR_NOMEM;
   int rc = fl_db_open(path, durability, false, &st->db);
+  /* Each input runs in its own savepoint, whose sub-journal (the pages it
+   * changed, as they were) SQLite spills to a temporary file past 64 KiB and
+   * then writes to for the rest of the transaction: a pwrite per first touch
+   * of a page per input. In memory it costs a memcpy; it is only ever needed
+   * to roll one input back, never for crash recovery (that is the WAL's). */
+  if (rc == FL_OK) rc = fl_db_exec(st->db, "PRAGMA temp_store=MEMORY");
   if (rc == FL_OK) rc = bookings_upgrade(st->db);
   if (rc == FL_OK) rc = fl_db_exec(st->db, hub_schema_sql);
   for (int i = 0; rc == FL_OK && i < S__COUNT; i++) rc = fl_db_prepare(st->db, stmt_sql[i], &st->st[i]);
