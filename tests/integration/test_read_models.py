@@ -25,6 +25,19 @@ def test_views_check_and_rebuild(broker, make_hub):
         r2 = rent(kiosk, "V2", "C2")
         assert "CANCELLED" in kiosk.ctl("cancel", r2, "--wait", 20)[1]
         rent(kiosk, "V3", "nofunds-C3")                      # declined by the simulated provider
+    # a position with 16-17 significant digits: the live projection (from the
+    # row) and a rebuild (from the JSON snapshot) must round it the same way
+    with Agent(broker, "V1", role="vehicle") as car:
+        rc, _, err = car.ctl("telemetry", 1234, 77, "48.856612345678912", "2.3522198765432198")
+        assert rc == 0, err
+        db = sqlite3.connect(hub.db_path, timeout=10)
+        for _ in range(100):
+            row = db.execute("SELECT lat, odometer_m FROM rm_fleet WHERE id = 'V1'").fetchone()
+            if row and row[1] == 1234:
+                break
+            __import__("time").sleep(0.1)
+        db.close()
+        assert row and row[1] == 1234 and abs(row[0] - 48.8566123456789) < 1e-9, row
 
     # the views come from the read models
     rc, out, _ = hub.fleetctl("vehicles")
@@ -56,4 +69,5 @@ def test_views_check_and_rebuild(broker, make_hub):
     # the change log only grows: every change of V1 is there, in order
     v1 = db.execute("SELECT from_state, to_state FROM changes WHERE kind = 'vehicle' AND id = 'V1' "
                     "ORDER BY seq").fetchall()
-    assert v1 == [(None, "AVAILABLE"), ("AVAILABLE", "RESERVED"), ("RESERVED", "RENTED")], v1
+    assert v1 == [(None, "AVAILABLE"), ("AVAILABLE", "RESERVED"), ("RESERVED", "RENTED"),
+                  ("RENTED", "RENTED")], v1  # the last: its telemetry reading
