@@ -11,7 +11,6 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,28 +70,6 @@ struct ack_entry {
   bool synced; /* a sync went out in this batch already */
 };
 
-/* A device's ack topic as seen by the MQTT client: at most one ack per
- * device waits in fl_mqtt's queue or in flight. An ack committed meanwhile
- * is held here, a newer one replacing it (acks are cumulative), and goes out
- * when the PUBACK of the previous one comes back. Under load the hub's
- * publishes wait behind the broker's Receive Maximum, and one ack then covers
- * every event committed while the previous one waited. Kept for the life of
- * the engine (one per device); the address is the publish tag. Fields but
- * topic are guarded by ack_lock. */
-struct ack_out {
-  char topic[FL_TOPIC_MAX];
-  int outstanding;  /* publishes of this topic handed to fl_mqtt, not yet done */
-  int64_t sent_us;  /* when the last one was handed over */
-  uint8_t *pending; /* the newest ack held back, or NULL */
-  size_t pending_len;
-  struct ack_out *next; /* hash chain (engine thread only) */
-};
-
-/* An ack still unanswered after this long no longer holds the next one back
- * (a PUBACK lost with a connection must not silence a device). */
-#define ACK_HOLD_MAX_US 2000000
-#define ACK_BUCKETS 4096
-
 struct hub_engine {
   hub_config cfg;
   hub_store *st;
@@ -115,9 +92,6 @@ struct hub_engine {
   size_t n_jobs, cap_jobs;
   struct ack_entry *acks;
   size_t n_acks, cap_acks;
-  /* acks handed to the MQTT client, by device (see struct ack_out) */
-  pthread_mutex_t ack_lock;
-  struct ack_out **ack_outs; /* ACK_BUCKETS chains, NULL until first use */
   /* retained state topics of the batch -> index in outs, so that a thing
    * changed several times in one batch is published once, in its last state */
   int32_t *state_slots;
@@ -327,85 +301,6 @@ static struct ack_entry *ack_find(hub_engine *e, const char *dev, bool create) {
   return a;
 }
 
-static uint32_t topic_hash(const char *t);
-
-/* Returns the ack_out of topic, created on first use; NULL when out of memory. */
-static struct ack_out *ack_out_get(hub_engine *e, const char *topic) {
-  if (!e->ack_outs && !(e->ack_outs = calloc(ACK_BUCKETS, sizeof *e->ack_outs))) return NULL;
-  struct ack_out **head = &e->ack_outs[topic_hash(topic) & (ACK_BUCKETS - 1)];
-  for (struct ack_out *x = *head; x; x = x->next)
-    if (strcmp(x->topic, topic) == 0) return x;
-  struct ack_out *x = calloc(1, sizeof *x);
-  if (!x) return NULL;
-  copy_str(x->topic, topic);
-  x->next = *head;
-  *head = x;
-  return x;
-}
-
-/* Hands a committed ack to the MQTT client, or holds it while the previous
- * ack of the same device is still on its way. */
-static void ack_publish(hub_engine *e, const char *topic, const uint8_t *buf, size_t len) {
-  struct ack_out *x = ack_out_get(e, topic);
-  if (!x) { /* no bookkeeping: send it untracked */
-    fl_mqtt_publish(e->mqtt, topic, buf, len, 1, false, NULL, NULL, 0, 0);
-    return;
-  }
-  int64_t now = fl_mono_us();
-  pthread_mutex_lock(&e->ack_lock);
-  if (x->outstanding > 0 && now - x->sent_us < ACK_HOLD_MAX_US) {
-    uint8_t *p = malloc(len);
-    if (p) {
-      memcpy(p, buf, len);
-      free(x->pending);
-      x->pending = p;
-      x->pending_len = len;
-      pthread_mutex_unlock(&e->ack_lock);
-      return;
-    }
-  }
-  free(x->pending); /* older than this one, which covers it */
-  x->pending = NULL;
-  x->outstanding++;
-  x->sent_us = now;
-  pthread_mutex_unlock(&e->ack_lock);
-  /* never call fl_mqtt holding ack_lock: paho's thread holds its own lock
-   * when it calls on_ack_published, which takes ack_lock */
-  if (fl_mqtt_publish(e->mqtt, topic, buf, len, 1, false, NULL, NULL, 0, (uint64_t)(uintptr_t)x) !=
-      FL_OK) {
-    pthread_mutex_lock(&e->ack_lock);
-    x->outstanding--;
-    pthread_mutex_unlock(&e->ack_lock);
-  }
-}
-
-/* fl_mqtt's thread: an ack's publish is done (PUBACK, or failed); sends the
- * ack held back behind it, if any. */
-static void on_ack_published(void *ctx, uint64_t tag, int rc) {
-  (void)rc; /* a failed ack is covered by the next one, or the device resends */
-  hub_engine *e = ctx;
-  struct ack_out *x = (struct ack_out *)(uintptr_t)tag;
-  uint8_t *p = NULL;
-  size_t len = 0;
-  pthread_mutex_lock(&e->ack_lock);
-  if (x->outstanding > 0) x->outstanding--;
-  if (x->outstanding == 0 && x->pending) {
-    p = x->pending;
-    len = x->pending_len;
-    x->pending = NULL;
-    x->outstanding = 1;
-    x->sent_us = fl_mono_us();
-  }
-  pthread_mutex_unlock(&e->ack_lock);
-  if (!p) return;
-  if (fl_mqtt_publish(e->mqtt, x->topic, p, len, 1, false, NULL, NULL, 0, tag) != FL_OK) {
-    pthread_mutex_lock(&e->ack_lock);
-    x->outstanding--;
-    pthread_mutex_unlock(&e->ack_lock);
-  }
-  free(p);
-}
-
 /* Publishes everything the committed batch produced, then forgets it. */
 static void out_flush(hub_engine *e) {
   for (size_t i = 0; i < e->n_outs; i++) {
@@ -428,7 +323,7 @@ static void out_flush(hub_engine *e) {
     m.body.ack.upto = a->upto;
     if (fl_topic_device(topic, sizeof topic, a->dev, FL_CH_DOWN_ACK) > 0 &&
         hub_encode(e, &m, a->dev, 0, NULL, buf, sizeof buf, &len) == FL_OK)
-      ack_publish(e, topic, buf, len);
+      fl_mqtt_publish(e->mqtt, topic, buf, len, 1, false, NULL, NULL, 0, 0);
   }
   e->n_acks = 0;
   for (size_t i = 0; i < e->n_jobs; i++) hub_payments_submit(e->pay, &e->jobs[i]);
@@ -1133,7 +1028,6 @@ int hub_engine_create(const hub_config *cfg, hub_engine **out) {
   if (!e) return FL_ERR_NOMEM;
   e->cfg = *cfg;
   pthread_mutex_init(&e->qlock, NULL);
-  pthread_mutex_init(&e->ack_lock, NULL);
   pthread_cond_init(&e->qnotempty, NULL);
   pthread_cond_init(&e->qnotfull, NULL);
   e->qcap = (size_t)cfg->queue_max;
@@ -1181,8 +1075,7 @@ int hub_engine_start(hub_engine *e) {
       .key_file = e->cfg.mqtt_key_file,
   };
   fl_mqtt_callbacks cb = {.ctx = e, .on_message = on_mqtt_message,
-                          .on_connected = on_mqtt_connected, .on_lost = on_mqtt_lost,
-                          .on_published = on_ack_published};
+                          .on_connected = on_mqtt_connected, .on_lost = on_mqtt_lost};
   rc = fl_mqtt_create(&o, &cb, &e->mqtt);
   if (rc != FL_OK) return rc;
   if (pthread_create(&e->thread, NULL, engine_main, e) != 0) return FL_ERR_NOMEM;
@@ -1290,15 +1183,6 @@ void hub_engine_destroy(hub_engine *e) {
   free(e->outs);
   free(e->jobs);
   free(e->acks);
-  for (size_t i = 0; e->ack_outs && i < ACK_BUCKETS; i++) {
-    for (struct ack_out *x = e->ack_outs[i], *next; x; x = next) {
-      next = x->next;
-      free(x->pending);
-      free(x);
-    }
-  }
-  free(e->ack_outs);
-  pthread_mutex_destroy(&e->ack_lock);
   free(e->state_slots);
   for (size_t i = 0; i < e->cap_throttle; i++) free(e->throttle[i].key);
   free(e->throttle);
