@@ -41,6 +41,9 @@ struct fl_mqtt {
   enum conn_state state;
   int attempt;
   atomic_int failures; /* connect attempts failed in a row (for the log) */
+  /* connections lost within QUICK_LOSS_US of being made, in a row: see do_connect */
+  _Atomic int64_t connected_us;
+  atomic_int quick_losses;
   int64_t due_us;
   bool in_connect; /* the scheduler is inside MQTTAsync_connect for us */
   struct fl_mqtt *next_client;
@@ -167,6 +170,15 @@ static int on_tls_error(const char *str, size_t len, void *ctx) {
   return 0;
 }
 
+/* A connection that the broker drops this soon after it was made, three
+ * times in a row, is taken as a session paho cannot resume: paho 1.3.12 can
+ * corrupt a QoS 1 message it keeps for resending when the broker dies with
+ * messages in flight (its send and receive threads race on the copy; the
+ * ASan report is in tests/asan.supp), and resends it on every reconnect, so
+ * that mosquitto drops the client for a malformed packet, forever. */
+#define QUICK_LOSS_US 3000000
+#define QUICK_LOSSES_CLEAN 3
+
 static void do_connect(fl_mqtt *m) {
   MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer5;
   MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
@@ -184,6 +196,15 @@ static void do_connect(fl_mqtt *m) {
   MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
   co.keepAliveInterval = m->keepalive_s;
   co.cleanstart = m->clean_start;
+  if (!m->clean_start && atomic_load(&m->quick_losses) >= QUICK_LOSSES_CLEAN) {
+    /* Start over with a clean session: paho drops what it kept to resend,
+     * the broker what it queued for us. The fleet protocol resends both
+     * ways after the next hello (docs/protocol.md section 5). */
+    fl_warn("mqtt %s: the broker dropped %d connections in a row right after they were made:"
+            " connecting with a clean session", m->client_id, atomic_load(&m->quick_losses));
+    co.cleanstart = 1;
+    atomic_store(&m->quick_losses, 0);
+  }
   co.maxInflight = m->max_inflight;
   co.username = m->username;
   co.password = m->password;
@@ -266,6 +287,7 @@ static void on_connected(void *ctx, char *cause) {
   m->attempt = 0;
   pthread_mutex_unlock(&sched_lock);
   atomic_store(&m->connected, true);
+  atomic_store(&m->connected_us, fl_mono_us());
   atomic_fetch_add(&m->connects, 1);
   if (m->n_subs > 0) {
     int *qos = calloc((size_t)m->n_subs, sizeof *qos);
@@ -284,6 +306,10 @@ static void on_connected(void *ctx, char *cause) {
 static void on_lost(void *ctx, char *cause) {
   fl_mqtt *m = ctx;
   atomic_store(&m->connected, false);
+  if (fl_mono_us() - atomic_load(&m->connected_us) < QUICK_LOSS_US)
+    atomic_fetch_add(&m->quick_losses, 1);
+  else
+    atomic_store(&m->quick_losses, 0);
   pthread_mutex_lock(&sched_lock);
   bool stopped = m->state == CONN_STOPPED;
   if (!stopped) sched_plan(m, false);
