@@ -59,6 +59,22 @@ static int by_time(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* Returns an array (the caller frees it) whose first min(k, n) entries are
+ * distinct indexes below n drawn with rng (a partial Fisher-Yates shuffle);
+ * NULL when out of memory. */
+static size_t *draw_subset(size_t n, size_t k, unsigned *rng) {
+  size_t *order = calloc(n + 1, sizeof *order);
+  if (!order) return NULL;
+  for (size_t i = 0; i < n; i++) order[i] = i;
+  for (size_t i = 0; i < k && i < n; i++) {
+    size_t j = i + (size_t)(draw(rng) * (double)(n - i));
+    size_t t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  return order;
+}
+
 int sim_fault_plan_make(sim_fault_plan *p, const sim_fault_opts *o, size_t n_devices,
                         double duration_s, unsigned *rng) {
   memset(p, 0, sizeof *p);
@@ -69,39 +85,21 @@ int sim_fault_plan_make(sim_fault_plan *p, const sim_fault_opts *o, size_t n_dev
   size_t total = cuts + (size_t)o->power_cuts + (size_t)o->hub_restarts + (size_t)o->broker_restarts;
   p->faults = calloc(total + 1, sizeof *p->faults);
   if (!p->faults) return FL_ERR_NOMEM;
-  /* the devices cut: a random subset (a partial Fisher-Yates shuffle) */
-  size_t *order = calloc(n_devices + 1, sizeof *order);
-  if (!order) {
+  /* the devices cut, and those whose clock is off: random subsets */
+  size_t *cut = draw_subset(n_devices, cuts, rng);
+  p->skewed = skews ? draw_subset(n_devices, skews, rng) : NULL;
+  if (!cut || (skews && !p->skewed)) {
+    free(cut);
+    free(p->skewed);
+    p->skewed = NULL;
     free(p->faults);
     return FL_ERR_NOMEM;
   }
-  for (size_t i = 0; i < n_devices; i++) order[i] = i;
-  for (size_t i = 0; i < cuts && i < n_devices; i++) {
-    size_t j = i + (size_t)(draw(rng) * (double)(n_devices - i));
-    size_t t = order[i];
-    order[i] = order[j];
-    order[j] = t;
+  for (size_t i = 0; i < cuts && i < n_devices; i++)
     p->faults[p->n++] = (sim_fault){.at_s = draw(rng) * duration_s, .kind = SIM_FAULT_CUT,
-                                    .device = order[i], .seconds = o->cut_s};
-  }
-  /* the skewed clocks: another random subset */
-  if (skews) {
-    p->skewed = calloc(skews, sizeof *p->skewed);
-    if (!p->skewed) {
-      free(order);
-      free(p->faults);
-      return FL_ERR_NOMEM;
-    }
-    for (size_t i = 0; i < n_devices; i++) order[i] = i;
-    for (size_t i = 0; i < skews && i < n_devices; i++) {
-      size_t j = i + (size_t)(draw(rng) * (double)(n_devices - i));
-      size_t t = order[i];
-      order[i] = order[j];
-      order[j] = t;
-      p->skewed[p->n_skewed++] = order[i];
-    }
-  }
-  free(order);
+                                    .device = cut[i], .seconds = o->cut_s};
+  free(cut);
+  p->n_skewed = skews < n_devices ? skews : n_devices;
   for (int i = 0; i < o->power_cuts && n_devices; i++)
     p->faults[p->n++] = (sim_fault){.at_s = draw(rng) * duration_s, .kind = SIM_FAULT_POWER,
                                     .device = (size_t)(draw(rng) * (double)n_devices),
