@@ -853,8 +853,17 @@ static int apply_op(hub_engine *e, struct op_call *c, int64_t now) {
   return FL_ERR_INVALID;
 }
 
-/* Errors after which the batch cannot go on: the store itself is failing. */
-static bool fatal(int rc) { return rc == FL_ERR_DB || rc == FL_ERR_IO || rc == FL_ERR_NOMEM; }
+/* Errors after which the batch cannot go on: the store itself is failing
+ * (a full disk included: SQLite may already have rolled the whole
+ * transaction back, and nothing written after that may commit on its own). */
+static bool fatal(int rc) {
+  return rc == FL_ERR_DB || rc == FL_ERR_IO || rc == FL_ERR_NOMEM || rc == FL_ERR_FULL;
+}
+
+/* Returns true while the batch's transaction is still open: SQLite rolls a
+ * transaction back by itself on some errors (SQLITE_FULL, SQLITE_IOERR,
+ * SQLITE_NOMEM), and then the savepoint and the batch are gone too. */
+static bool txn_alive(sqlite3 *db) { return !sqlite3_get_autocommit(db); }
 
 /* Applies one input inside its own savepoint. Returns FL_OK, or a fatal
  * error that aborts the batch. */
@@ -883,6 +892,13 @@ static int apply_input(hub_engine *e, struct hub_input *in, int64_t now) {
       snprintf(in->call->res.message, sizeof in->call->res.message, "%s", fl_strerror(rc));
     in->call->res.code = rc;
     break;
+  }
+  if (rc != FL_OK && !txn_alive(db)) {
+    /* The store rolled the batch back under us: whatever the error looked
+     * like, nothing of this batch may be written, dead-lettered or acked. */
+    out_truncate(e, mark_outs, mark_jobs);
+    e->pending_ack_dev[0] = '\0';
+    return fatal(rc) ? rc : FL_ERR_DB;
   }
   if (rc != FL_OK && in->kind == IN_CONNECTED) {
     rc = fatal(rc) ? rc : FL_OK;
@@ -951,7 +967,7 @@ static void run_batch(hub_engine *e, struct hub_input **in, size_t n) {
     }
     if (rc == FL_OK) rc = fl_db_exec(db, "COMMIT");
     if (rc == FL_OK) break;
-    fl_db_exec(db, "ROLLBACK");
+    if (txn_alive(db)) fl_db_exec(db, "ROLLBACK"); /* a failed COMMIT may have ended it */
     out_truncate(e, 0, 0);
     e->n_acks = 0;
     fl_error("batch of %zu inputs not committed (%s), attempt %d; retrying", n, fl_strerror(rc),
