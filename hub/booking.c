@@ -4,19 +4,22 @@
 #include <string.h>
 #include <time.h>
 
+#include "downlink.h"
 #include "fleet/error.h"
 #include "fleet/log.h"
 #include "fleet/topic.h"
+#include "publish.h"
 #include "saga.h"
 
-#define copy_str(dst, src) snprintf((dst), sizeof(dst), "%s", (src))
+#define copy_str(dst, src) model_copy(dst, src)
 #define BOOKINGS_TTL_MS (INT64_C(366) * 24 * 3600 * 1000) /* the list command: far ahead */
-
-static bool state_is(const hub_booking *b, const char *s) { return strcmp(b->state, s) == 0; }
 
 /* The booking as the owner of its saga steps. */
 static saga_owner owner_of(const hub_booking *b) {
-  return (saga_owner){.id = b->id, .customer = b->customer, .charge = "deposit"};
+  saga_owner o = {.charge = STEP_DEPOSIT};
+  copy_str(o.id, b->id);
+  copy_str(o.customer, b->customer);
+  return o;
 }
 
 /* Writes ms as UTC "2026-01-01T10:00:00Z" into buf. */
@@ -36,27 +39,30 @@ static void booked_reason(const hub_booking *b, char *reason, size_t cap) {
 
 /* Sends the decision on b's state to its latest requester; reason NULL:
  * b's own. */
-static int decide(hub_engine *e, const hub_booking *b, bool ok, const char *reason,
+static int decide(hub_txn *t, const hub_booking *b, bool ok, const char *reason,
                   uint32_t retry_after_s) {
   fl_decision d = {.subject = FL_SUBJ_BOOKING, .ok = ok, .retry_after_s = retry_after_s,
                    .charged_cents = b->charged_cents, .refunded_cents = b->refunded_cents};
-  return saga_decision(e, b->kiosk, b->reply_topic, b->id, &d, b->state,
+  return saga_decision(t, b->kiosk, b->reply_topic, b->id, &d, booking_state_name(b->state),
                        reason ? reason : (b->reason[0] ? b->reason : NULL));
 }
 
 /* Moves b to state (with reason, may be NULL), stores it and notifies. */
-static int set_state(hub_engine *e, hub_booking *b, const char *state, const char *reason,
-                     int64_t now) {
-  char from[24];
-  copy_str(from, b->state);
-  copy_str(b->state, state);
+static int set_state(hub_txn *t, hub_booking *b, booking_state state, const char *reason) {
+  booking_state from = b->state;
+  if (!model_booking_may(from, state)) {
+    fl_error("booking=%s may not go from %s to %s", b->id, booking_state_name(from),
+             booking_state_name(state));
+    return FL_ERR_STATE;
+  }
+  b->state = state;
   if (reason) copy_str(b->reason, reason);
-  b->updated_ms = now;
-  int rc = hub_store_booking_put(hub_engine_store(e), b);
-  if (rc == FL_OK) rc = hub_emit_booking(e, b->id, from, state, reason);
+  b->updated_ms = t->now_ms;
+  int rc = hub_store_booking_put(t->store, b);
+  if (rc == FL_OK) rc = publish_booking(t, b, from, reason);
   if (rc == FL_OK)
     fl_info("booking=%s vehicle=%s customer=%s state=%s%s%s", b->id, b->vehicle, b->customer,
-            state, reason ? " reason=" : "", reason ? reason : "");
+            booking_state_name(state), reason ? " reason=" : "", reason ? reason : "");
   return rc;
 }
 
@@ -64,7 +70,7 @@ static int set_state(hub_engine *e, hub_booking *b, const char *state, const cha
 
 static int add_held(void *ctx, const hub_booking *b) {
   fl_command *c = ctx;
-  if (strcmp(b->state, "HELD") != 0 || c->n_bookings == FL_MAX_BOOKINGS) return FL_OK;
+  if (b->state != BOOKING_HELD || c->n_bookings == FL_MAX_BOOKINGS) return FL_OK;
   fl_booking *out = &c->bookings[c->n_bookings++];
   copy_str(out->booking, b->id);
   copy_str(out->customer, b->customer);
@@ -75,7 +81,8 @@ static int add_held(void *ctx, const hub_booking *b) {
 
 /* Queues for vehicle the complete list of its current and future HELD
  * bookings (the agent replaces its own with it). */
-static int send_bookings(hub_engine *e, const char *vehicle, int64_t now) {
+static int send_bookings(hub_txn *t, const char *vehicle) {
+  int64_t now = t->now_ms;
   char topic[FL_TOPIC_MAX];
   if (fl_topic_device(topic, sizeof topic, vehicle, FL_CH_DOWN_CMD) < 0) return FL_ERR_INVALID;
   fl_msg m;
@@ -83,8 +90,8 @@ static int send_bookings(hub_engine *e, const char *vehicle, int64_t now) {
   fl_command *c = &m.body.command;
   c->action = FL_ACT_BOOKINGS;
   c->expires_ms = now + BOOKINGS_TTL_MS;
-  int rc = hub_store_bookings_holding(hub_engine_store(e), vehicle, now, now, INT64_MAX, add_held, c);
-  if (rc == FL_OK) rc = hub_emit_downlink(e, vehicle, topic, &m, NULL, c->expires_ms);
+  int rc = hub_store_bookings_holding(t->store, vehicle, now, now, INT64_MAX, add_held, c);
+  if (rc == FL_OK) rc = downlink_send(t, vehicle, topic, &m, NULL, c->expires_ms);
   if (rc == FL_OK) fl_info("vehicle=%s bookings sent: %u held", vehicle, c->n_bookings);
   return rc;
 }
@@ -103,7 +110,7 @@ typedef struct scan {
 static int scan_one(void *ctx, const hub_booking *b) {
   scan *s = ctx;
   if (s->skip_customer && strcmp(b->customer, s->skip_customer) == 0) return FL_OK;
-  if (s->held_only && (strcmp(b->state, "HELD") != 0 || b->start_ms > s->held_at_ms))
+  if (s->held_only && (b->state != BOOKING_HELD || b->start_ms > s->held_at_ms))
     return FL_OK;
   if (s->count++ == 0) s->first = *b;
   return FL_OK;
@@ -111,15 +118,14 @@ static int scan_one(void *ctx, const hub_booking *b) {
 
 /* Fills reason when the open rental of v (RESERVED or RENTED) holds it at
  * b's start: until its due time, or until now when it is late. */
-static int rental_conflict(hub_engine *e, const hub_vehicle *v, const hub_booking *b, int64_t now,
-                           char *reason, size_t cap) {
+static int rental_conflict(hub_txn *t, const hub_vehicle *v, const hub_booking *b, char *reason,
+                           size_t cap) {
   hub_rental r;
   if (!v->rental[0]) return FL_OK;
-  int rc = hub_store_rental_get(hub_engine_store(e), v->rental, &r);
+  int rc = hub_store_rental_get(t->store, v->rental, &r);
   if (rc != FL_OK) return rc == FL_ERR_NOT_FOUND ? FL_OK : rc;
-  int64_t due = r.due_ms ? r.due_ms
-                         : r.created_ms + (int64_t)r.minutes * hub_engine_config(e)->minute_ms;
-  int64_t until = due > now ? due : now + 1;
+  int64_t due = r.due_ms ? r.due_ms : r.created_ms + (int64_t)r.minutes * t->cfg->minute_ms;
+  int64_t until = due > t->now_ms ? due : t->now_ms + 1;
   char at[32];
   if (b->start_ms < until)
     snprintf(reason, cap, "vehicle %.40s is rented until %s", v->id, utc(until, at, sizeof at));
@@ -128,40 +134,39 @@ static int rental_conflict(hub_engine *e, const hub_vehicle *v, const hub_bookin
 
 /* Finds why vehicle v cannot be booked for b's window: a holding booking, its
  * open rental, or too many bookings ahead. Leaves reason "" when it can. */
-static int booking_conflict(hub_engine *e, const hub_vehicle *v, const hub_booking *b, int64_t now,
-                            char *reason, size_t cap) {
-  hub_store *st = hub_engine_store(e);
+static int booking_conflict(hub_txn *t, const hub_vehicle *v, const hub_booking *b, char *reason,
+                            size_t cap) {
+  int64_t now = t->now_ms;
   reason[0] = '\0';
   scan s = {0};
-  int rc = hub_store_bookings_holding(st, v->id, now, b->start_ms, b->end_ms, scan_one, &s);
+  int rc = hub_store_bookings_holding(t->store, v->id, now, b->start_ms, b->end_ms, scan_one, &s);
   if (rc != FL_OK) return rc;
   if (s.count) {
     booked_reason(&s.first, reason, cap);
     return FL_OK;
   }
-  rc = rental_conflict(e, v, b, now, reason, cap);
+  rc = rental_conflict(t, v, b, reason, cap);
   if (rc != FL_OK || reason[0]) return rc;
   memset(&s, 0, sizeof s);
-  rc = hub_store_bookings_holding(st, v->id, now, now, INT64_MAX, scan_one, &s);
+  rc = hub_store_bookings_holding(t->store, v->id, now, now, INT64_MAX, scan_one, &s);
   if (rc == FL_OK && s.count >= FL_MAX_BOOKINGS)
     snprintf(reason, cap, "vehicle %.40s has %d bookings ahead already", v->id, s.count);
   return rc;
 }
 
-int booking_admit_rental(hub_engine *e, const hub_rental *r, int64_t now_ms, bool *allowed,
-                         char *reason, size_t cap) {
-  hub_store *st = hub_engine_store(e);
+int booking_admit_rental(hub_txn *t, const hub_rental *r, bool *allowed, char *reason,
+                         size_t cap) {
   hub_booking b;
   *allowed = false;
-  int rc = hub_store_booking_get(st, r->id, &b);
+  int rc = hub_store_booking_get(t->store, r->id, &b);
   if (rc == FL_OK) {
     snprintf(reason, cap, "id %s is already used by a booking", r->id);
     return FL_OK;
   }
   if (rc != FL_ERR_NOT_FOUND) return rc;
-  int64_t end = now_ms + (int64_t)r->minutes * hub_engine_config(e)->minute_ms;
+  int64_t now = t->now_ms, end = now + (int64_t)r->minutes * t->cfg->minute_ms;
   scan s = {.skip_customer = r->customer};
-  rc = hub_store_bookings_holding(st, r->vehicle, now_ms, now_ms, end, scan_one, &s);
+  rc = hub_store_bookings_holding(t->store, r->vehicle, now, now, end, scan_one, &s);
   if (rc != FL_OK) return rc;
   if (s.count)
     booked_reason(&s.first, reason, cap);
@@ -170,83 +175,80 @@ int booking_admit_rental(hub_engine *e, const hub_rental *r, int64_t now_ms, boo
   return FL_OK;
 }
 
-int booking_on_rental_active(hub_engine *e, const hub_rental *r, int64_t now_ms) {
+int booking_on_rental_active(hub_txn *t, const hub_rental *r) {
   int64_t at = r->created_ms;
   scan s = {.held_only = true, .held_at_ms = at};
-  int rc = hub_store_bookings_holding(hub_engine_store(e), r->vehicle, at, at, at + 1, scan_one, &s);
+  int rc = hub_store_bookings_holding(t->store, r->vehicle, at, at, at + 1, scan_one, &s);
   if (rc != FL_OK || !s.count || strcmp(s.first.customer, r->customer) != 0) return rc;
   copy_str(s.first.rental, r->id);
   char text[FL_TEXT_MAX + 1];
   snprintf(text, sizeof text, "used by rental %.64s", r->id);
-  rc = set_state(e, &s.first, "USED", text, now_ms);
-  if (rc == FL_OK) rc = send_bookings(e, r->vehicle, now_ms);
+  rc = set_state(t, &s.first, BOOKING_USED, text);
+  if (rc == FL_OK) rc = send_bookings(t, r->vehicle);
   return rc;
 }
 
 /* ---- requests ------------------------------------------------------------------ */
 
 /* Refuses a new booking: stores it REJECTED and answers the kiosk. */
-static int reject_new(hub_engine *e, hub_booking *b, const char *reason, uint32_t retry_after_s,
-                      int64_t now) {
-  int rc = set_state(e, b, "REJECTED", reason, now);
-  if (rc == FL_OK) rc = decide(e, b, false, reason, retry_after_s);
+static int reject_new(hub_txn *t, hub_booking *b, const char *reason, uint32_t retry_after_s) {
+  int rc = set_state(t, b, BOOKING_REJECTED, reason);
+  if (rc == FL_OK) rc = decide(t, b, false, reason, retry_after_s);
   return rc;
 }
 
 /* b is HELD now: tell the kiosk and the vehicle. */
-static int hold(hub_engine *e, hub_booking *b, int64_t now) {
-  int rc = set_state(e, b, "HELD", NULL, now);
-  if (rc == FL_OK) rc = decide(e, b, true, NULL, 0);
-  if (rc == FL_OK) rc = send_bookings(e, b->vehicle, now);
+static int hold(hub_txn *t, hub_booking *b) {
+  int rc = set_state(t, b, BOOKING_HELD, NULL);
+  if (rc == FL_OK) rc = decide(t, b, true, NULL, 0);
+  if (rc == FL_OK) rc = send_bookings(t, b->vehicle);
   return rc;
 }
 
 /* Checks a new booking; fills reason (and *retry_after_s) when it is refused. */
-static int check_new(hub_engine *e, const hub_booking *b, int64_t now, char *reason, size_t cap,
+static int check_new(hub_txn *t, const hub_booking *b, char *reason, size_t cap,
                      uint32_t *retry_after_s) {
-  hub_store *st = hub_engine_store(e);
   hub_rental r;
   hub_vehicle v;
   char at[32];
   reason[0] = '\0';
-  int rc = hub_store_rental_get(st, b->id, &r);
+  int rc = hub_store_rental_get(t->store, b->id, &r);
   if (rc == FL_OK) {
     snprintf(reason, cap, "id %s is already used by a rental", b->id);
     return FL_OK;
   }
   if (rc != FL_ERR_NOT_FOUND) return rc;
-  if (b->end_ms <= now) {
+  if (b->end_ms <= t->now_ms) {
     snprintf(reason, cap, "the window ended at %s", utc(b->end_ms, at, sizeof at));
     return FL_OK;
   }
-  rc = hub_store_vehicle_get(st, b->vehicle, &v);
+  rc = hub_store_vehicle_get(t->store, b->vehicle, &v);
   if (rc == FL_ERR_NOT_FOUND) {
     snprintf(reason, cap, "no vehicle %s", b->vehicle);
     return FL_OK;
   }
   if (rc != FL_OK) return rc;
-  if (strcmp(v.state, "RETIRED") == 0) {
+  if (v.state == VEHICLE_RETIRED) {
     snprintf(reason, cap, "vehicle %s is retired", v.id);
     return FL_OK;
   }
-  rc = booking_conflict(e, &v, b, now, reason, cap);
+  rc = booking_conflict(t, &v, b, reason, cap);
   if (rc != FL_OK || reason[0]) return rc;
-  if (!hub_payment_admit(e, retry_after_s))
+  if (!txn_payment_admit(t, retry_after_s))
     snprintf(reason, cap, "payment unavailable, try again in %u s", *retry_after_s);
   return FL_OK;
 }
 
-int booking_on_request(hub_engine *e, const hub_origin *o, const fl_msg *m) {
-  hub_store *st = hub_engine_store(e);
+int booking_on_request(hub_txn *t, const hub_origin *o, const fl_msg *m) {
   const fl_booking_request *q = &m->body.booking_request;
   hub_booking b;
-  int rc = hub_store_booking_get(st, m->env.corr, &b);
+  int rc = hub_store_booking_get(t->store, m->env.corr, &b);
   if (rc == FL_OK) { /* asked again (P-REQ-4): the decision taken, to whoever asked last */
     copy_str(b.kiosk, o->device);
     copy_str(b.reply_topic, o->reply_topic);
-    rc = hub_store_booking_put(st, &b);
-    if (rc != FL_OK || state_is(&b, "PAYMENT_PENDING")) return rc; /* the answer follows */
-    return decide(e, &b, !state_is(&b, "REJECTED"), NULL, 0);
+    rc = hub_store_booking_put(t->store, &b);
+    if (rc != FL_OK || b.state == BOOKING_PAYMENT_PENDING) return rc; /* the answer follows */
+    return decide(t, &b, b.state != BOOKING_REJECTED, NULL, 0);
   }
   if (rc != FL_ERR_NOT_FOUND) return rc;
 
@@ -256,154 +258,145 @@ int booking_on_request(hub_engine *e, const hub_origin *o, const fl_msg *m) {
   copy_str(b.customer, q->customer);
   copy_str(b.kiosk, o->device);
   copy_str(b.reply_topic, o->reply_topic);
+  b.state = BOOKING_NEW;
   b.start_ms = q->start_ms;
   b.end_ms = q->end_ms;
-  b.created_ms = b.updated_ms = o->now_ms;
+  b.created_ms = b.updated_ms = t->now_ms;
 
   char reason[FL_TEXT_MAX + 1];
   uint32_t retry_after = 0;
-  rc = check_new(e, &b, o->now_ms, reason, sizeof reason, &retry_after);
+  rc = check_new(t, &b, reason, sizeof reason, &retry_after);
   if (rc != FL_OK) return rc;
-  if (reason[0]) return reject_new(e, &b, reason, retry_after, o->now_ms);
-  b.deposit_cents = hub_engine_config(e)->booking_deposit_cents;
-  if (b.deposit_cents == 0) return hold(e, &b, o->now_ms);
-  rc = set_state(e, &b, "PAYMENT_PENDING", NULL, o->now_ms);
+  if (reason[0]) return reject_new(t, &b, reason, retry_after);
+  b.deposit_cents = t->cfg->booking_deposit_cents;
+  if (b.deposit_cents == 0) return hold(t, &b);
+  rc = set_state(t, &b, BOOKING_PAYMENT_PENDING, NULL);
   saga_owner own = owner_of(&b);
-  if (rc == FL_OK) rc = saga_step_start(e, &own, "deposit", b.deposit_cents, o->now_ms);
+  if (rc == FL_OK) rc = saga_step_start(t, &own, STEP_DEPOSIT, b.deposit_cents);
   return rc;
 }
 
 /* Sets *pending when the answer to cancelling b comes later: its deposit is
  * still being charged, or a deposit it took is still being refunded. */
-static int answer_pending(hub_engine *e, const hub_booking *b, bool *pending) {
+static int answer_pending(hub_txn *t, const hub_booking *b, bool *pending) {
   bool charged = b->charged_cents > 0;
   hub_step s;
   *pending = false;
-  int rc = hub_store_step_get(hub_engine_store(e), b->id, charged ? "refund" : "deposit", &s);
+  int rc = hub_store_step_get(t->store, b->id, charged ? STEP_REFUND : STEP_DEPOSIT, &s);
   if (rc == FL_OK)
-    *pending = charged ? strcmp(s.status, "done") != 0
-                       : strcmp(s.status, "calling") == 0 || strcmp(s.status, "retry") == 0;
+    *pending = charged ? s.status != STEP_DONE
+                       : s.status == STEP_CALLING || s.status == STEP_RETRY;
   return rc == FL_ERR_NOT_FOUND ? FL_OK : rc;
 }
 
 /* Calls off the deposit step s of cancelled booking b that is not in flight
  * (waiting for its next try, or just failed): answers the kiosk at once and
  * voids the deposit in case a failed call took money after all. */
-static int call_off(hub_engine *e, hub_booking *b, hub_step *s, int64_t now) {
-  copy_str(s->status, "cancelled");
-  s->updated_ms = now;
+static int call_off(hub_txn *t, hub_booking *b, hub_step *s) {
   saga_owner own = owner_of(b);
-  int rc = hub_store_step_put(hub_engine_store(e), s);
-  if (rc == FL_OK) rc = decide(e, b, true, NULL, 0);
-  if (rc == FL_OK) rc = saga_step_start(e, &own, "refund", b->deposit_cents, now);
+  int rc = saga_step_call_off(t, s);
+  if (rc == FL_OK) rc = decide(t, b, true, NULL, 0);
+  if (rc == FL_OK) rc = saga_step_start(t, &own, STEP_REFUND, b->deposit_cents);
   return rc;
 }
 
-int booking_on_cancel(hub_engine *e, const hub_origin *o, const fl_msg *m) {
-  hub_store *st = hub_engine_store(e);
+int booking_on_cancel(hub_txn *t, const hub_origin *o, const fl_msg *m) {
   hub_booking b;
   char reason[FL_TEXT_MAX + 1];
-  int rc = hub_store_booking_get(st, m->env.corr, &b);
+  int rc = hub_store_booking_get(t->store, m->env.corr, &b);
   if (rc == FL_ERR_NOT_FOUND) { /* answered about a booking that is not stored */
     memset(&b, 0, sizeof b);
     copy_str(b.id, m->env.corr);
-    copy_str(b.state, "UNKNOWN");
-    snprintf(b.reason, sizeof b.reason, "no booking %s", m->env.corr);
-  } else if (rc != FL_OK) {
-    return rc;
+    copy_str(b.kiosk, o->device);
+    copy_str(b.reply_topic, o->reply_topic);
+    snprintf(reason, sizeof reason, "no booking %s", m->env.corr);
+    fl_decision d = {.subject = FL_SUBJ_BOOKING, .ok = false};
+    return saga_decision(t, b.kiosk, b.reply_topic, b.id, &d, "UNKNOWN", reason);
   }
+  if (rc != FL_OK) return rc;
   copy_str(b.kiosk, o->device); /* answers go to whoever asked last */
   copy_str(b.reply_topic, o->reply_topic);
-  if (rc == FL_ERR_NOT_FOUND) return decide(e, &b, false, NULL, 0);
-  if (state_is(&b, "CANCELLED")) { /* again: answered now, or once the refund is back */
+  if (b.state == BOOKING_CANCELLED) { /* again: answered now, or once the refund is back */
     bool pending;
-    rc = answer_pending(e, &b, &pending);
-    if (rc == FL_OK) rc = hub_store_booking_put(st, &b);
-    return rc == FL_OK && !pending ? decide(e, &b, true, NULL, 0) : rc;
+    rc = answer_pending(t, &b, &pending);
+    if (rc == FL_OK) rc = hub_store_booking_put(t->store, &b);
+    return rc == FL_OK && !pending ? decide(t, &b, true, NULL, 0) : rc;
   }
-  if (state_is(&b, "PAYMENT_PENDING")) { /* a deposit in flight decides: refund or nothing */
+  if (b.state == BOOKING_PAYMENT_PENDING) { /* a deposit in flight decides: refund or nothing */
     hub_step s;
-    rc = set_state(e, &b, "CANCELLED", "cancelled by customer", o->now_ms);
-    if (rc == FL_OK) rc = hub_store_step_get(st, b.id, "deposit", &s);
+    rc = set_state(t, &b, BOOKING_CANCELLED, "cancelled by customer");
+    if (rc == FL_OK) rc = hub_store_step_get(t->store, b.id, STEP_DEPOSIT, &s);
     if (rc != FL_OK) return rc == FL_ERR_NOT_FOUND ? FL_OK : rc;
-    return strcmp(s.status, "retry") == 0 ? call_off(e, &b, &s, o->now_ms) : FL_OK;
+    return s.status == STEP_RETRY ? call_off(t, &b, &s) : FL_OK;
   }
-  if (!state_is(&b, "HELD") || b.end_ms <= o->now_ms) {
-    snprintf(reason, sizeof reason, "booking %s is %s%s: nothing to cancel", b.id, b.state,
-             state_is(&b, "HELD") ? " and over" : "");
-    return decide(e, &b, false, reason, 0);
+  if (b.state != BOOKING_HELD || b.end_ms <= t->now_ms) {
+    snprintf(reason, sizeof reason, "booking %s is %s%s: nothing to cancel", b.id,
+             booking_state_name(b.state), b.state == BOOKING_HELD ? " and over" : "");
+    return decide(t, &b, false, reason, 0);
   }
-  rc = set_state(e, &b, "CANCELLED", "cancelled by customer", o->now_ms);
-  if (rc == FL_OK) rc = send_bookings(e, b.vehicle, o->now_ms);
+  rc = set_state(t, &b, BOOKING_CANCELLED, "cancelled by customer");
+  if (rc == FL_OK) rc = send_bookings(t, b.vehicle);
   if (rc != FL_OK) return rc;
-  if (b.charged_cents == 0) return decide(e, &b, true, NULL, 0);
+  if (b.charged_cents == 0) return decide(t, &b, true, NULL, 0);
   saga_owner own = owner_of(&b);
-  return saga_step_start(e, &own, "refund", b.charged_cents, o->now_ms);
+  return saga_step_start(t, &own, STEP_REFUND, b.charged_cents);
 }
 
 /* ---- payment results ------------------------------------------------------------- */
 
 /* The deposit step finished. */
-static int deposit_done(hub_engine *e, hub_booking *b, hub_step *s, const pay_result *res,
-                        int64_t now) {
+static int deposit_done(hub_txn *t, hub_booking *b, hub_step *s, const pay_result *res) {
   saga_owner own = owner_of(b);
   char reason[FL_TEXT_MAX + 1];
   int rc;
   if (res->outcome == PAY_OK) {
     b->charged_cents = res->amount_cents;
-    if (state_is(b, "PAYMENT_PENDING")) return hold(e, b, now);
+    if (b->state == BOOKING_PAYMENT_PENDING) return hold(t, b);
     /* cancelled while paying: give the money back */
-    rc = hub_store_booking_put(hub_engine_store(e), b);
-    if (rc == FL_OK) rc = saga_step_start(e, &own, "refund", b->charged_cents, now);
+    rc = hub_store_booking_put(t->store, b);
+    if (rc == FL_OK) rc = saga_step_start(t, &own, STEP_REFUND, b->charged_cents);
     return rc;
   }
-  if (state_is(b, "CANCELLED") && res->outcome == PAY_FAILED) return call_off(e, b, s, now);
+  if (b->state == BOOKING_CANCELLED && res->outcome == PAY_FAILED) return call_off(t, b, s);
   bool final;
-  rc = saga_charge_refused(e, s, res, now, &final, reason, sizeof reason);
+  rc = saga_charge_refused(t, s, res, &final, reason, sizeof reason);
   if (rc != FL_OK || !final) return rc;
-  if (state_is(b, "CANCELLED")) return decide(e, b, true, NULL, 0); /* declined: nothing to refund */
-  rc = reject_new(e, b, reason, 0, now);
+  if (b->state == BOOKING_CANCELLED) return decide(t, b, true, NULL, 0); /* declined: nothing to refund */
+  rc = reject_new(t, b, reason, 0);
   /* A failed call may still have moved money: void it (a no-op if not). */
   if (rc == FL_OK && res->outcome == PAY_FAILED)
-    rc = saga_step_start(e, &own, "refund", b->deposit_cents, now);
+    rc = saga_step_start(t, &own, STEP_REFUND, b->deposit_cents);
   return rc;
 }
 
 /* The refund step finished (cancel or void). */
-static int refund_done(hub_engine *e, hub_booking *b, hub_step *s, const pay_result *res,
-                       int64_t now) {
+static int refund_done(hub_txn *t, hub_booking *b, hub_step *s, const pay_result *res) {
   if (res->outcome != PAY_OK) {
     bool gave_up;
-    return saga_step_failed(e, s, res, now, &gave_up);
+    return saga_step_failed(t, s, res, &gave_up);
   }
   b->refunded_cents += res->amount_cents;
-  b->updated_ms = now;
-  int rc = hub_store_booking_put(hub_engine_store(e), b);
-  if (rc == FL_OK && state_is(b, "CANCELLED") && b->charged_cents > 0) /* voids were answered */
-    rc = decide(e, b, true, NULL, 0);
+  b->updated_ms = t->now_ms;
+  int rc = hub_store_booking_put(t->store, b);
+  if (rc == FL_OK && b->state == BOOKING_CANCELLED && b->charged_cents > 0) /* voids were answered */
+    rc = decide(t, b, true, NULL, 0);
   return rc;
 }
 
-int booking_on_payment(hub_engine *e, const pay_result *res, int64_t now_ms) {
+static int find_owner(hub_txn *t, const char *id, saga_owner *who) {
   hub_booking b;
-  hub_step s;
-  int rc = hub_store_booking_get(hub_engine_store(e), res->job.rental, &b);
-  if (rc == FL_OK) rc = saga_step_settle(e, res, now_ms, &s);
-  if (rc == FL_ERR_STATE) return FL_OK; /* a late duplicate of a settled call */
-  if (rc == FL_ERR_NOT_FOUND) {
-    fl_warn("payment result for unknown rental or booking %s step=%s", res->job.rental,
-            res->job.step);
-    return FL_OK;
-  }
-  if (rc != FL_OK) return rc;
-  if (strcmp(s.step, "deposit") == 0) return deposit_done(e, &b, &s, res, now_ms);
-  return refund_done(e, &b, &s, res, now_ms);
+  int rc = hub_store_booking_get(t->store, id, &b);
+  if (rc == FL_OK) *who = owner_of(&b);
+  return rc;
 }
 
-int booking_resubmit(hub_engine *e, const hub_step *s, int64_t now_ms) {
+static int on_step_result(hub_txn *t, hub_step *s, const pay_result *res) {
   hub_booking b;
-  int rc = hub_store_booking_get(hub_engine_store(e), s->rental, &b);
-  if (rc != FL_OK) return rc == FL_ERR_NOT_FOUND ? FL_OK : rc;
-  saga_owner own = owner_of(&b);
-  return saga_step_resubmit(e, &own, s, now_ms);
+  int rc = hub_store_booking_get(t->store, s->owner, &b);
+  if (rc != FL_OK) return rc;
+  if (s->kind == STEP_DEPOSIT) return deposit_done(t, &b, s, res);
+  return refund_done(t, &b, s, res);
 }
+
+const saga_owner_kind booking_saga_owner = {
+    .name = "booking", .find = find_owner, .on_result = on_step_result};

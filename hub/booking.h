@@ -19,38 +19,34 @@
  *     the booking fee)
  *
  * Steps go through hub/saga.c like a rental's, keyed by the booking id (the
- * kiosk's corr). */
+ * kiosk's corr). The moves allowed are model_booking_may()'s (hub/model.h). */
 #ifndef HUB_BOOKING_H
 #define HUB_BOOKING_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "engine_internal.h"
+#include "saga.h"
+#include "txn.h"
 
 /* Handlers of kiosk events; m is the decoded event. Return FL_OK (a refused
  * request is still FL_OK: the refusal is the decision sent back) or an
  * fl_err when the store failed. */
-int booking_on_request(hub_engine *e, const hub_origin *o, const fl_msg *m);
-int booking_on_cancel(hub_engine *e, const hub_origin *o, const fl_msg *m);
+int booking_on_request(hub_txn *t, const hub_origin *o, const fl_msg *m);
+int booking_on_cancel(hub_txn *t, const hub_origin *o, const fl_msg *m);
 
-/* A payment call of a booking's step finished (res->job.rental is the
- * booking id). Unknown ids are logged and ignored. */
-int booking_on_payment(hub_engine *e, const pay_result *res, int64_t now_ms);
-
-/* Puts the booking's step s back in flight (after a restart or a back-off). */
-int booking_resubmit(hub_engine *e, const hub_step *s, int64_t now_ms);
+/* Bookings as owners of saga steps (their payment results come here). */
+extern const saga_owner_kind booking_saga_owner;
 
 /* Decides whether the new rental r (its vehicle, customer, minutes; starting
  * now) may go ahead as far as bookings are concerned: *allowed false, with a
  * reason, when its id is a booking's or when its planned time overlaps a
- * booking of its vehicle by another customer. Returns FL_OK or the store's
- * fl_err. */
-int booking_admit_rental(hub_engine *e, const hub_rental *r, int64_t now_ms, bool *allowed,
-                         char *reason, size_t cap);
+ * booking of its vehicle by another customer. */
+int booking_admit_rental(hub_txn *t, const hub_rental *r, bool *allowed, char *reason,
+                         size_t cap);
 
 /* Rental r became ACTIVE: the HELD booking of its customer for its vehicle
  * whose window holds the rental's start becomes USED. */
-int booking_on_rental_active(hub_engine *e, const hub_rental *r, int64_t now_ms);
+int booking_on_rental_active(hub_txn *t, const hub_rental *r);
 
 #endif

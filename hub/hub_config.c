@@ -33,6 +33,8 @@ int hub_config_load(const char *path, hub_config *cfg, char *err, size_t errcap)
   copy_str(cfg->http_bind, sizeof cfg->http_bind, fl_config_str(c, "http", "bind", "127.0.0.1"));
   copy_str(cfg->payment_provider, sizeof cfg->payment_provider, fl_config_str(c, "payment", "provider", "sim"));
   copy_str(cfg->payment_url, sizeof cfg->payment_url, fl_config_str(c, "payment", "url", ""));
+  copy_str(cfg->store_backend, sizeof cfg->store_backend, fl_config_str(c, "store", "backend", "sqlite"));
+  copy_str(cfg->store_url, sizeof cfg->store_url, fl_config_str(c, "store", "url", ""));
   const char *dur = fl_config_str(c, "store", "durability", "normal");
   int sync = fl_db_sync_from_name(dur);
   if (sync < 0) {
@@ -76,6 +78,11 @@ int hub_config_load(const char *path, hub_config *cfg, char *err, size_t errcap)
   }
   if (rc != FL_OK) {
     snprintf(err, errcap, "%s", fl_config_error(c) ? fl_config_error(c) : "bad configuration");
+    fl_config_free(c);
+    return FL_ERR_CONFIG;
+  }
+  if (strcmp(cfg->store_backend, "sqlite") != 0 && strcmp(cfg->store_backend, "postgresql") != 0) {
+    snprintf(err, errcap, "config [store] backend = '%s': must be sqlite or postgresql", cfg->store_backend);
     fl_config_free(c);
     return FL_ERR_CONFIG;
   }

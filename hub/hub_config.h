@@ -22,7 +22,9 @@ typedef struct hub_config {
   int mqtt_max_inflight;    /* [mqtt] max_inflight */
   char http_bind[64];       /* [http] bind: address of the operator API */
   int http_port;            /* [http] port; 0 disables the API */
-  fl_db_sync durability;    /* [store] durability: off | normal | full */
+  char store_backend[16];   /* [store] backend: sqlite | postgresql */
+  char store_url[512];      /* [store] url: PostgreSQL connection URL ("": the PG* environment) */
+  fl_db_sync durability;    /* [store] durability: off | normal | full (sqlite) */
   int batch_max;            /* [engine] batch_max: inputs per transaction */
   int queue_max;            /* [engine] queue_max: bounded input queue */
   int linger_us;            /* [engine] linger_us: a small batch waits this long for more input */

@@ -20,8 +20,8 @@ typedef enum pay_outcome { PAY_OK, PAY_DECLINED, PAY_FAILED } pay_outcome;
 
 typedef struct pay_job {
   pay_kind kind;
-  char rental[FL_ID_MAX + 1];
-  char step[16];                    /* saga step that asked: charge, refund, fee */
+  char owner[FL_ID_MAX + 1];        /* the rental or booking whose saga step this is */
+  char step[16];                    /* saga step that asked: charge, fee, deposit, refund */
   char idem_key[FL_ID_MAX + 24];
   char refund_of[FL_ID_MAX + 24];   /* refunds: idempotency key of the charge */
   char customer[FL_ID_MAX + 1];

@@ -91,7 +91,7 @@ static char *request_body(const pay_job *job) {
   cJSON *j = cJSON_CreateObject();
   if (!j) return NULL;
   char *text = NULL;
-  if (cJSON_AddStringToObject(j, "rental", job->rental) &&
+  if (cJSON_AddStringToObject(j, "rental", job->owner) &&
       cJSON_AddStringToObject(j, "customer", job->customer) &&
       cJSON_AddNumberToObject(j, "amount_cents", (double)job->amount_cents) &&
       (job->kind != PAY_REFUND || cJSON_AddStringToObject(j, "refund_of", job->refund_of)))
@@ -184,7 +184,7 @@ static void perform(struct pay_http *h, CURL *c, const pay_job *job, struct curl
     copy_text(res->reason, sizeof res->reason, text);
   }
   fl_debug("payment http step=%s rental=%s key=%s status=%ld outcome=%d", job->step,
-           job->rental, job->idem_key, status, (int)res->outcome);
+           job->owner, job->idem_key, status, (int)res->outcome);
 }
 
 static void http_call(void *impl, const pay_job *job, pay_result *res) {

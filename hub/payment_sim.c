@@ -64,7 +64,7 @@ static void sim_record(struct pay_sim *s, const pay_job *job, const pay_result *
   sqlite3_stmt *st = s->insert;
   sqlite3_bind_text(st, 1, job->idem_key, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, job->kind == PAY_CHARGE ? "charge" : "refund", -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 3, job->rental, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, job->owner, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 4, job->customer, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 5, res->amount_cents);
   sqlite3_bind_text(st, 6, res->outcome == PAY_OK ? "ok" : "declined", -1, SQLITE_STATIC);

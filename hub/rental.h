@@ -8,35 +8,35 @@
  *                        went through
  *   rental_cancel (not started) -> CANCEL_REQUESTED (step refund) -> CANCELLED
  *   rental_return -> RETURNED -> late fee step if late -> COMPLETED
+ *   lock event "unlocked" -> the rental has started: no cancel after that
  *
  * Every step is written (status "calling") before the provider is called, in
  * the same transaction as the state change that needs it; the call happens
- * after commit, and a restart calls again with the same idempotency key. */
+ * after commit, and a restart calls again with the same idempotency key.
+ * The moves allowed are model_rental_may()'s (hub/model.h). */
 #ifndef HUB_RENTAL_H
 #define HUB_RENTAL_H
 
-#include "engine_internal.h"
+#include <stddef.h>
 
-/* Handlers of kiosk events; m is the decoded event. Return FL_OK (a refused
- * request is still FL_OK: the refusal is the decision sent back) or an
- * fl_err when the store failed. */
-int rental_on_request(hub_engine *e, const hub_origin *o, const fl_msg *m);
-int rental_on_cancel(hub_engine *e, const hub_origin *o, const fl_msg *m);
-int rental_on_return(hub_engine *e, const hub_origin *o, const fl_msg *m);
+#include "saga.h"
+#include "txn.h"
 
-/* The vehicle was unlocked for rental id (or for its current rental): the
- * rental has started and can no longer be cancelled. */
-int rental_mark_started(hub_engine *e, const char *rental, int64_t now_ms);
+/* Handlers of kiosk and vehicle events; m is the decoded event. Return FL_OK
+ * (a refused request is still FL_OK: the refusal is the decision sent back)
+ * or an fl_err when the store failed. */
+int rental_on_request(hub_txn *t, const hub_origin *o, const fl_msg *m);
+int rental_on_cancel(hub_txn *t, const hub_origin *o, const fl_msg *m);
+int rental_on_return(hub_txn *t, const hub_origin *o, const fl_msg *m);
+int rental_on_lock(hub_txn *t, const hub_origin *o, const fl_msg *m);
 
-/* A payment call finished. */
-int rental_on_payment(hub_engine *e, const pay_result *res, int64_t now_ms);
+/* Rentals as owners of saga steps (their payment results come here). */
+extern const saga_owner_kind rental_saga_owner;
 
-/* Resubmits saga steps: status "calling" (after a restart) or "retry" whose
- * time has come. */
-int rental_resume(hub_engine *e, const char *status, int64_t now_ms);
+/* Returns the late fee for returning r at now_ms, by cfg's tiers. */
+int64_t rental_late_fee(const hub_config *cfg, const hub_rental *r, int64_t now_ms);
 
-/* Operator: run a stuck rental's pending step again, or compensate it. */
-int rental_op_retry(hub_engine *e, const hub_op *op, hub_op_result *res, int64_t now_ms);
-int rental_op_compensate(hub_engine *e, const hub_op *op, hub_op_result *res, int64_t now_ms);
+/* Operator: undoes rental id (refund, vehicle released). msg gets a sentence. */
+int rental_compensate(hub_txn *t, const char *id, char *msg, size_t cap);
 
 #endif

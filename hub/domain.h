@@ -1,0 +1,28 @@
+/* The hub's domain rules, wired: which rule handles each uplink event, each
+ * payment result and each operator command, all inside the transaction
+ * context the engine hands in (hub/txn.h). */
+#ifndef HUB_DOMAIN_H
+#define HUB_DOMAIN_H
+
+#include "ops.h"
+#include "payment.h"
+#include "txn.h"
+
+/* Applies a sequenced event of a device (m decoded and checked by the
+ * uplink). Returns FL_OK (a refused request is FL_OK: the refusal is the
+ * decision sent back), FL_ERR_INVALID for a type no rule takes, or an
+ * fl_err when the store failed. */
+int domain_on_event(hub_txn *t, const hub_origin *o, const fl_msg *m);
+
+/* A payment call finished: the saga hands it to its owner. */
+int domain_on_payment(hub_txn *t, const pay_result *res);
+
+/* Puts payment steps with the given status back in flight (see saga_resume). */
+int domain_resume(hub_txn *t, step_status status);
+
+/* Runs an operator command; res gets its code and a sentence. Returns
+ * res->code. Commands that change the fleet are logged in the event log
+ * (device "op"). */
+int domain_op(hub_txn *t, const hub_op *op, hub_op_result *res);
+
+#endif

@@ -1,0 +1,66 @@
+#include "downlink.h"
+
+#include <string.h>
+
+#include "fleet/clock.h"
+#include "fleet/error.h"
+
+int downlink_device(hub_txn *t, const char *id, hub_device *d) {
+  int rc = hub_store_device_get(t->store, id, d);
+  if (rc == FL_ERR_NOT_FOUND) {
+    memset(d, 0, sizeof *d);
+    model_copy(d->id, id);
+    rc = FL_OK;
+  }
+  return rc;
+}
+
+int downlink_send(hub_txn *t, const char *device, const char *topic, fl_msg *m, const char *corr,
+                  int64_t expires_ms) {
+  hub_device d;
+  int rc = downlink_device(t, device, &d);
+  if (rc != FL_OK) return rc;
+  d.down_seq++;
+  rc = hub_store_device_put(t->store, &d);
+  if (rc != FL_OK) return rc;
+  uint8_t buf[FL_MAX_MSG_BYTES];
+  hub_downlink dl;
+  memset(&dl, 0, sizeof dl);
+  rc = effects_encode(t->fx, m, device, d.down_seq, corr, buf, sizeof buf, &dl.len);
+  if (rc != FL_OK) return rc;
+  model_copy(dl.device, device);
+  dl.seq = d.down_seq;
+  model_copy(dl.type, fl_msg_type_name(m->env.type));
+  model_copy(dl.topic, topic);
+  dl.corr_len = corr ? strlen(corr) : 0;
+  if (dl.corr_len > sizeof dl.corr) dl.corr_len = sizeof dl.corr;
+  if (dl.corr_len) memcpy(dl.corr, corr, dl.corr_len);
+  dl.expires_ms = expires_ms;
+  dl.payload = buf;
+  rc = hub_store_downlink_put(t->store, &dl, t->now_ms);
+  /* An offline device gets it with the resend that answers its hello. */
+  if (rc == FL_OK && d.online)
+    rc = effects_publish(t->fx, topic, buf, dl.len, false, dl.corr, dl.corr_len);
+  return rc;
+}
+
+/* Holds one stored message, unless it is an expired command. */
+static int resend_one(void *ctx, const hub_downlink *d) {
+  hub_txn *t = ctx;
+  if (d->expires_ms && d->expires_ms < fl_now_ms()) return FL_OK;
+  return effects_publish(t->fx, d->topic, d->payload, d->len, false, d->corr, d->corr_len);
+}
+
+int downlink_resend(hub_txn *t, const char *device, uint64_t after) {
+  return hub_store_downlink_each(t->store, device, after, resend_one, t);
+}
+
+int downlink_resend_online(hub_txn *t) {
+  return hub_store_downlink_online(t->store, resend_one, t);
+}
+
+int downlink_acked(hub_txn *t, hub_device *d, uint64_t upto) {
+  if (upto <= d->down_applied || upto > d->down_seq) return FL_OK;
+  d->down_applied = upto;
+  return hub_store_downlink_ack(t->store, d->id, upto);
+}

@@ -1,0 +1,98 @@
+/* The batch's effects: everything a batch of inputs makes the hub say or do
+ * (publishes, acknowledgements, payment calls), held while the batch's
+ * transaction is open and let out only after it commits (effects_flush), or
+ * dropped with it (effects_undo, effects_discard).
+ *
+ * Retained state is coalesced: a thing whose state is published several
+ * times in one batch goes out once, in its last state. Acks are cumulative
+ * per device: one ack per device per batch, the highest seq committed. The
+ * effects also own the hub's message identity (boot id and message ids) used
+ * to encode what it sends. Only the engine thread uses a hub_effects. */
+#ifndef HUB_EFFECTS_H
+#define HUB_EFFECTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fleet/proto.h"
+#include "fleet/topic.h"
+#include "payment.h"
+
+typedef struct hub_effects hub_effects;
+
+/* Where effects go once the batch has committed. */
+typedef struct hub_effects_sink {
+  void *ctx;
+  /* Publishes at QoS 1; returns FL_OK or an fl_err (logged, not retried:
+   * devices resynchronize). */
+  int (*publish)(void *ctx, const char *topic, const uint8_t *payload, size_t len, bool retain,
+                 const uint8_t *corr, size_t corr_len);
+  /* Hands a payment call to the workers. */
+  void (*pay)(void *ctx, const pay_job *job);
+} hub_effects_sink;
+
+/* One held publish (what effects_at() shows). */
+typedef struct hub_effect_msg {
+  char topic[FL_TOPIC_MAX];
+  uint8_t *payload;
+  size_t len;
+  bool retain;
+  uint8_t corr[FL_ID_MAX];
+  size_t corr_len;
+} hub_effect_msg;
+
+/* A point to undo to (effects_undo). */
+typedef struct effects_mark {
+  size_t msgs, jobs;
+} effects_mark;
+
+/* Creates empty effects for a hub whose boot id is boot. Returns FL_OK and
+ * *out (free with effects_destroy, NULL accepted), or FL_ERR_NOMEM. */
+int effects_create(uint64_t boot, hub_effects **out);
+void effects_destroy(hub_effects *fx);
+
+/* Encodes m with the hub's envelope (dev, seq, corr: may be NULL; a new
+ * message id, the hub's boot and clock) into buf. Returns FL_OK with *len, or
+ * the codec's fl_err (logged). */
+int effects_encode(hub_effects *fx, fl_msg *m, const char *dev, uint64_t seq, const char *corr,
+                   uint8_t *buf, size_t cap, size_t *len);
+
+/* Holds a publish of payload (copied) on topic. Returns FL_OK or FL_ERR_NOMEM. */
+int effects_publish(hub_effects *fx, const char *topic, const uint8_t *payload, size_t len,
+                    bool retain, const uint8_t *corr, size_t corr_len);
+
+/* Holds m as the retained state on topic, replacing a state held for the
+ * same topic earlier in the batch. Returns FL_OK or an fl_err. */
+int effects_state(hub_effects *fx, const char *topic, fl_msg *m);
+
+/* Holds a payment call. Returns FL_OK or FL_ERR_NOMEM. */
+int effects_payment(hub_effects *fx, const pay_job *job);
+
+/* Notes that device's events up to seq are committed (acked after commit). */
+int effects_ack(hub_effects *fx, const char *device, uint64_t seq);
+
+/* A sync (the device's watermark) goes to device in this batch: returns true
+ * the first time it is asked for device in a batch, false after that. */
+bool effects_sync_once(hub_effects *fx, const char *device);
+
+effects_mark effects_mark_now(const hub_effects *fx);
+/* Drops what was held after mark (an input rolled back). */
+void effects_undo(hub_effects *fx, effects_mark mark);
+/* Drops everything held (the batch rolled back). */
+void effects_discard(hub_effects *fx);
+
+/* Lets everything held out through sink, in the order held (acks last, then
+ * payment calls), and empties the effects. */
+void effects_flush(hub_effects *fx, const hub_effects_sink *sink);
+
+/* What is held: publishes, acks and payment calls (for tests and logs).
+ * Pointers are valid until the effects change. */
+size_t effects_count(const hub_effects *fx);
+const hub_effect_msg *effects_at(const hub_effects *fx, size_t i);
+size_t effects_jobs(const hub_effects *fx);
+const pay_job *effects_job_at(const hub_effects *fx, size_t i);
+/* The ack held for device (0: none). */
+uint64_t effects_ack_of(const hub_effects *fx, const char *device);
+
+#endif

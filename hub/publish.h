@@ -1,0 +1,20 @@
+/* What the hub tells dashboards: the retained state of each vehicle, rental
+ * and repair (fleet/v1/state/...) and notifications of changes and alerts
+ * (fleet/v1/notify/...), held in the batch's effects until commit. */
+#ifndef HUB_PUBLISH_H
+#define HUB_PUBLISH_H
+
+#include "txn.h"
+
+/* Publish the thing's retained state and, when its state differs from
+ * `from`, a notification of the change (text: a reason, may be NULL). */
+int publish_vehicle(hub_txn *t, const hub_vehicle *v, vehicle_state from, const char *text);
+int publish_rental(hub_txn *t, const hub_rental *r, rental_state from);
+int publish_repair(hub_txn *t, const hub_repair *r, repair_state from);
+/* A booking has no retained state: only the notification. */
+int publish_booking(hub_txn *t, const hub_booking *b, booking_state from, const char *text);
+
+/* An operator alert (fleet/v1/notify/alert), also logged as a warning. */
+int publish_alert(hub_txn *t, const char *id, const char *name, const char *text);
+
+#endif

@@ -1,0 +1,67 @@
+/* What a store backend provides (hub/store.h is the interface the hub uses).
+ * Each backend fills a hub_store_ops table with functions of the same
+ * contracts as the hub_store_* functions of the same names, taking its own
+ * state as the first argument. Two backends: store_sqlite.c, store_pg.c. */
+#ifndef HUB_STORE_BACKEND_H
+#define HUB_STORE_BACKEND_H
+
+#include "store.h"
+
+/* The schema version this hub writes. A store newer than this is refused. */
+#define HUB_SCHEMA_VERSION 1
+
+typedef struct hub_store_ops {
+  const char *name;
+  int (*open)(const hub_store_opts *o, void **out);
+  void (*close)(void *b);
+
+  int (*begin)(void *b);
+  int (*commit)(void *b);
+  int (*rollback)(void *b);
+  int (*savepoint)(void *b);
+  int (*release)(void *b);
+  int (*rollback_to)(void *b);
+  bool (*in_txn)(void *b);
+
+  int (*device_get)(void *b, const char *id, hub_device *out);
+  int (*device_put)(void *b, const hub_device *d);
+  int (*vehicle_get)(void *b, const char *id, hub_vehicle *out);
+  int (*vehicle_put)(void *b, const hub_vehicle *v);
+  int (*vehicle_reading)(void *b, const hub_vehicle *v);
+  int (*rental_get)(void *b, const char *id, hub_rental *out);
+  int (*rental_put)(void *b, const hub_rental *r);
+  int (*step_get)(void *b, const char *owner, step_kind kind, hub_step *out);
+  int (*step_put)(void *b, const hub_step *s);
+  int (*repair_get)(void *b, const char *id, hub_repair *out);
+  int (*repair_put)(void *b, const hub_repair *r);
+  int (*repair_open_for)(void *b, const char *vehicle, hub_repair *out);
+  int (*booking_get)(void *b, const char *id, hub_booking *out);
+  int (*booking_put)(void *b, const hub_booking *bk);
+  int (*bookings_holding)(void *b, const char *vehicle, int64_t now_ms, int64_t start_ms,
+                          int64_t end_ms, int (*fn)(void *ctx, const hub_booking *bk), void *ctx);
+  int (*steps_where)(void *b, step_status status, int64_t due_ms,
+                     int (*fn)(void *ctx, const hub_step *s), void *ctx);
+
+  int (*event_append)(void *b, const char *device, uint64_t seq, const char *type,
+                      const char *corr, int64_t device_time_ms, int64_t received_ms,
+                      const char *clock_flag, const uint8_t *payload, size_t len);
+  int (*dead_letter)(void *b, int64_t received_ms, const char *topic, const char *device,
+                     const char *error, const char *detail, const uint8_t *payload, size_t len);
+  int (*count)(void *b, const char *name, int64_t n);
+  int (*next_id)(void *b, const char *name, uint64_t *out);
+
+  int (*downlink_put)(void *b, const hub_downlink *d, int64_t now_ms);
+  int (*downlink_ack)(void *b, const char *device, uint64_t upto);
+  int (*downlink_each)(void *b, const char *device, uint64_t after,
+                       int (*fn)(void *ctx, const hub_downlink *d), void *ctx);
+  int (*downlink_online)(void *b, int (*fn)(void *ctx, const hub_downlink *d), void *ctx);
+
+  int (*readmodel_rebuild)(void *b, uint64_t *changes);
+  int (*readmodel_check)(void *b, uint64_t *differing, char *msg, size_t cap);
+} hub_store_ops;
+
+extern const hub_store_ops hub_store_sqlite;
+/* NULL in a build without libpq. */
+extern const hub_store_ops *const hub_store_postgresql;
+
+#endif

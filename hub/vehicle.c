@@ -1,0 +1,114 @@
+#include "vehicle.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "fleet/error.h"
+#include "fleet/log.h"
+#include "publish.h"
+
+int vehicle_set_state(hub_txn *t, hub_vehicle *v, vehicle_state state, const char *rental) {
+  vehicle_state from = v->state;
+  if (!model_vehicle_may(from, state)) {
+    fl_error("vehicle=%s may not go from %s to %s", v->id, vehicle_state_name(from),
+             vehicle_state_name(state));
+    return FL_ERR_STATE;
+  }
+  v->state = state;
+  if (rental) model_copy(v->rental, rental);
+  v->updated_ms = t->now_ms;
+  int rc = hub_store_vehicle_put(t->store, v);
+  if (rc == FL_OK) rc = publish_vehicle(t, v, from, NULL);
+  if (rc == FL_OK && from != state)
+    fl_info("vehicle=%s state=%s%s%s", v->id, vehicle_state_name(state),
+            v->rental[0] ? " rental=" : "", v->rental);
+  return rc;
+}
+
+int vehicle_release(hub_txn *t, hub_vehicle *v) {
+  bool repair = v->repair_due;
+  v->repair_due = false;
+  return vehicle_set_state(t, v, repair ? VEHICLE_REPAIR_REQUESTED : VEHICLE_AVAILABLE, "");
+}
+
+int vehicle_of_sender(hub_txn *t, const hub_origin *o, hub_vehicle *v) {
+  int rc = hub_store_vehicle_get(t->store, o->device, v);
+  if (rc == FL_ERR_NOT_FOUND) {
+    fl_debug("device=%s is not a registered vehicle: event has no effect", o->device);
+    int crc = hub_store_count(t->store, "events.unregistered_vehicle", 1);
+    if (crc != FL_OK) return crc;
+  }
+  return rc;
+}
+
+/* Returns true when vehicle id's reading may be published at now_ms (and
+ * remembers it); false when one was published less than period_ms ago. */
+static bool publish_due(hub_txn *t, const char *id, int64_t period_ms) {
+  if (!t->telemetry_published) return true;
+  bool added;
+  int64_t *at = strmap_put(t->telemetry_published, id, &added);
+  if (!at) return true;
+  if (!added && t->now_ms - *at < period_ms) return false;
+  *at = t->now_ms;
+  return true;
+}
+
+int vehicle_on_telemetry(hub_txn *t, const hub_origin *o, const fl_msg *m) {
+  hub_vehicle v;
+  int rc = vehicle_of_sender(t, o, &v);
+  if (rc != FL_OK) return rc == FL_ERR_NOT_FOUND ? FL_OK : rc;
+  const fl_telemetry *r = &m->body.telemetry;
+  v.energy_pct = (int)r->energy_pct;
+  v.lat = r->lat;
+  v.lon = r->lon;
+  v.has_position = true;
+  v.odometer_m = (int64_t)r->odometer_m;
+  v.updated_ms = t->now_ms;
+  /* A dashboard needs the position, not every sample. */
+  if (!publish_due(t, v.id, t->cfg->telemetry_publish_ms))
+    return hub_store_vehicle_reading(t->store, &v);
+  rc = hub_store_vehicle_put(t->store, &v);
+  return rc == FL_OK ? publish_vehicle(t, &v, v.state, NULL) : rc;
+}
+
+int vehicle_register(hub_txn *t, const char *id, const char *name, const char *station,
+                     int64_t rate_cents, char *msg, size_t cap) {
+  if (!fl_id_valid(id) || rate_cents < 0) {
+    snprintf(msg, cap, "a vehicle needs a valid id and a rate >= 0");
+    return FL_ERR_INVALID;
+  }
+  hub_vehicle v;
+  int rc = hub_store_vehicle_get(t->store, id, &v);
+  if (rc == FL_OK) {
+    snprintf(msg, cap, "vehicle %s is already registered", id);
+    return FL_ERR_CONFLICT;
+  }
+  if (rc != FL_ERR_NOT_FOUND) return rc;
+  memset(&v, 0, sizeof v);
+  model_copy(v.id, id);
+  model_copy(v.name, name);
+  model_copy(v.station, station);
+  v.rate_cents = rate_cents;
+  v.energy_pct = -1;
+  v.state = VEHICLE_NEW;
+  rc = vehicle_set_state(t, &v, VEHICLE_AVAILABLE, "");
+  snprintf(msg, cap, "vehicle %s registered, AVAILABLE", v.id);
+  return rc;
+}
+
+int vehicle_retire(hub_txn *t, const char *id, char *msg, size_t cap) {
+  hub_vehicle v;
+  int rc = hub_store_vehicle_get(t->store, id, &v);
+  if (rc != FL_OK) {
+    snprintf(msg, cap, "no vehicle %s", id);
+    return rc;
+  }
+  if (v.rental[0]) {
+    snprintf(msg, cap, "vehicle %s is %s for rental %s: retire it after the return", v.id,
+             vehicle_state_name(v.state), v.rental);
+    return FL_ERR_STATE;
+  }
+  rc = vehicle_set_state(t, &v, VEHICLE_RETIRED, "");
+  snprintf(msg, cap, "vehicle %s retired", v.id);
+  return rc;
+}
