@@ -291,3 +291,104 @@ def test_hub_batch_faults(broker, tmp_path):
             assert "not committed" in hub.log()
         finally:
             fleet.close()
+
+
+def hub_requests(hub, dev):
+    """Returns [(seq, corr)] of dev's events in the hub's events table, in the
+    order stored."""
+    db = sqlite3.connect(f"file:{hub.db_path}?mode=ro", uri=True, timeout=10)
+    try:
+        return db.execute("SELECT seq, corr FROM events WHERE device = ? ORDER BY id",
+                          (dev,)).fetchall()
+    finally:
+        db.close()
+
+
+def rent(kiosk, n):
+    """Asks the kiosk's agent to queue a rental (no wait for the decision).
+    Returns (rental id or None, the ctl's output)."""
+    rc, out, err = kiosk.ctl("rent", "V1", f"C{n}", 30)
+    line = (out + err).strip()
+    if rc != 0:
+        return None, line
+    return line.split()[1], line
+
+
+def test_agent_outbox_faults(broker, tmp_path):
+    """The k-th write and the k-th sync of the kiosk agent's outbox fail while
+    `fleet-agent ctl rent` queues an event, k = 1.. until a rent is stored
+    without reaching the fault: every rent is either queued (and reaches the
+    hub exactly once, in order) or refused with an error (and never reaches
+    the hub)."""
+    fv = FaultVfs(tmp_path)
+    env = fv.env(program=Path(os.environ.get("FLEET_BUILD_DIR") or
+                              Path(__file__).resolve().parents[2] / "build") /
+                 "agent" / "fleet-agent")
+    with Hub(broker, latency_ms=2) as hub, \
+            Agent(broker, "K1", env=env, config={"outbox": {"durability": "full"}}) as kiosk:
+        rc, out, err = hub.fleetctl("register", "V1", "--name", "V1", "--station", "S1",
+                                    "--rate", 600)
+        assert rc == 0, err
+        queued, refused, n, results = [], [], 0, []
+
+        def settled():
+            return len(hub_requests(hub, "K1")) == len(queued)
+
+        for op, error in (("write", "full"), ("write", "ioerr"), ("sync", "ioerr"),
+                          ("sync", "full")):
+            for k in range(1, 60):
+                wait_for(settled, 15, "the hub to store every queued rent")
+                fv.arm(file="agent-K1.db", op=op, nth=k, error=error)
+                n += 1
+                rental, line = rent(kiosk, n)
+                fired = fv.status()["fired"] > 0
+                fv.clear()
+                if rental:
+                    queued.append(rental)
+                else:
+                    assert fired, f"rent refused without a fault: {line}"
+                    refused.append((f"{op} #{k} {error}", line))
+                assert kiosk.running(), f"{op} #{k}: the agent exited\n{kiosk.log()[-2000:]}"
+                n += 1
+                rental, line = rent(kiosk, n)  # the fault cleared: it is queued
+                assert rental, f"after {op} #{k} {error}: {line}"
+                queued.append(rental)
+                if not fired:
+                    results.append(f"{op}/{error}: steps 1..{k - 1}")
+                    break
+        wait_for(settled, 20, "the hub to store every queued rent")
+        stored = hub_requests(hub, "K1")
+        assert [s for s, _ in stored] == list(range(1, len(stored) + 1))
+        assert [c for _, c in stored] == queued, "queued rents reach the hub once each, in order"
+        print("\n".join(results))
+        print(f"{len(refused)} rents refused, e.g. {refused[:1]}")
+
+
+def test_agent_crash_after_failed_sync(broker, tmp_path):
+    """A rent refused because the outbox's commit could not be synced (its
+    pages and commit mark are in the WAL already), then the agent killed at
+    once: started again, it must not send the refused event (the caller was
+    told it failed, and may ask again). Fails without outbox_fence()."""
+    fv = FaultVfs(tmp_path)
+    env = fv.env(program=Path(os.environ.get("FLEET_BUILD_DIR") or
+                              Path(__file__).resolve().parents[2] / "build") /
+                 "agent" / "fleet-agent")
+    with Hub(broker, latency_ms=2) as hub, \
+            Agent(broker, "K1", env=env, config={"outbox": {"durability": "full"}}) as kiosk:
+        rc, out, err = hub.fleetctl("register", "V1", "--name", "V1", "--station", "S1",
+                                    "--rate", 600)
+        assert rc == 0, err
+        first, line = rent(kiosk, 1)
+        assert first, line
+        wait_for(lambda: "last_ack 1" in kiosk.ctl("status")[1], 15, "the first rent acked")
+        fv.arm(file="agent-K1.db", op="sync", nth=1, error="ioerr")
+        refused, line = rent(kiosk, 2)
+        assert refused is None, line
+        kiosk.kill()
+        fv.clear()
+        kiosk.start()
+        second, line = rent(kiosk, 3)
+        assert second, line
+        wait_for(lambda: len(hub_requests(hub, "K1")) >= 2, 15, "the second rent at the hub")
+        time.sleep(1)
+        assert [c for _, c in hub_requests(hub, "K1")] == [first, second]
