@@ -392,3 +392,48 @@ def test_agent_crash_after_failed_sync(broker, tmp_path):
         wait_for(lambda: len(hub_requests(hub, "K1")) >= 2, 15, "the second rent at the hub")
         time.sleep(1)
         assert [c for _, c in hub_requests(hub, "K1")] == [first, second]
+
+
+def rows(path, sql, *args):
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        return db.execute(sql, args).fetchall()
+    finally:
+        db.close()
+
+
+def test_payment_ledger_faults(broker, tmp_path):
+    """The simulated provider's ledger (payments-sim.db) cannot be written: a
+    charge must fail (the saga retries with the same idempotency key), never
+    be reported without its ledger row; once the disk is back, each rental is
+    charged exactly once."""
+    fv = FaultVfs(tmp_path)
+    build = Path(os.environ.get("FLEET_BUILD_DIR") or Path(__file__).resolve().parents[2] / "build")
+    with Hub(broker, env=fv.env(), durability="full", latency_ms=2, max_attempts=1000,
+             failures=1000) as hub, Agent(broker, "K1") as kiosk:
+        ledger = hub.dir / "payments-sim.db"
+        for v in VEHICLES:
+            rc, out, err = hub.fleetctl("register", v, "--name", v, "--station", "S1",
+                                        "--rate", 600)
+            assert rc == 0, err
+        for vehicle, op, error in (("V1", "write", "full"), ("V2", "sync", "ioerr"),
+                                   ("V3", "write", "ioerr")):
+            fv.arm(file="payments-sim.db", op=op, nth=1, mode="after", error=error)
+            rc, out, err = kiosk.ctl("rent", vehicle, f"C-{vehicle}", 60)
+            assert rc == 0, out + err
+            rental = out.split()[1]
+            assert fv.wait_fired(10), f"{op}: the ledger was not written"
+            time.sleep(1.0)  # a few retries against the failing ledger
+            state = rows(hub.db_path, "SELECT state FROM rentals WHERE id = ?", rental)
+            assert state == [("PAYMENT_PENDING",)], \
+                f"{op} {error}: rental {rental} is {state} while its charge could not be recorded"
+            assert rows(ledger, "SELECT count(*) FROM ledger WHERE rental = ?", rental) == [(0,)]
+            fv.clear()
+            wait_for(lambda: rows(hub.db_path, "SELECT state FROM rentals WHERE id = ?",
+                                  rental) == [("ACTIVE",)], 20, f"{rental} ACTIVE")
+            charges = rows(ledger, "SELECT amount_cents FROM ledger WHERE rental = ? AND "
+                           "kind = 'charge' AND outcome = 'ok'", rental)
+            charged = rows(hub.db_path, "SELECT charged_cents FROM rentals WHERE id = ?", rental)
+            assert len(charges) == 1 and charges[0][0] == charged[0][0] > 0, \
+                f"{rental}: ledger {charges}, hub charged {charged}"
+        assert "not recorded" in hub.log()
