@@ -92,7 +92,7 @@ static bool parse_double(const char *s, double min, double max, double *out) {
 /* Maps an agent error to the final line. */
 static ctl_status agent_failed(ctl_ctx *c, int err, const char *what) {
   if (err == FL_ERR_FULL)
-    return fail(c, CTL_FAILED, "%s refused: outbox full (the hub has not acked for a while)",
+    return fail(c, CTL_FAILED, "%s refused: outbox full (the hub has not acked for a while) or disk full",
                 what);
   if (err == FL_ERR_INVALID) return fail(c, CTL_USAGE, "%s: invalid arguments", what);
   return fail(c, CTL_FAILED, "%s: %s", what, fl_strerror(err));

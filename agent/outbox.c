@@ -1,6 +1,6 @@
 /* Outbox: uplink events in SQLite until the hub's cumulative ack covers them.
  *
- *   meta(key, value)       next_seq, boot, last_ack, applied
+ *   meta(key, value)       next_seq, boot, last_ack, applied; fence (outbox_fence)
  *   events(seq, ...)       encoded events with their seq, sent until acked
  *   telemetry(id, ...)     readings without a seq, oldest dropped beyond
  *                          telemetry_max, numbered when promoted to events
@@ -78,6 +78,7 @@ struct outbox {
   char dev[FL_ID_MAX + 1];
   int max_events, telemetry_max;
   int depth; /* nesting of outbox__begin */
+  bool in_doubt; /* a COMMIT failed and outbox_fence has not succeeded since */
   /* cached from the database */
   uint64_t next_seq, boot, last_ack, applied;
   uint64_t backlog, critical, tel_queued;
@@ -168,9 +169,30 @@ uint64_t outbox__backlog(const outbox *ob) { return ob->backlog; }
 uint64_t outbox__telemetry_queued(const outbox *ob) { return ob->tel_queued; }
 uint64_t outbox__telemetry_dropped(const outbox *ob) { return ob->tel_dropped; }
 
+/* After a COMMIT that failed, the transaction's pages may still be whole in
+ * the WAL: a sync that fails comes after the pages and the commit mark were
+ * written. SQLite no longer sees them, but its recovery after a crash would,
+ * and would send an event whose caller was told it was refused. The next
+ * write transaction starts at the same place of the WAL and cuts them off;
+ * this is one, made at once: meta 'fence' counts up (a row rewritten with the
+ * same bytes would not be written at all). While it fails the
+ * outbox is in doubt and every new transaction tries it first. Returns FL_OK
+ * or the store's error. */
+static int outbox_fence(outbox *ob) {
+  int err = fl_db_exec(ob->db, "INSERT INTO meta (key, value) VALUES ('fence', 1)"
+                               " ON CONFLICT (key) DO UPDATE SET value = value + 1");
+  if (err != FL_OK && !ob->in_doubt)
+    fl_warn("outbox: a commit failed and the store still fails (%s): if the agent stops now, "
+            "the refused write may come back",
+            fl_strerror(err));
+  ob->in_doubt = err != FL_OK;
+  return err;
+}
+
 int outbox__begin(outbox *ob) {
   if (ob->depth == 0) {
-    int err = fl_db_exec(ob->db, "BEGIN IMMEDIATE");
+    int err = ob->in_doubt ? outbox_fence(ob) : FL_OK;
+    if (err == FL_OK) err = fl_db_exec(ob->db, "BEGIN IMMEDIATE");
     if (err != FL_OK) return err;
   }
   ob->depth++;
@@ -181,7 +203,10 @@ int outbox__commit(outbox *ob) {
   if (ob->depth <= 0) return FL_ERR_DB; /* rolled back by an inner call */
   if (--ob->depth > 0) return FL_OK;
   int err = fl_db_exec(ob->db, "COMMIT");
-  if (err != FL_OK) outbox__rollback(ob);
+  if (err != FL_OK) {
+    outbox__rollback(ob);
+    outbox_fence(ob);
+  }
   return err;
 }
 

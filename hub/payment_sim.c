@@ -32,35 +32,42 @@ static const char sim_schema[] =
 /* Returns a uniform number in [0, 1) from the provider's own generator. */
 static double sim_random(struct pay_sim *s) { return (double)rand_r(&s->seed) / ((double)RAND_MAX + 1.0); }
 
-/* Looks key up in the ledger; returns true and fills res if it was seen. */
-static bool sim_find(struct pay_sim *s, const char *key, pay_result *res) {
+/* Looks key up in the ledger. Returns 1 and fills res if it was seen, 0 if
+ * not, or a negative fl_err when the ledger cannot be read (then nothing may
+ * be charged: the key might be in it). */
+static int sim_find(struct pay_sim *s, const char *key, pay_result *res) {
   sqlite3_bind_text(s->find, 1, key, -1, SQLITE_STATIC);
-  bool found = false;
-  if (sqlite3_step(s->find) == SQLITE_ROW) {
+  int rc = sqlite3_step(s->find), found = 0;
+  if (rc == SQLITE_ROW) {
     const char *outcome = (const char *)sqlite3_column_text(s->find, 0);
     res->outcome = strcmp(outcome, "ok") == 0 ? PAY_OK : PAY_DECLINED;
     snprintf(res->ref, sizeof res->ref, "%s", (const char *)sqlite3_column_text(s->find, 1));
     const unsigned char *reason = sqlite3_column_text(s->find, 2);
     snprintf(res->reason, sizeof res->reason, "%s", reason ? (const char *)reason : "");
     res->amount_cents = res->outcome == PAY_OK ? sqlite3_column_int64(s->find, 3) : 0;
-    found = true;
+    found = 1;
+  } else if (rc != SQLITE_DONE) {
+    found = fl_db_err(rc) != FL_OK ? fl_db_err(rc) : FL_ERR_DB;
   }
   sqlite3_reset(s->find);
   sqlite3_clear_bindings(s->find);
   return found;
 }
 
-/* Returns the amount charged under key (0 if none). */
-static int64_t sim_charged(struct pay_sim *s, const char *key) {
+/* Sets *amount to what was charged under key (0 if nothing). Returns FL_OK
+ * or the fl_err of a ledger that cannot be read. */
+static int sim_charged(struct pay_sim *s, const char *key, int64_t *amount) {
   sqlite3_bind_text(s->charged, 1, key, -1, SQLITE_STATIC);
-  int64_t amount = 0;
-  if (sqlite3_step(s->charged) == SQLITE_ROW) amount = sqlite3_column_int64(s->charged, 0);
+  int rc = sqlite3_step(s->charged);
+  *amount = rc == SQLITE_ROW ? sqlite3_column_int64(s->charged, 0) : 0;
   sqlite3_reset(s->charged);
   sqlite3_clear_bindings(s->charged);
-  return amount;
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? FL_OK : fl_db_err(rc) ? fl_db_err(rc) : FL_ERR_DB;
 }
 
-static void sim_record(struct pay_sim *s, const pay_job *job, const pay_result *res) {
+/* Writes the outcome to the ledger. Returns FL_OK or the store's fl_err: then
+ * no money moved, for the ledger is the provider's record of it. */
+static int sim_record(struct pay_sim *s, const pay_job *job, const pay_result *res) {
   sqlite3_stmt *st = s->insert;
   sqlite3_bind_text(st, 1, job->idem_key, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, job->kind == PAY_CHARGE ? "charge" : "refund", -1, SQLITE_STATIC);
@@ -71,14 +78,30 @@ static void sim_record(struct pay_sim *s, const pay_job *job, const pay_result *
   sqlite3_bind_text(st, 7, res->ref, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 8, res->reason, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 9, fl_now_ms());
-  fl_db_step_done(st);
+  int err = fl_db_step_done(st);
+  return err;
+}
+
+/* Turns res into a provider failure (the saga retries with the same key). */
+static void sim_failed(pay_result *res, const char *what, int err) {
+  res->outcome = PAY_FAILED;
+  res->amount_cents = 0;
+  res->ref[0] = '\0';
+  snprintf(res->reason, sizeof res->reason, "payment provider error (simulated): %s: %s", what,
+           fl_strerror(err));
 }
 
 static void sim_call(void *impl, const pay_job *job, pay_result *res) {
   struct pay_sim *s = impl;
   if (s->latency_ms > 0) fl_sleep_ms(s->latency_ms);
   pthread_mutex_lock(&s->lock);
-  if (sim_find(s, job->idem_key, res)) {
+  int seen = sim_find(s, job->idem_key, res);
+  if (seen < 0) {
+    pthread_mutex_unlock(&s->lock);
+    sim_failed(res, "ledger not readable", seen);
+    return;
+  }
+  if (seen) {
     pthread_mutex_unlock(&s->lock);
     return; /* the same key answers the same, and moves no money again */
   }
@@ -98,12 +121,26 @@ static void sim_call(void *impl, const pay_job *job, pay_result *res) {
     if (decline) snprintf(res->reason, sizeof res->reason, "card declined: insufficient funds");
   } else {
     /* A refund returns at most what the referenced charge took. */
-    int64_t charged = sim_charged(s, job->refund_of);
+    int64_t charged = 0;
+    int err = sim_charged(s, job->refund_of, &charged);
+    if (err != FL_OK) {
+      pthread_mutex_unlock(&s->lock);
+      sim_failed(res, "ledger not readable", err);
+      return;
+    }
     res->outcome = PAY_OK;
     res->amount_cents = job->amount_cents < charged ? job->amount_cents : charged;
   }
-  sim_record(s, job, res);
+  int err = sim_record(s, job, res);
   pthread_mutex_unlock(&s->lock);
+  if (err != FL_OK) {
+    /* Not in the ledger, so not charged: an answer of "ok" here would be a
+     * charge the provider has no record of, and the same key would charge
+     * again. */
+    fl_warn("payment sim: %s %s not recorded: %s", job->idem_key,
+            job->kind == PAY_CHARGE ? "charge" : "refund", fl_strerror(err));
+    sim_failed(res, "ledger write failed", err);
+  }
 }
 
 static void sim_destroy(void *impl) {

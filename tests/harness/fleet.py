@@ -123,8 +123,9 @@ class _Service:
 
     name = "service"
 
-    def __init__(self):
+    def __init__(self, env=None):
         self.dir = Path(tempfile.mkdtemp(prefix=f"fleet-test-{self.name}-"))
+        self.env = dict(env or {})  # added to (or replacing) the inherited environment
         self.proc = None
         self._log_path = self.dir / f"{self.name}.log"
         self._closed = False
@@ -152,6 +153,7 @@ class _Service:
         it and raises RuntimeError with the tail of its log."""
         assert self.proc is None or self.proc.poll() is not None, f"{self.name} already running"
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_HUB_")}
+        env.update(self.env)
         with open(self._log_path, "ab") as log:
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, cwd=self.dir, env=env,
@@ -307,13 +309,14 @@ class Hub(_Service):
     """fleet-hub with a generated INI (state in its temporary directory, the
     broker's URI, the HTTP API on a free loopback port). Settings are keyword
     arguments named as in HUB_SETTINGS (decline_rate=1.0), or any
-    {section: {key: value}} in config=. Starting waits for GET /v1/health to
+    {section: {key: value}} in config=; env= adds environment variables
+    (tests/harness/faultvfs.py preloads a failing SQLite VFS so). Starting waits for GET /v1/health to
     answer 200."""
 
     name = "fleet-hub"
 
-    def __init__(self, broker, start=True, config=None, **settings):
-        super().__init__()
+    def __init__(self, broker, start=True, config=None, env=None, **settings):
+        super().__init__(env)
         self.broker = broker
         self.port = free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
@@ -377,8 +380,8 @@ class Agent(_Service):
 
     name = "fleet-agent"
 
-    def __init__(self, broker, device_id, role="kiosk", start=True, config=None):
-        super().__init__()
+    def __init__(self, broker, device_id, role="kiosk", start=True, config=None, env=None):
+        super().__init__(env)
         self.id = device_id
         self.socket = self.dir / "ctl.sock"
         sections = {

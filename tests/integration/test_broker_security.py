@@ -9,6 +9,9 @@ hub on a real mosquitto.
 - Login and ACLs: with passwords and the ACL file of docs/protocol.md, devices
   work; a wrong password is refused with the broker's reason; a device that
   publishes on another device's topics reaches nobody.
+- Session takeover (P-TOP-8): a device logged in as V1 that connects with
+  client id V2 neither knocks V2 off nor drops V2's session and queued
+  messages (use_username_as_clientid).
 
 Certificates are made for each run with the openssl command line."""
 import shutil
@@ -62,7 +65,8 @@ def pki(tmp_path):
 def tls_listener(port, pki, require_certificate):
     crt, key = pki["server"]
     lines = [f"listener {port} 127.0.0.1", f"cafile {pki['ca']}", f"certfile {crt}",
-             f"keyfile {key}", f"require_certificate {'true' if require_certificate else 'false'}"]
+             f"keyfile {key}", f"require_certificate {'true' if require_certificate else 'false'}",
+             "use_username_as_clientid true"]  # P-TOP-8 (after use_identity_as_username: the CN)
     if require_certificate:
         lines.append("use_identity_as_username true")
     return lines
@@ -150,7 +154,8 @@ def test_per_device_login_and_acls(tmp_path):
     acl.write_text(ACL)
     passwords.chmod(0o600)
     acl.chmod(0o600)
-    with Broker(allow_anonymous="false", password_file=passwords, acl_file=acl) as broker, \
+    with Broker(allow_anonymous="false", password_file=passwords, acl_file=acl,
+                use_username_as_clientid="true") as broker, \
             Hub(broker, latency_ms=1,
                 config={"mqtt": {"username": "hub", "password": users["hub"]}}) as hub:
         register(hub, "V1")
@@ -187,3 +192,87 @@ def test_per_device_login_and_acls(tmp_path):
             assert "Bad user name or password" in k9.log() or "Not authorized" in k9.log(), \
                 k9.log()[-1500:]
             assert not connected(k9)
+
+
+def mqtt_client(broker, client_id, user, password, clean_start, events):
+    """A python MQTT 5 client logged in as user with client_id, its session
+    kept 300 s; connects and returns it with its loop running. events is a
+    list that gets ("connect", session_present), ("disconnect", reason) and
+    ("message", topic, payload)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+    c = mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv5)
+    c.username_pw_set(user, password)
+    c.on_connect = lambda cl, ud, flags, rc, props=None: events.append(
+        ("connect", flags.get("session present"), str(rc)))
+    c.on_disconnect = lambda cl, ud, rc, props=None: events.append(("disconnect", str(rc)))
+    c.on_message = lambda cl, ud, msg: events.append(("message", msg.topic, msg.payload))
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 300
+    c.connect("127.0.0.1", broker.port, clean_start=clean_start, properties=props)
+    c.loop_start()
+    wait_for(lambda: any(e[0] in ("connect", "disconnect") for e in events), 10,
+             f"{user} as {client_id}: CONNACK")
+    return c
+
+
+def close(client):
+    client.disconnect()
+    client.loop_stop()
+
+
+def test_session_takeover_is_refused(tmp_path):
+    """P-TOP-8: with the broker set-up of docs/operations.md, V1 connecting with
+    client id V2 (clean start) must not take V2's session: V2 stays connected,
+    keeps its subscription, and the QoS 1 messages queued for it while it is
+    away are delivered when it comes back."""
+    passwords = tmp_path / "passwd"
+    users = {"hub": "hub-secret", "V1": "v1-secret", "V2": "v2-secret"}
+    for i, (user, password) in enumerate(users.items()):
+        subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []), str(passwords),
+                        user, password], check=True, capture_output=True)
+    acl = tmp_path / "acl"
+    acl.write_text(ACL)
+    passwords.chmod(0o600)
+    acl.chmod(0o600)
+    down = "fleet/v1/dev/V2/down/cmd"
+    with Broker(allow_anonymous="false", password_file=passwords, acl_file=acl,
+                use_username_as_clientid="true") as broker:
+        v2_events, hub_events_, thief_events = [], [], []
+        v2 = mqtt_client(broker, "V2", "V2", users["V2"], False, v2_events)
+        v2.subscribe(down, qos=1)
+        hub = mqtt_client(broker, "hub", "hub", users["hub"], False, hub_events_)
+        hub.publish(down, b"live-1", qos=1).wait_for_publish(10)
+        wait_for(lambda: ("message", down, b"live-1") in v2_events, 10, "V2 gets live-1")
+
+        # V1 logs in with its own password and asks for client id V2, clean start
+        thief = mqtt_client(broker, "V2", "V1", users["V1"], True, thief_events)
+        time.sleep(1)
+        assert not any(e[0] == "disconnect" for e in v2_events), \
+            f"V2 was knocked offline by V1 using its client id: {v2_events}"
+        hub.publish(down, b"live-2", qos=1).wait_for_publish(10)
+        wait_for(lambda: ("message", down, b"live-2") in v2_events, 10,
+                 "V2 still subscribed after the takeover attempt")
+        close(thief)
+
+        # V2 away: messages queue in its session; V1 tries again meanwhile
+        close(v2)
+        for i in range(3):
+            hub.publish(down, f"queued-{i}".encode(), qos=1).wait_for_publish(10)
+        thief_events.clear()
+        thief = mqtt_client(broker, "V2", "V1", users["V1"], True, thief_events)
+        time.sleep(0.5)
+        close(thief)
+        assert not any(e[0] == "message" and e[1] == down for e in thief_events), thief_events
+
+        v2_events.clear()
+        v2 = mqtt_client(broker, "V2", "V2", users["V2"], False, v2_events)
+        try:
+            assert v2_events[0][:2] == ("connect", 1), f"V2's session was dropped: {v2_events}"
+            wait_for(lambda: [e[2] for e in v2_events if e[0] == "message"] ==
+                     [b"queued-0", b"queued-1", b"queued-2"], 10,
+                     f"V2's queued messages after the takeover attempt: {v2_events}")
+        finally:
+            close(v2)
+            close(hub)
