@@ -44,6 +44,8 @@ int domain_on_event(hub_txn *t, const hub_origin *o, const fl_msg *m) {
   }
 }
 
+int domain_on_presence(hub_txn *t, const char *device) { return vehicle_on_presence(t, device); }
+
 int domain_on_payment(hub_txn *t, const pay_result *res) { return saga_on_result(t, &owners, res); }
 
 int domain_resume(hub_txn *t, step_status status) { return saga_resume(t, &owners, status); }

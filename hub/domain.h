@@ -14,6 +14,10 @@
  * fl_err when the store failed. */
 int domain_on_event(hub_txn *t, const hub_origin *o, const fl_msg *m);
 
+/* A device came online (hello) or went away (its will): what shows its
+ * presence is published again. */
+int domain_on_presence(hub_txn *t, const char *device);
+
 /* A payment call finished: the saga hands it to its owner. */
 int domain_on_payment(hub_txn *t, const pay_result *res);
 

@@ -48,7 +48,11 @@ int publish_vehicle(hub_txn *t, const hub_vehicle *v, vehicle_state from, const 
     s->lat = v->lat;
     s->lon = v->lon;
   }
-  int rc = state(t, &m, "vehicle", v->id);
+  hub_device d; /* the vehicle's own agent: is it connected? */
+  int rc = hub_store_device_get(t->store, v->id, &d);
+  if (rc != FL_OK && rc != FL_ERR_NOT_FOUND) return rc;
+  s->online = rc == FL_OK && d.online;
+  rc = state(t, &m, "vehicle", v->id);
   return rc == FL_OK ? notify(t, "vehicle", v->id, vehicle_state_name(from),
                               vehicle_state_name(v->state), text)
                      : rc;

@@ -70,6 +70,7 @@ static int on_hello(hub_txn *t, const fl_msg *m) {
   int rc = downlink_device(t, m->env.dev, &d);
   if (rc != FL_OK) return rc;
   const fl_hello *h = &m->body.hello;
+  bool was_online = d.online;
   model_copy(d.role, fl_role_name(h->role));
   d.boot = m->env.boot;
   d.online = true;
@@ -78,6 +79,7 @@ static int on_hello(hub_txn *t, const fl_msg *m) {
   if (rc == FL_OK) rc = hub_store_device_put(t->store, &d);
   if (rc == FL_OK) rc = send_sync(t, &d);
   if (rc == FL_OK) rc = downlink_resend(t, d.id, h->applied);
+  if (rc == FL_OK && !was_online) rc = domain_on_presence(t, d.id);
   effects_sync_once(t->fx, d.id); /* no second sync for a gap in this batch */
   fl_info("hello device=%s role=%s boot=%llu last_seq=%llu watermark=%llu applied=%llu", d.id,
           d.role, (unsigned long long)d.boot, (unsigned long long)h->last_seq,
@@ -89,7 +91,9 @@ static int on_presence(hub_txn *t, const fl_msg *m) {
   hub_device d;
   int rc = downlink_device(t, m->env.dev, &d);
   if (rc != FL_OK) return rc;
+  bool went_away = false;
   if (m->env.type == FL_MSG_OFFLINE) {
+    went_away = d.online;
     d.online = false;
     fl_info("offline device=%s", d.id);
   } else { /* device_ack */
@@ -97,7 +101,8 @@ static int on_presence(hub_txn *t, const fl_msg *m) {
     if (rc != FL_OK) return rc;
   }
   d.last_seen_ms = t->now_ms;
-  return hub_store_device_put(t->store, &d);
+  rc = hub_store_device_put(t->store, &d);
+  return rc == FL_OK && went_away ? domain_on_presence(t, d.id) : rc;
 }
 
 /* Applies a sequenced event once, in order. */

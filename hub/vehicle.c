@@ -71,6 +71,13 @@ int vehicle_on_telemetry(hub_txn *t, const hub_origin *o, const fl_msg *m) {
   return rc == FL_OK ? publish_vehicle(t, &v, v.state, NULL) : rc;
 }
 
+int vehicle_on_presence(hub_txn *t, const char *device) {
+  hub_vehicle v;
+  int rc = hub_store_vehicle_get(t->store, device, &v);
+  if (rc == FL_ERR_NOT_FOUND) return FL_OK;
+  return rc == FL_OK ? publish_vehicle(t, &v, v.state, NULL) : rc;
+}
+
 int vehicle_register(hub_txn *t, const char *id, const char *name, const char *station,
                      int64_t rate_cents, char *msg, size_t cap) {
   if (!fl_id_valid(id) || rate_cents < 0) {

@@ -21,6 +21,10 @@ int vehicle_of_sender(hub_txn *t, const hub_origin *o, hub_vehicle *v);
  * (and recorded in the change log) at most once per telemetry_publish_ms. */
 int vehicle_on_telemetry(hub_txn *t, const hub_origin *o, const fl_msg *m);
 
+/* The vehicle's agent connected or went away: its retained state (which
+ * carries `online`) is published again. Not a vehicle: nothing to do. */
+int vehicle_on_presence(hub_txn *t, const char *device);
+
 /* Operator: registers a vehicle (id, name, station, rate) AVAILABLE, or
  * retires one that no rental holds. msg gets a sentence. */
 int vehicle_register(hub_txn *t, const char *id, const char *name, const char *station,

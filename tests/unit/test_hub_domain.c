@@ -576,6 +576,17 @@ static void device_protocol(void) {
   uint64_t n = 0;
   char where[200];
   CHECK(hub_store_readmodel_check(f.st, &n, where, sizeof where) == FL_OK && n == 0);
+  /* presence: the vehicle's retained state says whether its agent is connected */
+  fl_msg will;
+  fl_msg_init(&will, FL_MSG_OFFLINE);
+  CHECK(send_on(&f, "V1", FL_CH_UP_WILL, &will) == FL_OK);
+  const fl_msg *vs = published(&f, FL_MSG_VEHICLE_STATE, NULL);
+  CHECK(vs && !vs->body.vehicle_state.online && strcmp(vs->body.vehicle_state.state, "AVAILABLE") == 0);
+  CHECK(notice(&f, "vehicle") == NULL); /* not a change of the vehicle's state */
+  hello.env.seq = 0;
+  CHECK(send_on(&f, "V1", FL_CH_UP_HELLO, &hello) == FL_OK);
+  vs = published(&f, FL_MSG_VEHICLE_STATE, NULL);
+  CHECK(vs && vs->body.vehicle_state.online);
   teardown(&f);
 }
 
