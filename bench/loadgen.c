@@ -56,7 +56,7 @@ typedef struct conn {
   void *ctx;
 } conn;
 
-static void conn_published(void *ctx, uint64_t tag, int rc) {
+static void conn_published(void *ctx, uint64_t tag, fl_err rc) {
   conn *c = ctx;
   (void)tag;
   (void)rc;
