@@ -63,7 +63,7 @@ static void on_lost(void *ctx, const char *cause) {
 }
 
 /* Lock-free: it only counts the window down (atomics), on every PUBACK. */
-static void on_published(void *ctx, uint64_t tag, int rc) { uplink__published(ctx, tag, rc); }
+static void on_published(void *ctx, uint64_t tag, fl_err rc) { uplink__published(ctx, tag, rc); }
 
 /* Builds topics and the MQTT client of a. */
 static int agent_mqtt_create(fl_agent *a, const agent_config *cfg) {

@@ -126,7 +126,7 @@ void uplink__unlock_publish(fl_agent *a);
 /* Timers: hello without sync, acks not progressing. */
 void uplink__timers(fl_agent *a, int64_t now_ms);
 /* A PUBACK (or failure) for tag arrived. Lock-free: call WITHOUT a->lock. */
-void uplink__published(fl_agent *a, uint64_t tag, int rc);
+void uplink__published(fl_agent *a, uint64_t tag, fl_err rc);
 /* The hub's sync arrived: adopt its watermark and resend after it. */
 void uplink__synced(fl_agent *a, const fl_sync *s, int64_t now_ms);
 /* The hub's cumulative ack arrived. */

@@ -1,5 +1,6 @@
 /* `fleet-agent ctl`: one request to the daemon's control socket. */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,21 +9,29 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "fleet/cli.h"
 #include "fleet/error.h"
 #include "settings.h"
 
 #define CTL_ANSWER_MAX (256 * 1024)
 
+#define CTL_PROG "fleet-agent ctl"
+
+static void client_help(void) {
+  printf("usage: fleet-agent ctl [--socket PATH | --config FILE] COMMAND [ARGS...]\n"
+         "  Sends one command to a running agent's control socket (docs/agent.md).\n"
+         "  --socket PATH  the socket (default: $FLEET_AGENT_CONTROL_SOCKET)\n"
+         "  --config FILE  the agent's INI file: its [control] socket\n"
+         "commands: status | rent VEHICLE CUSTOMER MINUTES [RENTAL_ID] [--wait S] |\n"
+         "  cancel RENTAL [--wait S] | return RENTAL [--wait S] |\n"
+         "  book VEHICLE CUSTOMER START_MS END_MS [BOOKING_ID] [--wait S] |\n"
+         "  decision RENTAL | fault DTC[,DTC] SEVERITY [TEXT] | telemetry ODO_M ENERGY LAT LON |\n"
+         "  unlock CUSTOMER | lock | bookings\n");
+}
+
+/* Prints why as a usage error; returns CTL_USAGE (2, like FL_CLI_USAGE). */
 static int client_usage(const char *why) {
-  fprintf(stderr,
-          "fleet-agent ctl: %s\n"
-          "usage: fleet-agent ctl [--socket PATH | --config FILE] COMMAND [ARGS...]\n"
-          "commands: status | rent VEHICLE CUSTOMER MINUTES [RENTAL_ID] [--wait S] |\n"
-          "  cancel RENTAL [--wait S] | return RENTAL [--wait S] |\n"
-          "  book VEHICLE CUSTOMER START_MS END_MS [BOOKING_ID] [--wait S] |\n"
-          "  decision RENTAL | fault DTC[,DTC] SEVERITY [TEXT] | telemetry ODO_M ENERGY LAT LON |\n"
-          "  unlock CUSTOMER | lock | bookings\n",
-          why);
+  fl_cli_usage_error(CTL_PROG, "%s", why);
   return CTL_USAGE;
 }
 
@@ -89,22 +98,37 @@ static int print_answer(char *buf, size_t len) {
 int ctl_client_main(int argc, char **argv) {
   const char *socket_path = getenv("FLEET_AGENT_CONTROL_SOCKET");
   agent_settings settings;
-  int i = 0;
-  for (; i < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
-    if (i + 1 >= argc) return client_usage("option without a value");
-    if (strcmp(argv[i], "--socket") == 0) {
-      socket_path = argv[i + 1];
-    } else if (strcmp(argv[i], "--config") == 0) {
+  static const struct option long_opts[] = {{"socket", required_argument, NULL, 's'},
+                                            {"config", required_argument, NULL, 'c'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+  /* argv[0] is the first word after "ctl" and argv[-1] is "ctl" itself
+   * (agent/main.c): getopt_long starts at its argv[1], so it gets the words
+   * from "ctl" on. Options come before the command only ('+'): a "--wait S"
+   * after the command goes to the agent. */
+  argc++;
+  argv--;
+  optind = 1;
+  opterr = 0;
+  for (int opt; (opt = getopt_long(argc, argv, "+:h", long_opts, NULL)) != -1;) {
+    if (opt == 's') {
+      socket_path = optarg;
+    } else if (opt == 'c') {
       char err[256];
-      if (agent_settings_load(argv[i + 1], &settings, err, sizeof err) != FL_OK) {
+      if (agent_settings_load(optarg, &settings, err, sizeof err) != FL_OK) {
         fprintf(stderr, "fleet-agent ctl: %s\n", err);
         return CTL_USAGE;
       }
       socket_path = settings.socket_path;
+    } else if (opt == 'h') {
+      client_help();
+      return CTL_OK;
     } else {
-      return client_usage("unknown option");
+      fl_cli_bad_option(CTL_PROG, opt, argv);
+      return CTL_USAGE;
     }
   }
+  int i = optind;
   if (!socket_path || !socket_path[0]) return client_usage("no --socket PATH");
   if (i >= argc) return client_usage("no command");
   char request[CTL_LINE_MAX + 1];

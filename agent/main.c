@@ -4,6 +4,7 @@
  * the broker URI asks for TLS. */
 #include <MQTTAsync.h>
 #include <errno.h>
+#include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
 #include <malloc.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "fleet/cli.h"
 #include "fleet/clock.h"
 #include "fleet/db.h"
 #include "fleet/error.h"
@@ -29,11 +31,19 @@ static void on_signal(int sig) {
   stop_requested = 1;
 }
 
-static int usage(void) {
-  fprintf(stderr, "usage: fleet-agent run [--config FILE]\n"
-                  "       fleet-agent ctl [--socket PATH | --config FILE] COMMAND [ARGS...]\n"
-                  "Settings come from FILE and FLEET_AGENT_<SECTION>_<KEY> (docs/agent.md).\n");
-  return 2;
+#ifdef FLEET_AGENT_TLS
+#define PROG "fleet-agent-tls"
+#else
+#define PROG "fleet-agent"
+#endif
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: fleet-agent run [--config FILE]\n"
+             "       fleet-agent ctl [--socket PATH | --config FILE] COMMAND [ARGS...]\n"
+             "       fleet-agent --help | --version\n"
+             "  run   runs the device agent until SIGINT or SIGTERM\n"
+             "  ctl   sends one command to a running agent (fleet-agent ctl --help)\n"
+             "Settings come from FILE and FLEET_AGENT_<SECTION>_<KEY> (docs/agent.md).\n");
 }
 
 static void install_signals(void) {
@@ -142,13 +152,56 @@ out:
   return rc;
 }
 
-int main(int argc, char **argv) {
-  fl_log_set_component("agent");
-  if (argc >= 2 && strcmp(argv[1], "run") == 0) {
-    if (argc == 2) return run(NULL, argv);
-    if (argc == 4 && strcmp(argv[2], "--config") == 0) return run(argv[3], argv);
-    return usage();
+enum { OPT_VERSION = 256 };
+
+/* `fleet-agent run [--config FILE]`: argv[0] is "run". Returns the exit
+ * status; full_argv goes on to fleet-agent-tls unchanged. */
+static int run_main(int argc, char **argv, char **full_argv) {
+  static const struct option long_opts[] = {{"config", required_argument, NULL, 'c'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {"version", no_argument, NULL, OPT_VERSION},
+                                            {NULL, 0, NULL, 0}};
+  const char *config_path = NULL;
+  optind = 1;
+  for (int opt; (opt = getopt_long(argc, argv, "+:h", long_opts, NULL)) != -1;) {
+    switch (opt) {
+    case 'c':
+      config_path = optarg;
+      break;
+    case 'h':
+      usage(stdout);
+      return 0;
+    case OPT_VERSION:
+      return fl_cli_version(PROG);
+    default:
+      return fl_cli_bad_option(PROG " run", opt, argv);
+    }
   }
-  if (argc >= 2 && strcmp(argv[1], "ctl") == 0) return ctl_client_main(argc - 2, argv + 2);
-  return usage();
+  if (optind < argc) return fl_cli_usage_error(PROG " run", "unexpected argument '%s'", argv[optind]);
+  return run(config_path, full_argv);
+}
+
+int main(int argc, char **argv) {
+  static const struct option long_opts[] = {{"help", no_argument, NULL, 'h'},
+                                            {"version", no_argument, NULL, OPT_VERSION},
+                                            {NULL, 0, NULL, 0}};
+  fl_log_set_component("agent");
+  opterr = 0;
+  /* options before the command only: '+' stops at the first word */
+  for (int opt; (opt = getopt_long(argc, argv, "+:h", long_opts, NULL)) != -1;) {
+    switch (opt) {
+    case 'h':
+      usage(stdout);
+      return 0;
+    case OPT_VERSION:
+      return fl_cli_version(PROG);
+    default:
+      return fl_cli_bad_option(PROG, opt, argv);
+    }
+  }
+  if (optind >= argc) return fl_cli_usage_error(PROG, "no command (run or ctl)");
+  const char *command = argv[optind];
+  if (strcmp(command, "run") == 0) return run_main(argc - optind, argv + optind, argv);
+  if (strcmp(command, "ctl") == 0) return ctl_client_main(argc - optind - 1, argv + optind + 1);
+  return fl_cli_usage_error(PROG, "unknown command '%s' (run or ctl)", command);
 }

@@ -228,14 +228,14 @@ void uplink__timers(fl_agent *a, int64_t now_ms) {
   }
 }
 
-void uplink__published(fl_agent *a, uint64_t tag, int rc) {
+void uplink__published(fl_agent *a, uint64_t tag, fl_err rc) {
   if (tag >> AGENT_TAG_SEQ_BITS != AGENT_TAG_GEN(a->gen)) return; /* older generation */
   int n = atomic_load(&a->inflight);
   while (n > 0 && !atomic_compare_exchange_weak(&a->inflight, &n, n - 1)) {
   }
-  if (rc != 0) {
-    fl_warn("%s publish of seq=%" PRIu64 " failed rc=%d (resent after a resync)", a->id,
-            tag & TAG_SEQ_MASK, rc);
+  if (rc != FL_OK) {
+    fl_warn("%s publish of seq=%" PRIu64 " failed: %s (resent after a resync)", a->id,
+            tag & TAG_SEQ_MASK, fl_strerror(rc));
     a->publish_failed = true;
   }
 }

@@ -9,34 +9,53 @@
  * The i-th event (seq i on a fresh store) carries the single DTC "B<i>", so
  * that the hub's copy can be checked for loss, duplicates and order. Prints
  * key=value lines: backlog_events, backlog_next_seq, backlog_fill_seconds. */
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fleet/agent.h"
+#include "fleet/cli.h"
 #include "fleet/clock.h"
 #include "fleet/error.h"
 #include "fleet/log.h"
 
-static int usage(void) {
-  fprintf(stderr, "usage: fleet-backlog --db PATH --id DEV --count N"
-                  " [--durability off|normal|full]\n");
-  return 2;
+static void usage(FILE *f) {
+  fprintf(f, "usage: fleet-backlog --db PATH --id DEV --count N [--durability off|normal|full]\n"
+             "  Fills an offline agent's store with N fault events (bench/run resync).\n"
+             "  --help, --version\n");
 }
 
 int main(int argc, char **argv) {
+  enum { OPT_VERSION = 256 };
+  static const struct option long_opts[] = {
+      {"db", required_argument, NULL, 'd'},         {"id", required_argument, NULL, 'i'},
+      {"count", required_argument, NULL, 'n'},      {"durability", required_argument, NULL, 's'},
+      {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, OPT_VERSION},
+      {NULL, 0, NULL, 0}};
   const char *db = NULL, *id = NULL, *durability = "off";
   long count = 0;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (strcmp(argv[i], "--db") == 0) db = argv[i + 1];
-    else if (strcmp(argv[i], "--id") == 0) id = argv[i + 1];
-    else if (strcmp(argv[i], "--count") == 0) count = strtol(argv[i + 1], NULL, 10);
-    else if (strcmp(argv[i], "--durability") == 0) durability = argv[i + 1];
-    else return usage();
+  char *end = NULL;
+  opterr = 0;
+  for (int opt; (opt = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1;) {
+    switch (opt) {
+    case 'd': db = optarg; break;
+    case 'i': id = optarg; break;
+    case 'n': count = strtol(optarg, &end, 10); break;
+    case 's': durability = optarg; break;
+    case 'h': usage(stdout); return 0;
+    case OPT_VERSION: return fl_cli_version("fleet-backlog");
+    default: return fl_cli_bad_option("fleet-backlog", opt, argv);
+    }
   }
+  if (optind < argc)
+    return fl_cli_usage_error("fleet-backlog", "unexpected argument '%s'", argv[optind]);
   int sync = fl_db_sync_from_name(durability);
-  if (!db || !id || count <= 0 || count > 10000000 || sync < 0 || argc % 2 == 0) return usage();
+  if (!db || !id) return fl_cli_usage_error("fleet-backlog", "--db PATH and --id DEV are required");
+  if ((end && *end) || count <= 0 || count > 10000000)
+    return fl_cli_usage_error("fleet-backlog", "--count takes 1..10000000");
+  if (sync < 0) return fl_cli_usage_error("fleet-backlog", "--durability takes off, normal or full");
   fl_log_set_component("backlog");
   fl_log_set_level(FL_LOG_WARN); /* the agent logs one line per event at info */
   agent_config cfg = {.id = id,

@@ -14,6 +14,7 @@
  *       W unacked per device; prints events acknowledged per second.
  *
  * Every figure is printed as key=value, the headline last. */
+#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fleet/cli.h"
 #include "fleet/clock.h"
 #include "fleet/error.h"
 #include "fleet/log.h"
@@ -56,7 +58,7 @@ typedef struct conn {
   void *ctx;
 } conn;
 
-static void conn_published(void *ctx, uint64_t tag, int rc) {
+static void conn_published(void *ctx, uint64_t tag, fl_err rc) {
   conn *c = ctx;
   (void)tag;
   (void)rc;
@@ -401,33 +403,71 @@ static int run_ingest(const options *o) {
   return acked_total == sent_total ? 0 : 1;
 }
 
+static void usage(FILE *f) {
+  fprintf(f, "usage: fleet-loadgen baseline|saga|ingest --broker URI [options]\n"
+             "  --broker URI    the broker (required)\n"
+             "  --count N       baseline: messages (default 100000)\n"
+             "  --window N      publishes in flight (default 256)\n"
+             "  --size N        baseline: payload bytes (default 200)\n"
+             "  --lanes N       saga: kiosks, one request in flight each (default 100)\n"
+             "  --devices N     ingest: vehicles (default 100)\n"
+             "  --seconds S     saga, ingest: duration (default 10)\n"
+             "  --rate R        saga: requests per second, 0 as fast as answers come (default 0)\n"
+             "  --prefix P      device id prefix (default B-)\n"
+             "  --help, --version\n"
+             "Prints key=value lines (bench/README.md).\n");
+}
+
+/* Parses the value of --name as a number, or exits with a usage error. */
+static double number(const char *name, const char *v) {
+  char *end;
+  double x = strtod(v, &end);
+  if (!*v || *end) exit(fl_cli_usage_error("fleet-loadgen", "--%s needs a number", name));
+  return x;
+}
+
 int main(int argc, char **argv) {
+  enum { OPT_VERSION = 256 };
+  static const struct option long_opts[] = {
+      {"broker", required_argument, NULL, 'b'}, {"count", required_argument, NULL, 'n'},
+      {"window", required_argument, NULL, 'w'}, {"size", required_argument, NULL, 's'},
+      {"lanes", required_argument, NULL, 'l'},  {"devices", required_argument, NULL, 'd'},
+      {"seconds", required_argument, NULL, 't'}, {"rate", required_argument, NULL, 'r'},
+      {"prefix", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0}};
   options o = {.prefix = "B-", .count = 100000, .window = 256, .size = 200, .lanes = 100, .devices = 100,
                .seconds = 10, .rate = 0};
-  if (argc < 2) goto usage;
-  o.mode = argv[1];
-  for (int i = 2; i + 1 < argc; i += 2) {
-    const char *k = argv[i], *v = argv[i + 1];
-    if (!strcmp(k, "--broker")) o.broker = v;
-    else if (!strcmp(k, "--count")) o.count = atol(v);
-    else if (!strcmp(k, "--window")) o.window = atol(v);
-    else if (!strcmp(k, "--size")) o.size = atol(v);
-    else if (!strcmp(k, "--lanes")) o.lanes = atol(v);
-    else if (!strcmp(k, "--devices")) o.devices = atol(v);
-    else if (!strcmp(k, "--seconds")) o.seconds = atof(v);
-    else if (!strcmp(k, "--rate")) o.rate = atof(v);
-    else if (!strcmp(k, "--prefix")) o.prefix = v;
-    else goto usage;
+  opterr = 0;
+  for (int opt, idx = -1; (opt = getopt_long(argc, argv, ":h", long_opts, &idx)) != -1; idx = -1) {
+    const char *name = idx >= 0 ? long_opts[idx].name : "";
+    switch (opt) {
+    case 'b': o.broker = optarg; break;
+    case 'n': o.count = (long)number(name, optarg); break;
+    case 'w': o.window = (long)number(name, optarg); break;
+    case 's': o.size = (long)number(name, optarg); break;
+    case 'l': o.lanes = (long)number(name, optarg); break;
+    case 'd': o.devices = (long)number(name, optarg); break;
+    case 't': o.seconds = number(name, optarg); break;
+    case 'r': o.rate = number(name, optarg); break;
+    case 'p': o.prefix = optarg; break;
+    case 'h': usage(stdout); return 0;
+    case OPT_VERSION: return fl_cli_version("fleet-loadgen");
+    default: return fl_cli_bad_option("fleet-loadgen", opt, argv);
+    }
   }
-  if (!o.broker || o.window < 1 || o.window > MAX_INFLIGHT || o.size < 1 || o.lanes < 1 ||
-      o.devices < 1 || o.count < 1)
-    goto usage;
+  if (optind >= argc) return fl_cli_usage_error("fleet-loadgen", "no mode (baseline, saga or ingest)");
+  if (optind + 1 < argc)
+    return fl_cli_usage_error("fleet-loadgen", "unexpected argument '%s'", argv[optind + 1]);
+  o.mode = argv[optind];
+  if (!o.broker) return fl_cli_usage_error("fleet-loadgen", "--broker URI is required");
+  if (o.window < 1 || o.window > MAX_INFLIGHT || o.size < 1 || o.lanes < 1 || o.devices < 1 ||
+      o.count < 1)
+    return fl_cli_usage_error("fleet-loadgen", "--window must be 1..%d, --size, --lanes, --devices"
+                              " and --count at least 1", MAX_INFLIGHT);
   fl_log_set_component("loadgen");
   if (!getenv("FLEET_LOG_LEVEL")) fl_log_set_level(FL_LOG_WARN);
   if (!strcmp(o.mode, "baseline")) return run_baseline(&o);
   if (!strcmp(o.mode, "saga")) return run_saga(&o);
   if (!strcmp(o.mode, "ingest")) return run_ingest(&o);
-usage:
-  fprintf(stderr, "usage: fleet-loadgen baseline|saga|ingest --broker URI [options] (see bench/loadgen.c)\n");
-  return 2;
+  return fl_cli_usage_error("fleet-loadgen", "unknown mode '%s' (baseline, saga or ingest)", o.mode);
 }

@@ -51,12 +51,23 @@ int sim_hub_call(const char *base_url, const char *method, const char *path, con
   return (int)status;
 }
 
+int sim_hub_post_vehicle(const char *base_url, const char *vehicle, const char *name,
+                         const char *station, int64_t rate_cents) {
+  cJSON *j = cJSON_CreateObject();
+  char *body = NULL;
+  if (j && cJSON_AddStringToObject(j, "id", vehicle) && cJSON_AddStringToObject(j, "name", name) &&
+      cJSON_AddStringToObject(j, "station", station) &&
+      cJSON_AddNumberToObject(j, "rate_cents", (double)rate_cents))
+    body = cJSON_PrintUnformatted(j);
+  cJSON_Delete(j);
+  int status = body ? sim_hub_call(base_url, "POST", "/v1/vehicles", body, NULL) : 0;
+  cJSON_free(body);
+  return status;
+}
+
 int sim_hub_register(const char *base_url, const char *vehicle, const char *name,
                      const char *station, int64_t rate_cents) {
-  char body[512];
-  snprintf(body, sizeof body, "{\"id\":\"%s\",\"name\":\"%s\",\"station\":\"%s\",\"rate_cents\":%lld}",
-           vehicle, name, station, (long long)rate_cents);
-  int status = sim_hub_call(base_url, "POST", "/v1/vehicles", body, NULL);
+  int status = sim_hub_post_vehicle(base_url, vehicle, name, station, rate_cents);
   return status == 201 || status == 409 ? FL_OK : FL_ERR_UNAVAILABLE;
 }
 

@@ -14,6 +14,12 @@
 int sim_hub_call(const char *base_url, const char *method, const char *path, const char *body,
                  cJSON **out);
 
+/* POSTs a vehicle to /v1/vehicles (the body built with cJSON, so that any
+ * text is escaped). Returns the HTTP status, 0 when the hub could not be
+ * reached or the body could not be built (out of memory). */
+int sim_hub_post_vehicle(const char *base_url, const char *vehicle, const char *name,
+                         const char *station, int64_t rate_cents);
+
 /* Registers a vehicle; returns FL_OK, or FL_OK too when it exists already
  * (a rerun of the simulator), else FL_ERR_UNAVAILABLE. */
 int sim_hub_register(const char *base_url, const char *vehicle, const char *name,

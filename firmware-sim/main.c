@@ -1,5 +1,6 @@
 /* fleet-sim: runs a simulated fleet against a broker and a hub. */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "fleet/cli.h"
 #include "fleet/log.h"
 #include "fleet/error.h"
 #include "script.h"
@@ -57,17 +59,18 @@ static void usage(FILE *f) {
           "  --restart-hub N         N hub restarts, each by running --restart-hub-cmd\n"
           "  --restart-broker N      N broker restarts, each by --restart-broker-cmd\n"
           "  --restart-hub-cmd CMD   shell command run as 'CMD term' or 'CMD kill'\n"
-          "  --restart-broker-cmd CMD\n");
+          "  --restart-broker-cmd CMD\n"
+          "  --help                  this text\n"
+          "  --version               the version of fleet-sim\n");
 }
 
-/* Parses a number option or exits with a message. */
+/* Parses the value of option opt as a number in [min, max], or exits with
+ * a usage error. */
 static double number(const char *opt, const char *v, double min, double max) {
   char *end;
   double x = v ? strtod(v, &end) : 0;
-  if (!v || *end || x < min || x > max) {
-    fprintf(stderr, "fleet-sim: %s needs a number between %g and %g\n", opt, min, max);
-    exit(2);
-  }
+  if (!v || !*v || *end || x < min || x > max)
+    exit(fl_cli_usage_error("fleet-sim", "--%s needs a number between %g and %g", opt, min, max));
   return x;
 }
 
@@ -95,73 +98,109 @@ int main(int argc, char **argv) {
                    .kiosks = 2, .duration_s = 30, .rate = 1, .cancel_share = 0.2, .late_share = 0.1, .book_share = 0.1, .minute_ms = 60000,
                    .fault_per_min = 0.5, .ride_min_s = 3, .ride_max_s = 10, .telemetry_s = 2,
                    .seed = 1, .mechanic = true, .faults = {.power_off_s = 2}};
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--broker") && v) o.broker_uri = argv[++i];
-    else if (!strcmp(a, "--hub") && v) o.hub_url = argv[++i];
-    else if (!strcmp(a, "--state-dir") && v) o.state_dir = argv[++i];
-    else if (!strcmp(a, "--vehicles")) o.vehicles = (int)number(a, argv[++i], 1, 100000);
-    else if (!strcmp(a, "--kiosks")) o.kiosks = (int)number(a, argv[++i], 1, 100000);
-    else if (!strcmp(a, "--duration")) o.duration_s = number(a, argv[++i], 0, 1e7);
-    else if (!strcmp(a, "--rate")) o.rate = number(a, argv[++i], 0, 1e6);
-    else if (!strcmp(a, "--late-share")) o.late_share = number(a, argv[++i], 0, 1);
-    else if (!strcmp(a, "--book-share")) o.book_share = number(a, argv[++i], 0, 1);
-    else if (!strcmp(a, "--minute-ms")) o.minute_ms = number(a, argv[++i], 1, 3600000);
-    else if (!strcmp(a, "--cancel-share")) o.cancel_share = number(a, argv[++i], 0, 1);
-    else if (!strcmp(a, "--faults-per-min")) o.fault_per_min = number(a, argv[++i], 0, 1e4);
-    else if (!strcmp(a, "--telemetry")) o.telemetry_s = number(a, argv[++i], 0.05, 1e5);
-    else if (!strcmp(a, "--seed")) o.seed = (unsigned)number(a, argv[++i], 0, 4294967295.0);
-    else if (!strcmp(a, "--ride") && v) {
-      if (sscanf(argv[++i], "%lf%*[.]%lf", &o.ride_min_s, &o.ride_max_s) != 2 ||
-          o.ride_min_s < 0 || o.ride_max_s < o.ride_min_s) {
-        fprintf(stderr, "fleet-sim: --ride takes MIN..MAX seconds, e.g. 3..10\n");
-        return 2;
-      }
-    } else if (!strcmp(a, "--cut") && v) {
-      if (sscanf(argv[++i], "%lf:%lf", &o.faults.cut_share, &o.faults.cut_s) != 2 ||
-          o.faults.cut_share < 0 || o.faults.cut_share > 1 || o.faults.cut_s <= 0) {
-        fprintf(stderr, "fleet-sim: --cut takes SHARE:SECONDS, e.g. 0.2:5\n");
-        return 2;
-      }
-    } else if (!strcmp(a, "--power-cut") && v) {
-      if (sscanf(argv[++i], "%d:%lf", &o.faults.power_cuts, &o.faults.power_off_s) < 1 ||
-          o.faults.power_cuts < 0 || o.faults.power_off_s < 0) {
-        fprintf(stderr, "fleet-sim: --power-cut takes N or N:SECONDS, e.g. 3:2\n");
-        return 2;
-      }
-    } else if (!strcmp(a, "--skew") && v) {
+  enum {
+    OPT_BROKER = 256, OPT_HUB, OPT_STATE_DIR, OPT_VEHICLES, OPT_KIOSKS, OPT_DURATION, OPT_RATE,
+    OPT_LATE_SHARE, OPT_BOOK_SHARE, OPT_MINUTE_MS, OPT_CANCEL_SHARE, OPT_FAULTS_PER_MIN,
+    OPT_TELEMETRY, OPT_SEED, OPT_RIDE, OPT_CUT, OPT_POWER_CUT, OPT_SKEW, OPT_RESTART_HUB,
+    OPT_RESTART_BROKER, OPT_RESTART_HUB_CMD, OPT_RESTART_BROKER_CMD, OPT_CONNECT_RATE,
+    OPT_SCRIPT, OPT_PREFIX, OPT_HUB_STATE, OPT_REGISTER, OPT_NO_MECHANIC, OPT_QUIET,
+    OPT_LATENCY_FILE, OPT_VERSION
+  };
+  static const struct option long_opts[] = {
+      {"broker", required_argument, NULL, OPT_BROKER},
+      {"hub", required_argument, NULL, OPT_HUB},
+      {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+      {"vehicles", required_argument, NULL, OPT_VEHICLES},
+      {"kiosks", required_argument, NULL, OPT_KIOSKS},
+      {"duration", required_argument, NULL, OPT_DURATION},
+      {"rate", required_argument, NULL, OPT_RATE},
+      {"late-share", required_argument, NULL, OPT_LATE_SHARE},
+      {"book-share", required_argument, NULL, OPT_BOOK_SHARE},
+      {"minute-ms", required_argument, NULL, OPT_MINUTE_MS},
+      {"cancel-share", required_argument, NULL, OPT_CANCEL_SHARE},
+      {"faults-per-min", required_argument, NULL, OPT_FAULTS_PER_MIN},
+      {"telemetry", required_argument, NULL, OPT_TELEMETRY},
+      {"seed", required_argument, NULL, OPT_SEED},
+      {"ride", required_argument, NULL, OPT_RIDE},
+      {"cut", required_argument, NULL, OPT_CUT},
+      {"power-cut", required_argument, NULL, OPT_POWER_CUT},
+      {"skew", required_argument, NULL, OPT_SKEW},
+      {"restart-hub", required_argument, NULL, OPT_RESTART_HUB},
+      {"restart-broker", required_argument, NULL, OPT_RESTART_BROKER},
+      {"restart-hub-cmd", required_argument, NULL, OPT_RESTART_HUB_CMD},
+      {"restart-broker-cmd", required_argument, NULL, OPT_RESTART_BROKER_CMD},
+      {"connect-rate", required_argument, NULL, OPT_CONNECT_RATE},
+      {"script", required_argument, NULL, OPT_SCRIPT},
+      {"prefix", required_argument, NULL, OPT_PREFIX},
+      {"hub-state", required_argument, NULL, OPT_HUB_STATE},
+      {"register", no_argument, NULL, OPT_REGISTER},
+      {"no-mechanic", no_argument, NULL, OPT_NO_MECHANIC},
+      {"quiet", no_argument, NULL, OPT_QUIET},
+      {"latency-file", required_argument, NULL, OPT_LATENCY_FILE},
+      {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, OPT_VERSION},
+      {NULL, 0, NULL, 0}};
+  opterr = 0;
+  for (int opt, idx = -1; (opt = getopt_long(argc, argv, ":h", long_opts, &idx)) != -1; idx = -1) {
+    const char *name = idx >= 0 ? long_opts[idx].name : "";
+    switch (opt) {
+    case OPT_BROKER: o.broker_uri = optarg; break;
+    case OPT_HUB: o.hub_url = optarg; break;
+    case OPT_STATE_DIR: o.state_dir = optarg; break;
+    case OPT_VEHICLES: o.vehicles = (int)number(name, optarg, 1, 100000); break;
+    case OPT_KIOSKS: o.kiosks = (int)number(name, optarg, 1, 100000); break;
+    case OPT_DURATION: o.duration_s = number(name, optarg, 0, 1e7); break;
+    case OPT_RATE: o.rate = number(name, optarg, 0, 1e6); break;
+    case OPT_LATE_SHARE: o.late_share = number(name, optarg, 0, 1); break;
+    case OPT_BOOK_SHARE: o.book_share = number(name, optarg, 0, 1); break;
+    case OPT_MINUTE_MS: o.minute_ms = number(name, optarg, 1, 3600000); break;
+    case OPT_CANCEL_SHARE: o.cancel_share = number(name, optarg, 0, 1); break;
+    case OPT_FAULTS_PER_MIN: o.fault_per_min = number(name, optarg, 0, 1e4); break;
+    case OPT_TELEMETRY: o.telemetry_s = number(name, optarg, 0.05, 1e5); break;
+    case OPT_SEED: o.seed = (unsigned)number(name, optarg, 0, 4294967295.0); break;
+    case OPT_RIDE:
+      if (sscanf(optarg, "%lf%*[.]%lf", &o.ride_min_s, &o.ride_max_s) != 2 || o.ride_min_s < 0 ||
+          o.ride_max_s < o.ride_min_s)
+        return fl_cli_usage_error("fleet-sim", "--ride takes MIN..MAX seconds, e.g. 3..10");
+      break;
+    case OPT_CUT:
+      if (sscanf(optarg, "%lf:%lf", &o.faults.cut_share, &o.faults.cut_s) != 2 ||
+          o.faults.cut_share < 0 || o.faults.cut_share > 1 || o.faults.cut_s <= 0)
+        return fl_cli_usage_error("fleet-sim", "--cut takes SHARE:SECONDS, e.g. 0.2:5");
+      break;
+    case OPT_POWER_CUT:
+      if (sscanf(optarg, "%d:%lf", &o.faults.power_cuts, &o.faults.power_off_s) < 1 ||
+          o.faults.power_cuts < 0 || o.faults.power_off_s < 0)
+        return fl_cli_usage_error("fleet-sim", "--power-cut takes N or N:SECONDS, e.g. 3:2");
+      break;
+    case OPT_SKEW:
       o.faults.skew_share = 1;
-      if (sscanf(argv[++i], "%lf:%lf", &o.faults.skew_s, &o.faults.skew_share) < 1 ||
+      if (sscanf(optarg, "%lf:%lf", &o.faults.skew_s, &o.faults.skew_share) < 1 ||
           o.faults.skew_s < -1e7 || o.faults.skew_s > 1e7 || o.faults.skew_share < 0 ||
-          o.faults.skew_share > 1) {
-        fprintf(stderr, "fleet-sim: --skew takes SECONDS or SECONDS:SHARE, e.g. -600:0.5\n");
-        return 2;
-      }
-    } else if (!strcmp(a, "--restart-hub")) o.faults.hub_restarts = (int)number(a, argv[++i], 0, 100);
-    else if (!strcmp(a, "--restart-broker")) o.faults.broker_restarts = (int)number(a, argv[++i], 0, 100);
-    else if (!strcmp(a, "--restart-hub-cmd") && v) o.faults.restart_hub_cmd = argv[++i];
-    else if (!strcmp(a, "--restart-broker-cmd") && v) o.faults.restart_broker_cmd = argv[++i];
-    else if (!strcmp(a, "--connect-rate")) o.connect_per_s = number(a, argv[++i], 0, 1e6);
-    else if (!strcmp(a, "--script") && v) script = argv[++i];
-    else if (!strcmp(a, "--prefix") && v) o.id_prefix = argv[++i];
-    else if (!strcmp(a, "--hub-state") && v) o.hub_state_dir = argv[++i];
-    else if (!strcmp(a, "--register")) o.register_vehicles = true;
-    else if (!strcmp(a, "--no-mechanic")) o.mechanic = false;
-    else if (!strcmp(a, "--quiet")) o.quiet = true;
-    else if (!strcmp(a, "--latency-file") && v) o.latency_file = argv[++i];
-    else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage(stdout);
-      return 0;
-    } else {
-      fprintf(stderr, "fleet-sim: unknown or incomplete option '%s'\n", a);
-      usage(stderr);
-      return 2;
+          o.faults.skew_share > 1)
+        return fl_cli_usage_error("fleet-sim",
+                                  "--skew takes SECONDS or SECONDS:SHARE, e.g. -600:0.5");
+      break;
+    case OPT_RESTART_HUB: o.faults.hub_restarts = (int)number(name, optarg, 0, 100); break;
+    case OPT_RESTART_BROKER: o.faults.broker_restarts = (int)number(name, optarg, 0, 100); break;
+    case OPT_RESTART_HUB_CMD: o.faults.restart_hub_cmd = optarg; break;
+    case OPT_RESTART_BROKER_CMD: o.faults.restart_broker_cmd = optarg; break;
+    case OPT_CONNECT_RATE: o.connect_per_s = number(name, optarg, 0, 1e6); break;
+    case OPT_SCRIPT: script = optarg; break;
+    case OPT_PREFIX: o.id_prefix = optarg; break;
+    case OPT_HUB_STATE: o.hub_state_dir = optarg; break;
+    case OPT_REGISTER: o.register_vehicles = true; break;
+    case OPT_NO_MECHANIC: o.mechanic = false; break;
+    case OPT_QUIET: o.quiet = true; break;
+    case OPT_LATENCY_FILE: o.latency_file = optarg; break;
+    case 'h': usage(stdout); return 0;
+    case OPT_VERSION: return fl_cli_version("fleet-sim");
+    default: return fl_cli_bad_option("fleet-sim", opt, argv);
     }
   }
-  if (!o.broker_uri) {
-    usage(stderr);
-    return 2;
-  }
+  if (optind < argc)
+    return fl_cli_usage_error("fleet-sim", "unexpected argument '%s'", argv[optind]);
+  if (!o.broker_uri) return fl_cli_usage_error("fleet-sim", "--broker URI is required");
   signal(SIGPIPE, SIG_IGN);
   /* each device holds a socket and its SQLite file, WAL and shm: take every
    * descriptor the hard limit allows */

@@ -3,6 +3,7 @@
  * Requests return at once; expect lines poll their view until it shows the
  * expected value or their timeout passes. */
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -410,12 +411,10 @@ static int do_repair(struct run *r, const sim_step *st) {
 }
 
 static int do_register(struct run *r, const char *vehicle, const sim_step *st) {
-  char body[600];
-  snprintf(body, sizeof body, "{\"id\":\"%s\",\"name\":\"%s\",\"station\":\"%s\",\"rate_cents\":%.0f}",
-           vehicle, st ? opt_text(st, "name", vehicle) : vehicle,
-           st ? opt_text(st, "station", "main") : "main",
-           st ? opt_num(st, "rate", DEFAULT_RATE_CENTS) : DEFAULT_RATE_CENTS);
-  int status = sim_hub_call(r->o->hub_url, "POST", "/v1/vehicles", body, NULL);
+  double rate = st ? opt_num(st, "rate", DEFAULT_RATE_CENTS) : DEFAULT_RATE_CENTS;
+  int status = sim_hub_post_vehicle(r->o->hub_url, vehicle, st ? opt_text(st, "name", vehicle) : vehicle,
+                                    st ? opt_text(st, "station", "main") : "main",
+                                    (int64_t)llround(rate));
   int want = st ? (int)opt_num(st, "status", 201) : 201;
   return status == want ? STEP_OK
                         : step_fail(r, STEP_FAILED, "registering %s answered HTTP %d, not %d",

@@ -1,15 +1,22 @@
 /* fleetctl: the operator command line, a small client of the hub's HTTP API
  * (hub/http.h). Every command is one HTTP request described by a row of the
  * command table; the answer is printed as aligned text, or as the hub's raw
- * JSON with --json. Exit status: 0 on success, 1 on any error. */
+ * JSON with --json. Exit status: 0 on success, 2 on a usage error, 1 on any
+ * other error; with --json every error is a JSON object on stdout,
+ * {"error": message, "code": token}: the hub's own, or one of fleetctl's
+ * (code "usage", "unreachable", "bad_answer"). */
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <curl/curl.h>
+#include <getopt.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "fleet/cli.h"
 
 #define CTL_DEFAULT_HUB "http://127.0.0.1:8080"
 #define CTL_MAX_ARGS 4
@@ -29,6 +36,33 @@ typedef struct ctl {
   int nargs;
   CURL *curl;
 } ctl;
+
+static bool json_errors; /* --json: errors go to stdout as JSON */
+
+/* Reports an error: "fleetctl: message" on stderr, or with --json
+ * {"error": message, "code": code} on stdout. Returns status. */
+__attribute__((format(printf, 3, 4))) static int fail(int status, const char *code,
+                                                      const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (!json_errors) {
+    fprintf(stderr, "fleetctl: %s\n", msg);
+    if (status == FL_CLI_USAGE)
+      fprintf(stderr, "Try 'fleetctl --help' for more information.\n");
+    return status;
+  }
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "error", msg);
+  cJSON_AddStringToObject(j, "code", code);
+  char *text = cJSON_PrintUnformatted(j);
+  printf("%s\n", text ? text : "{\"error\":\"out of memory\",\"code\":\"nomem\"}");
+  cJSON_free(text);
+  cJSON_Delete(j);
+  return status;
+}
 
 /* ---- printing ----------------------------------------------------------- */
 
@@ -67,8 +101,10 @@ static bool has_suffix(const char *s, const char *suffix) {
   return n > k && strcmp(s + n - k, suffix) == 0;
 }
 
-/* Writes the column title of key into buf: "charged_cents" -> "CHARGED". */
-static const char *title(const char *key, char *buf, size_t cap) {
+/* Writes key without its unit suffix into buf, in capitals when upper:
+ * the value is shown in the unit's format (cell()), so the suffix would
+ * name a unit the text no longer has ("rate_cents" -> "rate" or "RATE"). */
+static const char *label(const char *key, bool upper, char *buf, size_t cap) {
   size_t n = strlen(key);
   if (has_suffix(key, "_cents"))
     n -= 6;
@@ -76,9 +112,14 @@ static const char *title(const char *key, char *buf, size_t cap) {
     n -= 3;
   size_t i = 0;
   for (; i < n && i + 1 < cap; i++)
-    buf[i] = (char)toupper((unsigned char)key[i]);
+    buf[i] = upper ? (char)toupper((unsigned char)key[i]) : key[i];
   buf[i] = '\0';
   return buf;
+}
+
+/* Writes the column title of key into buf: "charged_cents" -> "CHARGED". */
+static const char *title(const char *key, char *buf, size_t cap) {
+  return label(key, true, buf, cap);
 }
 
 /* Formats member key of obj into buf (cap bytes) as its unit says; a missing
@@ -144,16 +185,18 @@ static void print_table(const cJSON *rows, const char *const *cols) {
 /* Prints an object's scalar members as "key  value" lines, then its known
  * nested lists as tables. */
 static void print_fields(const cJSON *obj) {
-  char buf[CELL_MAX];
+  char buf[CELL_MAX], name[CELL_MAX];
   int width = 0;
   const cJSON *m;
   cJSON_ArrayForEach(m, obj) {
-    if ((int)strlen(m->string) > width)
-      width = (int)strlen(m->string);
+    int n = (int)strlen(label(m->string, false, name, sizeof name));
+    if (n > width)
+      width = n;
   }
   cJSON_ArrayForEach(m, obj) {
     if (!cJSON_IsArray(m) && !cJSON_IsObject(m))
-      printf("%-*s  %s\n", width, m->string, cell(obj, m->string, buf, sizeof buf));
+      printf("%-*s  %s\n", width, label(m->string, false, name, sizeof name),
+             cell(obj, m->string, buf, sizeof buf));
   }
   for (size_t i = 0; i < sizeof nested_tables / sizeof nested_tables[0]; i++) {
     const cJSON *rows = cJSON_GetObjectItem(obj, nested_tables[i].key);
@@ -214,7 +257,7 @@ static long hub_request(ctl *c, const char *method, const char *path, const char
     *json = resp.data ? cJSON_ParseWithLength(resp.data, resp.len) : NULL;
     *raw = resp.data;
   } else {
-    fprintf(stderr, "fleetctl: cannot reach the hub at %s: %s\n", c->hub, curl_easy_strerror(rc));
+    fail(1, "unreachable", "cannot reach the hub at %s: %s", c->hub, curl_easy_strerror(rc));
     free(resp.data);
   }
   curl_slist_free_all(headers);
@@ -235,7 +278,8 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {"status", "", 0, "", "GET", "/v1/health", NULL, false},
+    {"status", "(the hub's health: broker connection, engine, payment breaker)", 0, "", "GET",
+     "/v1/health", NULL, false},
     {"vehicles", "[--state S]", 0, "state", "GET", "/v1/vehicles", vehicle_cols, true},
     {"vehicle", "ID", 1, "", "GET", "/v1/vehicles/{id}", NULL, false},
     {"register", "ID --name N --station S --rate CENTS_PER_HOUR", 1, "name station rate", "POST",
@@ -260,17 +304,23 @@ static const command commands[] = {
     {"rebuild", "(replace the read models with a rebuild from the change log)", 0, "", "POST",
      "/v1/read-models/rebuild", NULL, false},
     {"dead-letters", "[--limit N]", 0, "limit", "GET", "/v1/dead-letters", dead_letter_cols, true},
-    {"devices", "", 0, "", "GET", "/v1/devices", device_cols, false},
-    {"counters", "", 0, "", "GET", "/v1/counters", NULL, false},
+    {"devices", "(every device: role, online, sequence numbers, last seen)", 0, "", "GET",
+     "/v1/devices", device_cols, false},
+    {"counters", "(the hub's counters: events, batches, publishes, dead letters, ...)", 0, "",
+     "GET", "/v1/counters", NULL, false},
 };
 
-static int usage(FILE *to) {
-  fprintf(to, "usage: fleetctl [--hub URL] [--json] COMMAND [ARGS]\n"
-              "The hub's URL defaults to $FLEETCTL_HUB, else " CTL_DEFAULT_HUB ".\n"
-              "Commands:\n");
+/* Prints the help text on stdout; returns 0, the exit status. */
+static int usage(void) {
+  printf("usage: fleetctl [--hub URL] [--json] COMMAND [ARGS]\n"
+         "       fleetctl --help | --version\n"
+         "The hub's URL defaults to $FLEETCTL_HUB, else " CTL_DEFAULT_HUB ".\n"
+         "--json prints the hub's JSON as it is, and errors as {\"error\": ..., \"code\": ...}.\n"
+         "Exit status: 0 done, 1 failed (the hub said no, or cannot be reached), 2 usage error.\n"
+         "Commands:\n");
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    fprintf(to, "  %-16s %s\n", commands[i].name, commands[i].usage);
-  return to == stdout ? 0 : 1;
+    printf("  %-16s %s\n", commands[i].name, commands[i].usage);
+  return 0;
 }
 
 static bool option_allowed(const command *cmd, const char *name) {
@@ -310,8 +360,8 @@ static char *register_body(ctl *c) {
   char *end = NULL;
   long long cents = rate ? strtoll(rate, &end, 10) : 0;
   if (!name || !station || !rate || *end || cents <= 0) {
-    fprintf(stderr, "fleetctl: register needs --name N --station S --rate CENTS_PER_HOUR "
-                    "(a positive whole number)\n");
+    fail(FL_CLI_USAGE, "usage",
+         "register needs --name N --station S --rate CENTS_PER_HOUR (a positive whole number)");
     return NULL;
   }
   cJSON *j = cJSON_CreateObject();
@@ -341,7 +391,7 @@ static int run(ctl *c, const command *cmd) {
   if (strcmp(cmd->method, "POST") == 0) {
     body = strcmp(cmd->name, "register") == 0 ? register_body(c) : strdup("{}");
     if (!body)
-      return 1;
+      return FL_CLI_USAGE; /* register_body said why */
   }
   cJSON *json = NULL;
   char *raw = NULL;
@@ -351,9 +401,16 @@ static int run(ctl *c, const command *cmd) {
   if (status < 0) {
     /* hub_request said why */
   } else if (status / 100 != 2 && error) {
-    fprintf(stderr, "fleetctl: %s\n", error);
+    /* the hub's answer as given (e.g. its 409 to retry): with --json its
+     * body, which is already {"error": ..., "code": ...} */
+    if (c->json)
+      printf("%s\n", raw);
+    else
+      fprintf(stderr, "fleetctl: %s\n", error);
   } else if (!json) {
-    fprintf(stderr, "fleetctl: the hub answered HTTP %ld without JSON\n", status);
+    fail(1, "bad_answer", "the hub answered HTTP %ld without JSON", status);
+  } else if (c->json && status / 100 != 2) {
+    fail(1, "bad_answer", "the hub answered HTTP %ld: %s", status, raw);
   } else {
     if (c->json)
       printf("%s\n", raw);
@@ -371,45 +428,51 @@ static int run(ctl *c, const command *cmd) {
   return rc;
 }
 
-/* Parses argv into c; returns false after printing a usage error. */
-static bool parse_args(ctl *c, int argc, char **argv) {
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (strcmp(a, "--json") == 0) {
-      c->json = true;
-      continue;
-    }
-    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+enum { OPT_HUB = 256, OPT_JSON, OPT_VERSION, OPT_FIRST_COMMAND_OPTION };
+
+/* Parses argv into c. Returns -1 when the command line is good, else the
+ * exit status after printing help, the version, or a usage error. Options
+ * may come before or after the command; "--opt VALUE" and "--opt=VALUE". */
+static int parse_args(ctl *c, int argc, char **argv) {
+  struct option long_opts[N_OPTIONS + 5];
+  size_t n = 0;
+  long_opts[n++] = (struct option){"hub", required_argument, NULL, OPT_HUB};
+  long_opts[n++] = (struct option){"json", no_argument, NULL, OPT_JSON};
+  long_opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+  long_opts[n++] = (struct option){"version", no_argument, NULL, OPT_VERSION};
+  for (size_t k = 0; k < N_OPTIONS; k++)
+    long_opts[n++] =
+        (struct option){option_names[k], required_argument, NULL, OPT_FIRST_COMMAND_OPTION + (int)k};
+  long_opts[n] = (struct option){NULL, 0, NULL, 0};
+  /* errors found before --json is reached are JSON too */
+  for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+    if (strcmp(argv[i], "--json") == 0)
+      c->json = json_errors = true;
+  opterr = 0;
+  for (int opt; (opt = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1;) {
+    if (opt == OPT_HUB) {
+      c->hub = optarg;
+    } else if (opt == OPT_JSON) {
+      c->json = json_errors = true;
+    } else if (opt == 'h') {
       c->help = true;
-      continue;
+    } else if (opt == OPT_VERSION) {
+      return fl_cli_version("fleetctl");
+    } else if (opt >= OPT_FIRST_COMMAND_OPTION && opt < OPT_FIRST_COMMAND_OPTION + (int)N_OPTIONS) {
+      c->options[opt - OPT_FIRST_COMMAND_OPTION] = optarg;
+    } else {
+      const char *word = optind > 0 ? argv[optind - 1] : "";
+      int len = (int)strcspn(word, "=");
+      return opt == ':' ? fail(FL_CLI_USAGE, "usage", "%.*s needs a value", len, word)
+                        : fail(FL_CLI_USAGE, "usage", "unknown option %.*s", len, word);
     }
-    if (strncmp(a, "--", 2) != 0) {
-      if (c->nargs == CTL_MAX_ARGS) {
-        fprintf(stderr, "fleetctl: too many arguments\n");
-        return false;
-      }
-      c->args[c->nargs++] = a;
-      continue;
-    }
-    if (i + 1 == argc) {
-      fprintf(stderr, "fleetctl: %s needs a value\n", a);
-      return false;
-    }
-    const char *value = argv[++i];
-    if (strcmp(a, "--hub") == 0) {
-      c->hub = value;
-      continue;
-    }
-    size_t k = 0;
-    while (k < N_OPTIONS && strcmp(a + 2, option_names[k]) != 0)
-      k++;
-    if (k == N_OPTIONS) {
-      fprintf(stderr, "fleetctl: unknown option %s\n", a);
-      return false;
-    }
-    c->options[k] = value;
   }
-  return true;
+  for (int i = optind; i < argc; i++) {
+    if (c->nargs == CTL_MAX_ARGS)
+      return fail(FL_CLI_USAGE, "usage", "too many arguments");
+    c->args[c->nargs++] = argv[i];
+  }
+  return -1;
 }
 
 /* Returns the command named by c->args[0] after checking its arguments and
@@ -420,16 +483,16 @@ static const command *find_command(const ctl *c) {
     if (strcmp(commands[i].name, c->args[0]) == 0)
       cmd = &commands[i];
   if (!cmd) {
-    fprintf(stderr, "fleetctl: unknown command %s (fleetctl help lists them)\n", c->args[0]);
+    fail(FL_CLI_USAGE, "usage", "unknown command %s (fleetctl help lists them)", c->args[0]);
     return NULL;
   }
   if (c->nargs - 1 != cmd->nargs) {
-    fprintf(stderr, "fleetctl: usage: fleetctl %s %s\n", cmd->name, cmd->usage);
+    fail(FL_CLI_USAGE, "usage", "usage: fleetctl %s %s", cmd->name, cmd->usage);
     return NULL;
   }
   for (size_t k = 0; k < N_OPTIONS; k++) {
     if (c->options[k] && !option_allowed(cmd, option_names[k])) {
-      fprintf(stderr, "fleetctl: %s does not take --%s\n", cmd->name, option_names[k]);
+      fail(FL_CLI_USAGE, "usage", "%s does not take --%s", cmd->name, option_names[k]);
       return NULL;
     }
   }
@@ -440,25 +503,25 @@ int main(int argc, char **argv) {
   ctl c;
   memset(&c, 0, sizeof c);
   c.hub = getenv("FLEETCTL_HUB") ? getenv("FLEETCTL_HUB") : CTL_DEFAULT_HUB;
-  if (!parse_args(&c, argc, argv))
-    return 1;
+  int status = parse_args(&c, argc, argv);
+  if (status >= 0)
+    return status;
   if (c.help)
-    return usage(stdout);
+    return usage();
   if (c.nargs == 0)
-    return usage(stderr);
+    return fail(FL_CLI_USAGE, "usage", "no command (fleetctl help lists them)");
   if (strcmp(c.args[0], "help") == 0)
-    return usage(stdout);
+    return usage();
   const command *cmd = find_command(&c);
   if (!cmd)
-    return 1;
+    return FL_CLI_USAGE;
   static char hub[512];
   snprintf(hub, sizeof hub, "%s", c.hub);
   for (size_t n = strlen(hub); n > 0 && hub[n - 1] == '/'; n--)
     hub[n - 1] = '\0';
   c.hub = hub;
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 || !(c.curl = curl_easy_init())) {
-    fprintf(stderr, "fleetctl: cannot initialise libcurl\n");
-    return 1;
+    return fail(1, "nomem", "cannot initialise libcurl");
   }
   int rc = run(&c, cmd);
   curl_easy_cleanup(c.curl);

@@ -1,12 +1,15 @@
 /* fleet-hub: the hub process. Reads its config, opens its store, connects to
  * the broker, serves the operator API, and runs until SIGINT or SIGTERM. */
+#include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "engine.h"
+#include "fleet/cli.h"
 #include "fleet/clock.h"
 #include "fleet/error.h"
 #include "fleet/log.h"
@@ -25,26 +28,40 @@ static void usage(FILE *f) {
           "usage: fleet-hub [--config FILE] [--check-config]\n"
           "  Runs the fleet hub. Settings come from FILE (INI) and from\n"
           "  FLEET_HUB_<SECTION>_<KEY> environment variables (see docs/operations.md).\n"
-          "  --check-config  load the configuration, print it and exit\n");
+          "  --config FILE   the INI file (default: none, built-in defaults)\n"
+          "  --check-config  load the configuration, print it and exit\n"
+          "  --help          this text\n"
+          "  --version       the version of fleet-hub\n");
 }
 
 int main(int argc, char **argv) {
+  enum { OPT_CHECK = 256, OPT_VERSION };
+  static const struct option long_opts[] = {{"config", required_argument, NULL, 'c'},
+                                            {"check-config", no_argument, NULL, OPT_CHECK},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {"version", no_argument, NULL, OPT_VERSION},
+                                            {NULL, 0, NULL, 0}};
   const char *config_path = NULL;
   bool check_only = false;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-      config_path = argv[++i];
-    } else if (strcmp(argv[i], "--check-config") == 0) {
+  opterr = 0;
+  for (int opt; (opt = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1;) {
+    switch (opt) {
+    case 'c':
+      config_path = optarg;
+      break;
+    case OPT_CHECK:
       check_only = true;
-    } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      break;
+    case 'h':
       usage(stdout);
       return 0;
-    } else {
-      fprintf(stderr, "fleet-hub: unknown argument '%s'\n", argv[i]);
-      usage(stderr);
-      return 2;
+    case OPT_VERSION:
+      return fl_cli_version("fleet-hub");
+    default:
+      return fl_cli_bad_option("fleet-hub", opt, argv);
     }
   }
+  if (optind < argc) return fl_cli_usage_error("fleet-hub", "unexpected argument '%s'", argv[optind]);
   fl_log_set_component("hub");
   hub_config cfg;
   char err[512];

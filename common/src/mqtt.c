@@ -1,28 +1,22 @@
-/* fl_mqtt: paho MQTTAsync (MQTT 5) with our own reconnect scheduler.
+/* fl_mqtt: the adapter between the project and paho's MQTTAsync (MQTT 5).
  *
- * paho's automatic reconnect doubles its interval but has no jitter, and it
- * does not retry a first connect that failed; a fleet that lost its broker
- * would come back in lock-step. So every client here is driven by one
- * scheduler thread per process: a lost or failed connection schedules the
- * next attempt at base/2 + rand(base/2), base doubling up to the maximum. */
+ * Everything that speaks to paho is here: connect options, the QoS 1 send
+ * window, received messages, and the translation of paho's return codes
+ * into fl_err (err_from_paho) before any of them reaches a caller or a
+ * callback. When to (re)connect is decided by the reconnect scheduler
+ * (mqtt_reconnect.c); each client owns its entry in it. */
 #include "fleet/mqtt.h"
 
 #include <MQTTAsync.h>
-#include <dlfcn.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "fleet/clock.h"
 #include "fleet/error.h"
 #include "fleet/log.h"
-
-enum conn_state { CONN_IDLE, CONN_WAITING, CONN_CONNECTING, CONN_UP, CONN_STOPPED };
+#include "mqtt_reconnect.h"
 
 struct fl_mqtt {
   MQTTAsync client;
@@ -34,19 +28,14 @@ struct fl_mqtt {
   size_t will_len;
   bool will_retained, clean_start;
   uint32_t session_expiry_s;
-  int keepalive_s, max_inflight, reconnect_min_ms, reconnect_max_ms;
+  int keepalive_s, max_inflight;
   char **subs;
   int n_subs;
-  /* guarded by sched_lock */
-  enum conn_state state;
-  int attempt;
+  reconnect__entry reconnect; /* when to connect: mqtt_reconnect.h */
   atomic_int failures; /* connect attempts failed in a row (for the log) */
   /* connections lost within QUICK_LOSS_US of being made, in a row: see do_connect */
   _Atomic int64_t connected_us;
   atomic_int quick_losses;
-  int64_t due_us;
-  bool in_connect; /* the scheduler is inside MQTTAsync_connect for us */
-  struct fl_mqtt *next_client;
   atomic_bool connected;
   atomic_uint_fast64_t connects;
   /* QoS 1 flow control: the broker's Receive Maximum (MQTT 5 CONNACK) bounds
@@ -74,33 +63,48 @@ struct pub_ctx {
   bool retain;
 };
 
-static pthread_mutex_t sched_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t sched_cond = PTHREAD_COND_INITIALIZER;
-static fl_mqtt *sched_clients;
-static bool sched_running;
-static pthread_t sched_thread;
-
 static void out_drain(fl_mqtt *m);
 
-/* paho.mqtt.c 1.3 never sets TCP_NODELAY and has no hook to reach its socket.
- * With Nagle's algorithm on, every small packet that follows another one
- * waits for the broker's delayed ACK: measured here, a kiosk's request took
- * 44 or 88 ms to be answered instead of under 2 ms. So this program defines
- * connect(): paho's call resolves to it (an executable's symbols come first),
- * it sets TCP_NODELAY on TCP sockets and calls the next connect() (libc, or a
- * sanitizer's interceptor). Other libraries' TCP sockets get it too, which
- * costs nothing for request/response traffic. */
-int connect(int fd, const struct sockaddr *addr, socklen_t len) {
-  static int (*next_connect)(int, const struct sockaddr *, socklen_t);
-  if (!next_connect) {
-    void *sym = dlsym(RTLD_NEXT, "connect");
-    memcpy(&next_connect, &sym, sizeof next_connect);
+/* Translates a return code of paho (MQTTASYNC_*) into fl_err. */
+static fl_err err_from_paho(int rc) {
+  switch (rc) {
+  case MQTTASYNC_SUCCESS:
+    return FL_OK;
+  case MQTTASYNC_DISCONNECTED:
+  case MQTTASYNC_OPERATION_INCOMPLETE: /* dropped by a disconnect before it completed */
+    return FL_ERR_UNAVAILABLE;
+  case MQTTASYNC_MAX_MESSAGES_INFLIGHT:
+  case MQTTASYNC_NO_MORE_MSGIDS:
+  case MQTTASYNC_MAX_BUFFERED_MESSAGES:
+  case MQTTASYNC_MAX_BUFFERED:
+    return FL_ERR_FULL;
+  case MQTTASYNC_BAD_UTF8_STRING:
+  case MQTTASYNC_NULL_PARAMETER:
+  case MQTTASYNC_TOPICNAME_TRUNCATED:
+  case MQTTASYNC_BAD_STRUCTURE:
+  case MQTTASYNC_BAD_QOS:
+  case MQTTASYNC_BAD_MQTT_OPTION:
+  case MQTTASYNC_WRONG_MQTT_VERSION:
+  case MQTTASYNC_0_LEN_WILL_TOPIC:
+    return FL_ERR_INVALID;
+  case MQTTASYNC_PERSISTENCE_ERROR:
+    return FL_ERR_IO;
+  case MQTTASYNC_SSL_NOT_SUPPORTED:
+  case MQTTASYNC_BAD_PROTOCOL:
+    return FL_ERR_CONFIG;
+  default:
+    return FL_ERR_MQTT;
   }
-  if (addr && (addr->sa_family == AF_INET || addr->sa_family == AF_INET6)) {
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  }
-  return next_connect(fd, addr, len);
+}
+
+/* The outcome of a failed request as paho reports it: an MQTT 5 reason code
+ * of the broker (PUBACK, CONNACK) when it sent one, else paho's own code. */
+static fl_err err_from_failure(const MQTTAsync_failureData5 *resp) {
+  if (!resp) return FL_ERR_MQTT;
+  if (resp->reasonCode >= 0x80)
+    return resp->reasonCode == MQTTREASONCODE_QUOTA_EXCEEDED ? FL_ERR_FULL : FL_ERR_MQTT;
+  fl_err err = err_from_paho(resp->code);
+  return err == FL_OK ? FL_ERR_MQTT : err;
 }
 
 static char *dup_or_null(const char *s) { return s && s[0] ? strdup(s) : NULL; }
@@ -108,22 +112,6 @@ static char *dup_or_null(const char *s) { return s && s[0] ? strdup(s) : NULL; }
 bool fl_mqtt_uri_tls(const char *uri) {
   return uri && (strncmp(uri, "ssl://", 6) == 0 || strncmp(uri, "mqtts://", 8) == 0 ||
                  strncmp(uri, "wss://", 6) == 0);
-}
-
-/* Called with sched_lock held. */
-static void sched_plan(fl_mqtt *m, bool first) {
-  if (m->state == CONN_STOPPED) return;
-  int64_t delay_ms = 0;
-  if (!first) {
-    int64_t base = m->reconnect_min_ms;
-    for (int i = 0; i < m->attempt && base < m->reconnect_max_ms; i++) base *= 2;
-    if (base > m->reconnect_max_ms) base = m->reconnect_max_ms;
-    delay_ms = base / 2 + (int64_t)(random() % (base / 2 + 1));
-    if (m->attempt < 30) m->attempt++;
-  }
-  m->state = CONN_WAITING;
-  m->due_us = fl_mono_us() + delay_ms * 1000;
-  pthread_cond_broadcast(&sched_cond);
 }
 
 static void on_connect_ok(void *ctx, MQTTAsync_successData5 *resp) {
@@ -156,9 +144,7 @@ static void on_connect_fail(void *ctx, MQTTAsync_failureData5 *resp) {
             reason ? ", broker says: " : "", reason ? reason : "");
   else
     fl_debug("mqtt %s: connect failed: %s", m->client_id, why);
-  pthread_mutex_lock(&sched_lock);
-  if (m->state == CONN_CONNECTING) sched_plan(m, false);
-  pthread_mutex_unlock(&sched_lock);
+  reconnect__failed(&m->reconnect);
 }
 
 /* OpenSSL's reasons for a failed handshake (paho thread): logged, since
@@ -179,7 +165,10 @@ static int on_tls_error(const char *str, size_t len, void *ctx) {
 #define QUICK_LOSS_US 3000000
 #define QUICK_LOSSES_CLEAN 3
 
-static void do_connect(fl_mqtt *m) {
+/* One connect attempt (the reconnect scheduler's thread). Its outcome
+ * comes back in on_connected, on_connect_ok or on_connect_fail. */
+static void do_connect(void *ctx) {
+  fl_mqtt *m = ctx;
   MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer5;
   MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
   if (m->tls) {
@@ -230,62 +219,16 @@ static void do_connect(fl_mqtt *m) {
   int rc = MQTTAsync_connect(m->client, &co);
   MQTTProperties_free(&props);
   if (rc != MQTTASYNC_SUCCESS) {
-    fl_debug("mqtt %s: connect refused locally: rc=%d", m->client_id, rc);
-    pthread_mutex_lock(&sched_lock);
-    if (m->state == CONN_CONNECTING) sched_plan(m, false);
-    pthread_mutex_unlock(&sched_lock);
+    fl_debug("mqtt %s: connect refused locally: %s", m->client_id,
+             fl_strerror(err_from_paho(rc)));
+    reconnect__failed(&m->reconnect);
   }
-}
-
-static void *sched_main(void *arg) {
-  (void)arg;
-  pthread_mutex_lock(&sched_lock);
-  for (;;) {
-    int64_t now = fl_mono_us(), next = now + 1000000;
-    fl_mqtt *due = NULL;
-    for (fl_mqtt *m = sched_clients; m; m = m->next_client) {
-      if (m->state != CONN_WAITING) continue;
-      if (m->due_us <= now) {
-        due = m;
-        break;
-      }
-      if (m->due_us < next) next = m->due_us;
-    }
-    if (due) {
-      due->state = CONN_CONNECTING;
-      due->in_connect = true;
-      pthread_mutex_unlock(&sched_lock);
-      do_connect(due);
-      pthread_mutex_lock(&sched_lock);
-      due->in_connect = false;
-      pthread_cond_broadcast(&sched_cond);
-      continue;
-    }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t wait_us = next - now;
-    ts.tv_sec += wait_us / 1000000;
-    ts.tv_nsec += (wait_us % 1000000) * 1000;
-    if (ts.tv_nsec >= 1000000000) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000;
-    }
-    pthread_cond_timedwait(&sched_cond, &sched_lock, &ts);
-  }
-  return NULL;
 }
 
 static void on_connected(void *ctx, char *cause) {
   fl_mqtt *m = ctx;
   (void)cause;
-  pthread_mutex_lock(&sched_lock);
-  if (m->state == CONN_STOPPED) {
-    pthread_mutex_unlock(&sched_lock);
-    return;
-  }
-  m->state = CONN_UP;
-  m->attempt = 0;
-  pthread_mutex_unlock(&sched_lock);
+  if (!reconnect__connected(&m->reconnect)) return; /* stopped meanwhile */
   atomic_store(&m->connected, true);
   atomic_store(&m->connected_us, fl_mono_us());
   atomic_fetch_add(&m->connects, 1);
@@ -295,7 +238,8 @@ static void on_connected(void *ctx, char *cause) {
       for (int i = 0; i < m->n_subs; i++) qos[i] = 1;
       MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
       int rc = MQTTAsync_subscribeMany(m->client, m->n_subs, m->subs, qos, &ro);
-      if (rc != MQTTASYNC_SUCCESS) fl_warn("mqtt %s: subscribe failed rc=%d", m->client_id, rc);
+      if (rc != MQTTASYNC_SUCCESS)
+        fl_warn("mqtt %s: subscribe failed: %s", m->client_id, fl_strerror(err_from_paho(rc)));
       free(qos);
     }
   }
@@ -310,10 +254,7 @@ static void on_lost(void *ctx, char *cause) {
     atomic_fetch_add(&m->quick_losses, 1);
   else
     atomic_store(&m->quick_losses, 0);
-  pthread_mutex_lock(&sched_lock);
-  bool stopped = m->state == CONN_STOPPED;
-  if (!stopped) sched_plan(m, false);
-  pthread_mutex_unlock(&sched_lock);
+  bool stopped = !reconnect__lost(&m->reconnect);
   if (!stopped && m->cb.on_lost) m->cb.on_lost(m->cb.ctx, cause ? cause : "connection lost");
 }
 
@@ -378,9 +319,8 @@ int fl_mqtt_create(const fl_mqtt_opts *o, const fl_mqtt_callbacks *cb, fl_mqtt *
   m->session_expiry_s = o->session_expiry_s ? o->session_expiry_s : 7 * 24 * 3600;
   m->keepalive_s = o->keepalive_s ? o->keepalive_s : 30;
   m->max_inflight = o->max_inflight ? o->max_inflight : 256;
-  m->reconnect_min_ms = o->reconnect_min_ms ? o->reconnect_min_ms : 500;
-  m->reconnect_max_ms = o->reconnect_max_ms ? o->reconnect_max_ms : 30000;
-  if (m->reconnect_max_ms < m->reconnect_min_ms) m->reconnect_max_ms = m->reconnect_min_ms;
+  reconnect__init(&m->reconnect, o->reconnect_min_ms > 0 ? o->reconnect_min_ms : 500,
+                  o->reconnect_max_ms > 0 ? o->reconnect_max_ms : 30000, do_connect, m);
   if (o->n_subscriptions > 0) {
     m->subs = calloc((size_t)o->n_subscriptions, sizeof *m->subs);
     if (m->subs)
@@ -402,30 +342,11 @@ int fl_mqtt_create(const fl_mqtt_opts *o, const fl_mqtt_callbacks *cb, fl_mqtt *
   }
   MQTTAsync_setCallbacks(m->client, m, on_lost, on_arrived, NULL);
   MQTTAsync_setConnected(m->client, m, on_connected);
-  m->state = CONN_IDLE;
   *out = m;
   return FL_OK;
 }
 
-int fl_mqtt_start(fl_mqtt *m) {
-  pthread_mutex_lock(&sched_lock);
-  if (!sched_running) {
-    srandom((unsigned)(fl_mono_us() ^ (int64_t)getpid()));
-    if (pthread_create(&sched_thread, NULL, sched_main, NULL) != 0) {
-      pthread_mutex_unlock(&sched_lock);
-      return FL_ERR_NOMEM;
-    }
-    pthread_detach(sched_thread);
-    sched_running = true;
-  }
-  if (m->state == CONN_IDLE) {
-    m->next_client = sched_clients;
-    sched_clients = m;
-    sched_plan(m, true);
-  }
-  pthread_mutex_unlock(&sched_lock);
-  return FL_OK;
-}
+int fl_mqtt_start(fl_mqtt *m) { return reconnect__start(&m->reconnect); }
 
 bool fl_mqtt_connected(const fl_mqtt *m) { return atomic_load(&m->connected); }
 
@@ -444,7 +365,7 @@ static void on_pub_ok(void *ctx, MQTTAsync_successData5 *resp);
 static void on_pub_fail(void *ctx, MQTTAsync_failureData5 *resp);
 
 /* Hands one publish to paho. pc (may be NULL for QoS 0) gets the PUBACK. */
-static int pub_send(fl_mqtt *m, const char *topic, const void *payload, size_t len, int qos,
+static fl_err pub_send(fl_mqtt *m, const char *topic, const void *payload, size_t len, int qos,
                     bool retain, const char *response_topic, const void *corr, size_t corr_len,
                     struct pub_ctx *pc) {
   MQTTAsync_message msg = MQTTAsync_message_initializer;
@@ -474,8 +395,7 @@ static int pub_send(fl_mqtt *m, const char *topic, const void *payload, size_t l
   }
   int rc = MQTTAsync_sendMessage(m->client, topic, &msg, &ro);
   MQTTProperties_free(&props);
-  if (rc == MQTTASYNC_SUCCESS) return FL_OK;
-  return rc == MQTTASYNC_DISCONNECTED ? FL_ERR_UNAVAILABLE : FL_ERR_MQTT;
+  return err_from_paho(rc);
 }
 
 /* Sends queued publishes while the quota allows. Never holds out_lock while
@@ -511,7 +431,7 @@ static void out_drain(fl_mqtt *m) {
     m->out_queued--;
     m->out_inflight++;
     pthread_mutex_unlock(&m->out_lock);
-    int rc = pub_send(m, pc->topic, pc->payload, pc->len, 1, pc->retain, pc->response_topic,
+    fl_err rc = pub_send(m, pc->topic, pc->payload, pc->len, 1, pc->retain, pc->response_topic,
                       pc->corr, pc->corr_len, pc);
     if (rc != FL_OK) { /* disconnected meanwhile: report it, the caller's protocol resends */
       pthread_mutex_lock(&m->out_lock);
@@ -524,8 +444,8 @@ static void out_drain(fl_mqtt *m) {
   }
 }
 
-/* A QoS 1 publish finished (rc 0: PUBACK): frees its slot and sends the next. */
-static void pub_done(struct pub_ctx *pc, int rc) {
+/* A QoS 1 publish finished (FL_OK: PUBACK): frees its slot and sends the next. */
+static void pub_done(struct pub_ctx *pc, fl_err rc) {
   fl_mqtt *m = pc->m;
   pthread_mutex_lock(&m->out_lock);
   if (m->out_inflight > 0) m->out_inflight--;
@@ -537,12 +457,11 @@ static void pub_done(struct pub_ctx *pc, int rc) {
 
 static void on_pub_ok(void *ctx, MQTTAsync_successData5 *resp) {
   (void)resp;
-  pub_done(ctx, 0);
+  pub_done(ctx, FL_OK);
 }
 
 static void on_pub_fail(void *ctx, MQTTAsync_failureData5 *resp) {
-  int rc = resp ? resp->code : -1;
-  pub_done(ctx, rc ? rc : -1);
+  pub_done(ctx, err_from_failure(resp));
 }
 
 /* Copies a publish into a queue entry. Returns NULL when out of memory. */
@@ -591,21 +510,6 @@ int fl_mqtt_publish(fl_mqtt *m, const char *topic, const void *payload, size_t l
   return FL_OK;
 }
 
-/* Takes m out of the scheduler and waits until the scheduler no longer
- * touches it. */
-static void sched_remove(fl_mqtt *m) {
-  pthread_mutex_lock(&sched_lock);
-  m->state = CONN_STOPPED;
-  for (fl_mqtt **pp = &sched_clients; *pp; pp = &(*pp)->next_client) {
-    if (*pp == m) {
-      *pp = m->next_client;
-      break;
-    }
-  }
-  while (m->in_connect) pthread_cond_wait(&sched_cond, &sched_lock);
-  pthread_mutex_unlock(&sched_lock);
-}
-
 /* Returns true while paho still has QoS 1 publishes waiting for a PUBACK. */
 static bool deliveries_pending(fl_mqtt *m) {
   pthread_mutex_lock(&m->out_lock);
@@ -621,7 +525,7 @@ static bool deliveries_pending(fl_mqtt *m) {
 
 void fl_mqtt_stop(fl_mqtt *m, int timeout_ms) {
   if (!m || !m->client) return;
-  sched_remove(m);
+  reconnect__stop(&m->reconnect);
   if (MQTTAsync_isConnected(m->client)) {
     /* Wait for in-flight publishes ourselves and then disconnect at once:
      * paho's own disconnect timeout tends to be waited out in full even when
@@ -639,7 +543,7 @@ void fl_mqtt_stop(fl_mqtt *m, int timeout_ms) {
 
 void fl_mqtt_kill(fl_mqtt *m) {
   if (!m || !m->client) return;
-  sched_remove(m);
+  reconnect__stop(&m->reconnect);
   atomic_store(&m->connected, false);
   /* Destroying the handle closes the socket without DISCONNECT. */
   MQTTAsync_destroy(&m->client);
@@ -651,9 +555,9 @@ void fl_mqtt_destroy(fl_mqtt *m) {
   if (m->client) {
     fl_mqtt_stop(m, 1000);
     MQTTAsync_destroy(&m->client);
-  } else {
-    sched_remove(m);
   }
+  /* paho's threads no longer call us for m: leave the scheduler */
+  reconnect__release(&m->reconnect);
   for (int i = 0; i < m->n_subs; i++) free(m->subs[i]);
   free(m->subs);
   free(m->uri);

@@ -107,4 +107,4 @@ def test_fleetctl_without_a_hub():
     assert rc == 1
     assert err.startswith(f"fleetctl: cannot reach the hub at {url}: ")
     rc, out, err = fleetctl("no-such-command", hub=url)
-    assert rc == 1 and "unknown command" in err
+    assert rc == 2 and "unknown command" in err  # a usage error (fleetctl exits 2)

@@ -1,8 +1,13 @@
 /* A small MQTT 5 client over paho's MQTTAsync: persistent sessions, a last
  * will, subscriptions renewed on every connect, reconnect with exponential
- * back-off and full jitter (one scheduler thread shared by every client of the
- * process, so a simulator can run thousands), and QoS 1 publishes whose
- * completion is reported with a caller tag.
+ * back-off and jitter (each client keeps its own back-off; one scheduler
+ * thread serves every started client of the process, so a simulator can run
+ * thousands: common/src/mqtt_reconnect.h), and QoS 1 publishes whose
+ * completion is reported with a caller tag. Every rc this API returns or
+ * passes to a callback is an fl_err (fleet/error.h), never a paho code.
+ *
+ * TCP_NODELAY: paho never sets it; a program that wants it links the CMake
+ * target fleet_tcp_nodelay (common/src/tcp_nodelay.c).
  *
  * Callbacks run on paho's threads WITH PAHO'S INTERNAL LOCK HELD: copy what you
  * keep and return. Never block in a callback, and never wait there for a lock
@@ -14,6 +19,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "fleet/error.h"
 
 typedef struct fl_mqtt fl_mqtt;
 
@@ -35,8 +42,12 @@ typedef struct fl_mqtt_callbacks {
   void (*on_connected)(void *ctx);
   /* The connection is gone; a reconnect is scheduled. */
   void (*on_lost)(void *ctx, const char *cause);
-  /* A publish made with a non-zero tag completed: rc 0 = PUBACK received. */
-  void (*on_published)(void *ctx, uint64_t tag, int rc);
+  /* A QoS 1 publish made with a non-zero tag completed. rc: FL_OK (PUBACK
+   * received), FL_ERR_UNAVAILABLE (the connection went before it completed;
+   * paho does not resend it after a reconnect), FL_ERR_FULL (the broker's
+   * quota), FL_ERR_INVALID (refused as malformed), or FL_ERR_MQTT (the
+   * broker refused it, or paho failed otherwise). */
+  void (*on_published)(void *ctx, uint64_t tag, fl_err rc);
 } fl_mqtt_callbacks;
 
 typedef struct fl_mqtt_opts {
@@ -72,16 +83,21 @@ bool fl_mqtt_uri_tls(const char *uri);
  * fl_mqtt_destroy(). */
 int fl_mqtt_create(const fl_mqtt_opts *o, const fl_mqtt_callbacks *cb, fl_mqtt **out);
 
-/* Starts connecting in the background; reconnects until fl_mqtt_stop(). */
+/* Starts connecting in the background; reconnects until fl_mqtt_stop().
+ * The first call of a process starts the reconnect scheduler's thread; the
+ * fl_mqtt_destroy() of the last started client ends it. Returns FL_OK, or
+ * FL_ERR_NOMEM when that thread cannot be made. */
 int fl_mqtt_start(fl_mqtt *m);
 
 /* Returns true while connected. */
 bool fl_mqtt_connected(const fl_mqtt *m);
 
-/* Publishes payload on topic. response_topic and corr may be NULL. A non-zero
- * tag asks for on_published(tag, rc) when a QoS 1 publish completes; it is
- * not called if this function fails. Returns FL_OK, FL_ERR_UNAVAILABLE when
- * not connected, or FL_ERR_MQTT. */
+/* Publishes payload on topic. response_topic and corr may be NULL. QoS 1
+ * publishes are copied and handed to paho in the order of the calls. A
+ * non-zero tag asks for on_published(tag, rc) when a QoS 1 publish
+ * completes; it is not called if this function fails. Returns FL_OK,
+ * FL_ERR_UNAVAILABLE when not connected, FL_ERR_NOMEM, or (QoS 0) another
+ * fl_err translated from paho: FL_ERR_INVALID, FL_ERR_FULL, FL_ERR_MQTT. */
 int fl_mqtt_publish(fl_mqtt *m, const char *topic, const void *payload, size_t len, int qos,
                     bool retain, const char *response_topic, const void *corr, size_t corr_len,
                     uint64_t tag);
