@@ -534,6 +534,10 @@ void fl_mqtt_stop(fl_mqtt *m, int timeout_ms) {
     while (deliveries_pending(m) && fl_mono_us() < end) fl_sleep_ms(2);
     MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
     d.timeout = 0;
+    /* A client that stops is going away: the broker publishes its will
+     * (MQTT 5 reason 0x04), so that a clean stop shows as offline just as a
+     * lost connection does (a plain DISCONNECT would suppress the will). */
+    d.reasonCode = MQTTREASONCODE_DISCONNECT_WITH_WILL_MESSAGE;
     MQTTAsync_disconnect(m->client, &d);
     end = fl_mono_us() + 500000;
     while (MQTTAsync_isConnected(m->client) && fl_mono_us() < end) fl_sleep_ms(2);

@@ -102,8 +102,10 @@ int fl_mqtt_publish(fl_mqtt *m, const char *topic, const void *payload, size_t l
                     bool retain, const char *response_topic, const void *corr, size_t corr_len,
                     uint64_t tag);
 
-/* Disconnects cleanly (the broker does not send the will), waiting at most
- * timeout_ms for in-flight publishes. No reconnect after this. */
+/* Disconnects cleanly, waiting at most timeout_ms for in-flight publishes,
+ * with MQTT 5 reason "disconnect with will message": the broker publishes
+ * the client's will, so that a client that stops shows as gone. No
+ * reconnect after this. */
 void fl_mqtt_stop(fl_mqtt *m, int timeout_ms);
 
 /* Drops the connection as a power cut would: no DISCONNECT, so the broker
