@@ -17,10 +17,9 @@ static bool unfinished(const char *state) {
          !strcmp(state, "CANCEL_REQUESTED") || !strcmp(state, "RETURNED");
 }
 
-/* Rental states that hold a vehicle. */
+/* Rental states that hold a vehicle (a cancel or a return frees it at once). */
 static bool holds_vehicle(const char *state) {
-  return !strcmp(state, "ACTIVE") || !strcmp(state, "PAYMENT_PENDING") ||
-         !strcmp(state, "CANCEL_REQUESTED");
+  return !strcmp(state, "ACTIVE") || !strcmp(state, "PAYMENT_PENDING");
 }
 
 /* Returns the open read-only hub.db of c, or NULL (no state dir, or not readable). */

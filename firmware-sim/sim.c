@@ -228,7 +228,10 @@ static void apply_decision(struct sim *s, const struct inbox_item *d) {
       }
     }
   } else if (t->state == TRIP_CANCELLING) {
-    if (d->ok && strcmp(d->state, "CANCELLED") == 0) {
+    if (d->ok && strcmp(d->state, "CANCEL_REQUESTED") == 0) { /* accepted; the refund follows */
+      say(s, k->dev.id, "%s cancelled %s: accepted, %s free, %s", t->customer, t->rental, who,
+          d->reason);
+    } else if (d->ok && strcmp(d->state, "CANCELLED") == 0) {
       s->cancelled++;
       trip_done(s, t, "CANCELLED");
       say(s, k->dev.id, "%s cancelled %s: refunded %.2f, %s AVAILABLE again", t->customer, t->rental,

@@ -160,9 +160,8 @@ bool model_step_may(step_status from, step_status to) {
   return may(step_moves, STEP_STATUS__COUNT, (int)from, (int)to);
 }
 
-bool model_rental_open(rental_state s) {
-  return s == RENTAL_REQUESTED || s == RENTAL_PAYMENT_PENDING || s == RENTAL_ACTIVE ||
-         s == RENTAL_CANCEL_REQUESTED || s == RENTAL_RETURNED;
+bool model_rental_holds_vehicle(rental_state s) {
+  return s == RENTAL_PAYMENT_PENDING || s == RENTAL_ACTIVE;
 }
 
 bool model_booking_holds(booking_state s) {

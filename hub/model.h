@@ -104,8 +104,9 @@ bool model_booking_may(booking_state from, booking_state to);
 bool model_repair_may(repair_state from, repair_state to);
 bool model_step_may(step_status from, step_status to);
 
-/* A rental in one of these holds its vehicle (the store's unique index). */
-bool model_rental_open(rental_state s);
+/* A rental in one of these holds its vehicle (the store's unique index):
+ * paying or ACTIVE. A cancel or a return frees the vehicle at once. */
+bool model_rental_holds_vehicle(rental_state s);
 /* A booking in one of these holds its vehicle for its window. */
 bool model_booking_holds(booking_state s);
 

@@ -178,6 +178,18 @@ static int refuse(hub_txn *t, const hub_rental *r, const char *advice) {
                 0);
 }
 
+/* Accepts a cancel whose money comes back later (a refund to make, or a
+ * charge in flight): the rental is CANCEL_REQUESTED, its vehicle is free at
+ * once, and the kiosk is told now that the refund is pending; the final
+ * answer (CANCELLED) follows when the money is back, however long the
+ * provider takes. */
+static int accept_cancel(hub_txn *t, hub_rental *r, const char *reason, const char *pending) {
+  int rc = set_state(t, r, RENTAL_CANCEL_REQUESTED, reason);
+  if (rc == FL_OK) rc = release_vehicle(t, r);
+  if (rc == FL_OK) rc = decide(t, r, true, pending, 0);
+  return rc;
+}
+
 /* Cancels a rental that is still paying. A charge waiting for its next try
  * is called off at once: the rental is CANCELLED and its vehicle free, and a
  * void follows in case a failed call took money after all. A charge in
@@ -187,7 +199,7 @@ static int cancel_while_paying(hub_txn *t, hub_rental *r, const char *reason) {
   int rc = hub_store_step_get(t->store, r->id, STEP_CHARGE, &s);
   if (rc != FL_OK && rc != FL_ERR_NOT_FOUND) return rc;
   if (rc == FL_ERR_NOT_FOUND || s.status != STEP_RETRY)
-    return set_state(t, r, RENTAL_CANCEL_REQUESTED, reason);
+    return accept_cancel(t, r, reason, "the payment in flight is refunded if it went through");
   rc = saga_step_call_off(t, &s);
   if (rc == FL_OK) rc = set_state(t, r, RENTAL_CANCELLED, reason);
   if (rc == FL_OK) rc = release_vehicle(t, r);
@@ -201,11 +213,14 @@ int rental_on_cancel(hub_txn *t, const hub_origin *o, const fl_msg *m) {
   int rc = load_for_request(t, o, m, &r);
   if (rc != FL_OK) return rc == FL_ERR_NOT_FOUND ? FL_OK : rc;
   if (r.state == RENTAL_CANCELLED) return decide(t, &r, true, NULL, 0);
-  if (r.state == RENTAL_CANCEL_REQUESTED) return hub_store_rental_put(t->store, &r);
+  if (r.state == RENTAL_CANCEL_REQUESTED) { /* asked again: still pending */
+    rc = hub_store_rental_put(t->store, &r);
+    return rc == FL_OK ? decide(t, &r, true, "refund pending", 0) : rc;
+  }
   if (r.state == RENTAL_PAYMENT_PENDING) return cancel_while_paying(t, &r, "cancelled by customer");
   if (r.state != RENTAL_ACTIVE) return refuse(t, &r, "nothing to cancel");
   if (r.started) return refuse(t, &r, "return the vehicle instead");
-  rc = set_state(t, &r, RENTAL_CANCEL_REQUESTED, "cancelled by customer");
+  rc = accept_cancel(t, &r, "cancelled by customer", "refund pending");
   if (rc == FL_OK) rc = command_vehicle(t, &r, FL_ACT_LOCK);
   if (rc == FL_OK) rc = start_step(t, &r, STEP_REFUND, r.charged_cents);
   return rc;
@@ -366,14 +381,14 @@ int rental_compensate(hub_txn *t, const char *id, char *msg, size_t cap) {
   const char *why = "compensated by operator";
   if (r.state == RENTAL_PAYMENT_PENDING) {
     rc = cancel_while_paying(t, &r, why);
-  } else {
+  } else if (r.charged_cents > 0) {
+    rc = accept_cancel(t, &r, why, "refund pending");
+    if (rc == FL_OK) rc = start_step(t, &r, STEP_REFUND, r.charged_cents);
+  } else { /* nothing was charged: cancelled at once */
     rc = set_state(t, &r, RENTAL_CANCEL_REQUESTED, why);
-    if (rc == FL_OK && r.charged_cents > 0) rc = start_step(t, &r, STEP_REFUND, r.charged_cents);
-    if (rc == FL_OK && r.charged_cents == 0) {
-      rc = set_state(t, &r, RENTAL_CANCELLED, NULL);
-      if (rc == FL_OK) rc = release_vehicle(t, &r);
-      if (rc == FL_OK) rc = decide(t, &r, true, NULL, 0);
-    }
+    if (rc == FL_OK) rc = set_state(t, &r, RENTAL_CANCELLED, NULL);
+    if (rc == FL_OK) rc = release_vehicle(t, &r);
+    if (rc == FL_OK) rc = decide(t, &r, true, NULL, 0);
   }
   snprintf(msg, cap, "rental %s: %s", r.id,
            r.state == RENTAL_CANCELLED ? "cancelled, vehicle released" : "compensation started");

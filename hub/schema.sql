@@ -2,7 +2,7 @@
 -- readable source and is embedded by hub/CMakeLists.txt.
 -- Write side: devices, events, vehicles, rentals, saga_steps, repairs,
 -- bookings, downlink, payments. Dead letters and counters for the operator.
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 
 CREATE TABLE IF NOT EXISTS meta (
   key   TEXT PRIMARY KEY,
@@ -83,8 +83,13 @@ CREATE TABLE IF NOT EXISTS rentals (
   updated_ms     INTEGER NOT NULL
 );
 -- Two customers can never hold the same vehicle: enforced by the store itself.
-CREATE UNIQUE INDEX IF NOT EXISTS rentals_one_open_per_vehicle ON rentals(vehicle)
-  WHERE state IN ('REQUESTED', 'PAYMENT_PENDING', 'ACTIVE', 'CANCEL_REQUESTED', 'RETURNED');
+-- A rental holds its vehicle while it pays and while it is ACTIVE; a cancel
+-- or a return frees the vehicle at once (the refund or the late fee is
+-- settled afterwards). Schema version 2 replaced rentals_one_open_per_vehicle,
+-- which also counted CANCEL_REQUESTED and RETURNED.
+DROP INDEX IF EXISTS rentals_one_open_per_vehicle;
+CREATE UNIQUE INDEX IF NOT EXISTS rentals_vehicle_held ON rentals(vehicle)
+  WHERE state IN ('PAYMENT_PENDING', 'ACTIVE');
 CREATE INDEX IF NOT EXISTS rentals_customer ON rentals(customer);
 
 -- The saga's steps: each is recorded before it runs, so a restart resumes it.

@@ -8,7 +8,7 @@
 #include "store.h"
 
 /* The schema version this hub writes. A store newer than this is refused. */
-#define HUB_SCHEMA_VERSION 1
+#define HUB_SCHEMA_VERSION 2
 
 typedef struct hub_store_ops {
   const char *name;

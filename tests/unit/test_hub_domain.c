@@ -380,10 +380,22 @@ static void cancel_before_and_after_start(void) {
   CHECK(rental_now(&f, "R1").state == RENTAL_CANCEL_REQUESTED);
   CHECK(called(&f, "R1", "refund"));
   CHECK(published(&f, FL_MSG_COMMAND, "R1") != NULL); /* the lock */
+  /* the kiosk is answered at once and the car is free, before the money is back */
+  const fl_decision *pending = decision(&f, "R1");
+  CHECK(pending && pending->ok && strcmp(pending->state, "CANCEL_REQUESTED") == 0 &&
+        strstr(pending->reason, "refund pending"));
+  CHECK(vehicle_now(&f, "V1") == VEHICLE_AVAILABLE);
+  /* payments are down: the refund waits for its retry; the next customer rents V1 meanwhile */
+  provider(&f, "R1", "refund", PAY_FAILED);
+  CHECK(rental_now(&f, "R1").state == RENTAL_CANCEL_REQUESTED);
+  rent(&f, "K2", "R9", "V1", "C9", 30);
+  CHECK(rental_now(&f, "R9").state == RENTAL_PAYMENT_PENDING && vehicle_now(&f, "V1") == VEHICLE_RESERVED);
+  hub_op_result res;
+  CHECK(op(&f, HUB_OP_SAGA_RETRY, "R1", &res) == FL_OK); /* payments are back */
   provider(&f, "R1", "refund", PAY_OK);
   const fl_decision *d = decision(&f, "R1");
   CHECK(d && d->ok && strcmp(d->state, "CANCELLED") == 0 && d->refunded_cents == 300);
-  CHECK(vehicle_now(&f, "V1") == VEHICLE_AVAILABLE);
+  CHECK(vehicle_now(&f, "V1") == VEHICLE_RESERVED); /* still R9's */
 
   rent(&f, "K1", "R2", "V2", "C2", 30);
   provider(&f, "R2", "charge", PAY_OK);

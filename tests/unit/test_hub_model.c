@@ -137,7 +137,8 @@ int main(void) {
   check_machine("repair", REPAIR_STATE__COUNT, repair_may, repair_nm, repair_ok, N(repair_ok));
   check_machine("step", STEP_STATUS__COUNT, step_may, step_nm, step_ok, N(step_ok));
   check_names();
-  CHECK(model_rental_open(RENTAL_ACTIVE) && !model_rental_open(RENTAL_COMPLETED));
+  CHECK(model_rental_holds_vehicle(RENTAL_ACTIVE) && !model_rental_holds_vehicle(RENTAL_RETURNED) &&
+        !model_rental_holds_vehicle(RENTAL_CANCEL_REQUESTED));
   CHECK(model_booking_holds(BOOKING_HELD) && !model_booking_holds(BOOKING_USED));
   return unit_report("hub_model");
 }
