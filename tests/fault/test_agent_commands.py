@@ -112,9 +112,9 @@ def test_commands_applied_once_through_crashes(broker, make_hub):
 
 
 def test_expired_unlock_is_not_applied(broker, make_hub):
-    """command_ttl_s = 2. V2 stops cleanly (no will: the hub still counts it
-    online and publishes the unlock, which the broker keeps in V2's session);
-    it comes back after the command expired: it reports "expired" and the
+    """command_ttl_s = 2. V2 is frozen (SIGSTOP: its connection stays up, the
+    hub still counts it online and publishes the unlock, which waits in V2's
+    socket); it wakes after the command expired: it reports "expired" and the
     customer cannot open the car. V3 is killed (the broker publishes its
     will, the hub marks it offline and holds the unlock back); after expiry
     the hub does not resend it (P-SEQ-11): nothing is applied either."""
@@ -126,14 +126,14 @@ def test_expired_unlock_is_not_applied(broker, make_hub):
             Agent(broker, "K1", role="kiosk") as kiosk:
         wait_for(lambda: hub_device(hub, "V2")[0] == 1 and hub_device(hub, "V3")[0] == 1, 30,
                  "V2 and V3 online at the hub")
-        v2.stop()
+        os.kill(v2.proc.pid, signal.SIGSTOP)
         v3.kill()
         wait_for(lambda: hub_device(hub, "V3")[0] == 0, 30, "V3 offline at the hub (its will)")
         rent(kiosk, "V2", "C2")
         rent(kiosk, "V3", "C3")
         assert hub_device(hub, "V2")[1] == 1 and hub_device(hub, "V3")[1] == 1
         time.sleep(3.5)  # past expires_ms
-        v2.start()
+        os.kill(v2.proc.pid, signal.SIGCONT)
         v3.start()
         wait_for(lambda: command_results(hub, "V2"), 30, "V2's command_result")
         for v in (v2, v3):
