@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "ctl_internal.h"
 #include "fleet/clock.h"
 #include "fleet/error.h"
 #include "fleet/log.h"
@@ -45,8 +46,7 @@ static void write_final(int fd, ctl_status st, const char *msg) {
   if (n > 0 && write(fd, line, (size_t)n) < 0) fl_debug("ctl: client went away");
 }
 
-/* Reads one request line. Returns its length, or -1 with the reason in why. */
-static int read_request(int fd, char *buf, size_t cap, const char **why) {
+int ctl__read_request(int fd, char *buf, size_t cap, const char **why) {
   size_t len = 0;
   for (;;) {
     if (len == cap - 1) {
@@ -62,14 +62,17 @@ static int read_request(int fd, char *buf, size_t cap, const char **why) {
     char *nl = memchr(buf + len, '\n', (size_t)r);
     len += (size_t)r;
     if (nl) {
+      if (memchr(buf, '\0', (size_t)(nl - buf))) {
+        *why = "control character in request"; /* a NUL would cut the request short */
+        return -1;
+      }
       *nl = '\0';
       return (int)(nl - buf);
     }
   }
 }
 
-/* Splits line on TAB into argv; rejects control characters. */
-static int split_request(char *line, char **argv, const char **why) {
+int ctl__split_request(char *line, char **argv, const char **why) {
   int argc = 0;
   for (char *p = line; *p; p++) {
     if (*p != '\t' && (unsigned char)*p < 0x20) {
@@ -107,8 +110,8 @@ static void *conn_main(void *arg) {
   const char *why = NULL;
   struct timeval tv = {.tv_sec = CTL_READ_TIMEOUT_S};
   setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  int argc = read_request(c->fd, line, sizeof line, &why);
-  if (argc >= 0) argc = split_request(line, argv, &why);
+  int argc = ctl__read_request(c->fd, line, sizeof line, &why);
+  if (argc >= 0) argc = ctl__split_request(line, argv, &why);
   if (argc < 0) {
     fl_warn("ctl: bad request: %s", why);
     write_final(c->fd, CTL_USAGE, why);

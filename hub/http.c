@@ -136,20 +136,18 @@ static bool state_name_valid(const char *s) {
   return true;
 }
 
-/* Fills values[] for view's params from the path id and the query string.
- * Returns MHD_HTTP_OK, or 400 with *out set when a value is malformed. */
-static unsigned view_values(http_request *r, const http_view *view, const char *values[4],
-                            cJSON **out) {
+unsigned http__view_values(const http_view *view, const char *id, http_arg_fn arg, void *ctx,
+                           const char *values[4], cJSON **out) {
   for (int i = 0; i < 4; i++) {
     const char *name = view->params[i];
     values[i] = NULL;
     if (!name)
       continue;
     if (strcmp(name, "id") == 0) {
-      values[i] = r->id;
+      values[i] = id;
       continue;
     }
-    const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+    const char *v = arg(ctx, name);
     if (!v) {
       values[i] = strcmp(name, "limit") == 0 ? HTTP_LIMIT_DEFAULT : NULL;
     } else if (strcmp(name, "limit") == 0) {
@@ -166,6 +164,18 @@ static unsigned view_values(http_request *r, const http_view *view, const char *
     }
   }
   return MHD_HTTP_OK;
+}
+
+/* The query string argument name of the request (ctx), or NULL. */
+static const char *query_arg(void *ctx, const char *name) {
+  return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* Fills values[] for view's params from the path id and the query string.
+ * Returns MHD_HTTP_OK, or 400 with *out set when a value is malformed. */
+static unsigned view_values(http_request *r, const http_view *view, const char *values[4],
+                            cJSON **out) {
+  return http__view_values(view, r->id, query_arg, r->conn, values, out);
 }
 
 /* Runs view; with single, answers its first row or 404 "no <noun> <id>". */
@@ -319,35 +329,43 @@ static bool body_text(const cJSON *body, const char *key, char *dst, size_t cap)
   return true;
 }
 
-static unsigned post_vehicle(http_request *r, const void *arg, cJSON **out) {
-  hub_op op;
-  memset(&op, 0, sizeof op);
-  op.kind = HUB_OP_VEHICLE_REGISTER;
-  snprintf(op.actor, sizeof op.actor, "http");
-  cJSON *body = cJSON_ParseWithLength(r->body ? r->body : "", r->body_len);
+unsigned http__vehicle_op(const char *json, size_t len, hub_op *op, cJSON **out) {
+  memset(op, 0, sizeof *op);
+  op->kind = HUB_OP_VEHICLE_REGISTER;
+  snprintf(op->actor, sizeof op->actor, "http");
+  cJSON *body = cJSON_ParseWithLength(json ? json : "", len);
   const cJSON *rate = cJSON_GetObjectItemCaseSensitive(body, "rate_cents");
   unsigned status = MHD_HTTP_BAD_REQUEST;
   if (!cJSON_IsObject(body))
     fail(out, status, FL_ERR_INVALID, "the body must be a JSON object");
-  else if (!body_text(body, "id", op.vehicle, sizeof op.vehicle) || !fl_id_valid(op.vehicle))
+  else if (!body_text(body, "id", op->vehicle, sizeof op->vehicle) || !fl_id_valid(op->vehicle))
     fail(out, status, FL_ERR_INVALID, "id must be 1 to %d characters of A-Z a-z 0-9 . _ : -",
          FL_ID_MAX);
-  else if (!body_text(body, "name", op.name, sizeof op.name))
+  else if (!body_text(body, "name", op->name, sizeof op->name))
     fail(out, status, FL_ERR_INVALID, "name must be a text of at most %d bytes", FL_TEXT_MAX);
-  else if (!body_text(body, "station", op.station, sizeof op.station) || !fl_id_valid(op.station))
+  else if (!body_text(body, "station", op->station, sizeof op->station) ||
+           !fl_id_valid(op->station))
     fail(out, status, FL_ERR_INVALID, "station must be an id (A-Z a-z 0-9 . _ : -)");
   else if (!cJSON_IsNumber(rate) || rate->valuedouble < 1 || rate->valuedouble > HTTP_RATE_MAX ||
            rate->valuedouble != (double)(int64_t)rate->valuedouble)
     fail(out, status, FL_ERR_INVALID, "rate_cents must be a whole number from 1 to %d",
          HTTP_RATE_MAX);
   else {
-    op.rate_cents = (int64_t)rate->valuedouble;
-    memcpy(r->id_buf, op.vehicle, sizeof op.vehicle);
-    r->id = r->id_buf;
-    status = run_op(r, &op, "register", &http_view_vehicle, MHD_HTTP_CREATED, out);
+    op->rate_cents = (int64_t)rate->valuedouble;
+    status = MHD_HTTP_OK;
   }
   cJSON_Delete(body);
   return status;
+}
+
+static unsigned post_vehicle(http_request *r, const void *arg, cJSON **out) {
+  hub_op op;
+  unsigned status = http__vehicle_op(r->body, r->body_len, &op, out);
+  if (status != MHD_HTTP_OK)
+    return status;
+  memcpy(r->id_buf, op.vehicle, sizeof op.vehicle);
+  r->id = r->id_buf;
+  return run_op(r, &op, "register", &http_view_vehicle, MHD_HTTP_CREATED, out);
 }
 
 /* POST /v1/read-models/check | /rebuild; arg points at the op kind. Answers

@@ -6,6 +6,9 @@
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <stddef.h>
+
+#include "ops.h"
 
 /* A read of the store: sql's parameters ?1..?N are bound, in order, from the
  * request values named in params ("id" is the {id} of the path, "limit" a
@@ -39,6 +42,29 @@ bool http_query_attach(cJSON *obj, const char *key, sqlite3 *db, const http_view
  * when the customer has neither rentals nor bookings (*err = FL_ERR_NOT_FOUND)
  * or on an SQLite error (*err = FL_ERR_DB). */
 cJSON *http_query_customer(sqlite3 *db, const char *id, int *err);
+
+/* ---- the request parsers, exposed for tests/fuzz (not an API) ----------- */
+
+/* Looks up the query string argument name of the request ctx: its value
+ * (unescaped, owned by the request), or NULL when absent. */
+typedef const char *(*http_arg_fn)(void *ctx, const char *name);
+
+/* Fills values[] for view's params: "id" from id (the path's {id}, already
+ * checked), the others from the query string through arg(ctx, name). A
+ * missing "limit" is the default; a present one is a number from 1 to 1000,
+ * a "state" is a state name (A-Z and _), anything else an id. Returns
+ * MHD_HTTP_OK (200), or 400 with *out set (a new error object, the caller
+ * frees it) when a value is malformed. values[] point into id, arg's strings
+ * or static text. */
+unsigned http__view_values(const http_view *view, const char *id, http_arg_fn arg, void *ctx,
+                           const char *values[4], cJSON **out);
+
+/* Turns json, the body of POST /v1/vehicles (len bytes; NULL is an empty
+ * body) into a HUB_OP_VEHICLE_REGISTER op. Returns MHD_HTTP_OK (200) with
+ * *op filled, or 400 with *out set (a new error object, the caller frees it)
+ * when the body is not an object with a valid id, name, station and
+ * rate_cents. */
+unsigned http__vehicle_op(const char *json, size_t len, hub_op *op, cJSON **out);
 
 /* The operator page: a NUL-terminated HTML document. */
 extern const char http_page_html[];

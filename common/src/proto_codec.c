@@ -1082,6 +1082,10 @@ static bool put_float(struct dec *d, const struct field *f, uint8_t *base, doubl
     dec_verr(d, &e, NULL);
     return false;
   }
+  /* -0.0 is read as 0.0: the encoder omits an optional 0 (of either sign),
+   * which decodes as 0.0, so a decoded -0.0 would not survive a round trip
+   * (found by tests/fuzz, regressions/codec_roundtrip/negative-zero-lon). */
+  if (x == 0.0) x = 0.0;
   memcpy(base + f->off, &x, sizeof x);
   return true;
 }
