@@ -1,6 +1,7 @@
 #include "booking.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -380,6 +381,140 @@ static int refund_done(hub_txn *t, hub_booking *b, hub_step *s, const pay_result
   int rc = hub_store_booking_put(t->store, b);
   if (rc == FL_OK && b->state == BOOKING_CANCELLED && b->charged_cents > 0) /* voids were answered */
     rc = decide(t, b, true, NULL, 0);
+  return rc;
+}
+
+/* ---- the fleet changing, no-shows, the operator ----------------------------------- */
+
+/* Ends b (HELD or PAYMENT_PENDING) as CANCELLED for reason, told to its
+ * kiosk; its deposit comes back (the decision follows the refund), or the
+ * deposit in flight decides. */
+static int cancel_for(hub_txn *t, hub_booking *b, const char *reason) {
+  bool held = b->state == BOOKING_HELD;
+  int rc = set_state(t, b, BOOKING_CANCELLED, reason);
+  if (rc == FL_OK && held) rc = send_bookings(t, b->vehicle);
+  if (rc != FL_OK) return rc;
+  if (!held) { /* paying: the deposit's result decides, or it is called off now */
+    hub_step s;
+    rc = hub_store_step_get(t->store, b->id, STEP_DEPOSIT, &s);
+    if (rc != FL_OK) return rc == FL_ERR_NOT_FOUND ? FL_OK : rc;
+    return s.status == STEP_RETRY ? call_off(t, b, &s) : FL_OK;
+  }
+  if (b->charged_cents == 0) return decide(t, b, true, NULL, 0);
+  saga_owner own = owner_of(b);
+  return saga_step_start(t, &own, STEP_REFUND, b->charged_cents);
+}
+
+/* What a search for a replacement vehicle looks for. */
+typedef struct replacement {
+  hub_txn *t;
+  const hub_booking *b;
+  const hub_vehicle *gone;
+  hub_vehicle best;
+  bool found;
+  int64_t best_gap; /* |rate difference| of best */
+} replacement;
+
+static int consider(void *ctx, const hub_vehicle *v) {
+  replacement *r = ctx;
+  if (strcmp(v->id, r->gone->id) == 0) return FL_OK;
+  if (v->state == VEHICLE_RETIRED || v->state == VEHICLE_REPAIR_REQUESTED ||
+      v->state == VEHICLE_IN_REPAIR || v->state == VEHICLE_NEW)
+    return FL_OK;
+  char reason[FL_TEXT_MAX + 1];
+  int rc = booking_conflict(r->t, v, r->b, reason, sizeof reason);
+  if (rc != FL_OK || reason[0]) return rc; /* taken for the window */
+  int64_t gap = v->rate_cents - r->gone->rate_cents;
+  if (gap < 0) gap = -gap;
+  if (!r->found || gap < r->best_gap) {
+    r->best = *v;
+    r->best_gap = gap;
+    r->found = true;
+  }
+  return FL_OK;
+}
+
+/* Moves b to vehicle v, or cancels it when the station has no vehicle free
+ * for its window; the customer's kiosk is told either way. */
+static int reassign_or_cancel(hub_txn *t, hub_booking *b, const hub_vehicle *gone) {
+  replacement r = {.t = t, .b = b, .gone = gone};
+  int rc = gone->station[0] ? hub_store_vehicles_each(t->store, gone->station, consider, &r) : FL_OK;
+  if (rc != FL_OK) return rc;
+  char text[FL_TEXT_MAX + 1];
+  if (!r.found) {
+    snprintf(text, sizeof text, "vehicle %.40s left service and no other vehicle at %.40s is free",
+             gone->id, gone->station[0] ? gone->station : "its station");
+    return cancel_for(t, b, text);
+  }
+  snprintf(text, sizeof text, "moved from %.40s (out of service) to %.40s", gone->id, r.best.id);
+  copy_str(b->vehicle, r.best.id);
+  copy_str(b->reason, text);
+  b->updated_ms = t->now_ms;
+  rc = hub_store_booking_put(t->store, b); /* the store refuses an overlap on the new vehicle */
+  if (rc == FL_OK) rc = publish_booking_news(t, b, text);
+  if (rc == FL_OK) rc = send_bookings(t, gone->id);
+  if (rc == FL_OK && b->state == BOOKING_HELD) rc = send_bookings(t, r.best.id);
+  if (rc == FL_OK && b->state == BOOKING_HELD) rc = decide(t, b, true, text, 0);
+  if (rc == FL_OK) fl_info("booking=%s %s", b->id, text);
+  return rc;
+}
+
+/* Collects the bookings that hold a vehicle (they are changed after the scan). */
+typedef struct held_list {
+  hub_booking v[FL_MAX_BOOKINGS * 2];
+  int n;
+} held_list;
+
+static int collect(void *ctx, const hub_booking *b) {
+  held_list *l = ctx;
+  if (l->n < (int)(sizeof l->v / sizeof l->v[0])) l->v[l->n++] = *b;
+  return FL_OK;
+}
+
+int booking_on_vehicle_out(hub_txn *t, const hub_vehicle *v) {
+  held_list *l = calloc(1, sizeof *l);
+  if (!l) return FL_ERR_NOMEM;
+  int rc = hub_store_bookings_holding(t->store, v->id, t->now_ms, t->now_ms, INT64_MAX, collect, l);
+  for (int i = 0; rc == FL_OK && i < l->n; i++) rc = reassign_or_cancel(t, &l->v[i], v);
+  free(l);
+  return rc;
+}
+
+static int expire_one(void *ctx, const hub_booking *held) {
+  hub_txn *t = ctx;
+  hub_booking b = *held;
+  bool refund = t->cfg->booking_no_show_refund && b.charged_cents > 0;
+  int rc = set_state(t, &b, BOOKING_EXPIRED,
+                     refund ? "not used in its window: deposit returned"
+                            : "not used in its window: deposit kept");
+  if (rc == FL_OK) rc = send_bookings(t, b.vehicle);
+  if (rc == FL_OK) rc = decide(t, &b, false, NULL, 0);
+  if (rc == FL_OK && refund) {
+    saga_owner own = owner_of(&b);
+    rc = saga_step_start(t, &own, STEP_REFUND, b.charged_cents);
+  }
+  return rc;
+}
+
+int booking_expire_due(hub_txn *t) {
+  int64_t before = t->now_ms - (int64_t)t->cfg->booking_grace_s * 1000;
+  return hub_store_bookings_starting_before(t->store, BOOKING_HELD, before, expire_one, t);
+}
+
+int booking_cancel_by_operator(hub_txn *t, const char *id, char *msg, size_t cap) {
+  hub_booking b;
+  int rc = hub_store_booking_get(t->store, id, &b);
+  if (rc != FL_OK) {
+    snprintf(msg, cap, "no booking %s", id);
+    return rc;
+  }
+  if (b.state != BOOKING_HELD && b.state != BOOKING_PAYMENT_PENDING) {
+    snprintf(msg, cap, "booking %s is %s: nothing to cancel", b.id, booking_state_name(b.state));
+    return FL_ERR_STATE;
+  }
+  rc = cancel_for(t, &b, "cancelled by operator");
+  snprintf(msg, cap, "booking %s cancelled%s", b.id,
+           b.charged_cents > 0 ? ", deposit being refunded" : "");
   return rc;
 }
 

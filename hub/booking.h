@@ -49,4 +49,18 @@ int booking_admit_rental(hub_txn *t, const hub_rental *r, bool *allowed, char *r
  * whose window holds the rental's start becomes USED. */
 int booking_on_rental_active(hub_txn *t, const hub_rental *r);
 
+/* Vehicle v left service (repair, retired): each booking that holds it for
+ * a window ahead moves to an equivalent vehicle free for the window at the
+ * same station (the nearest rate), or is cancelled with its deposit
+ * refunded; the kiosk, the vehicles and subscribers are told. */
+int booking_on_vehicle_out(hub_txn *t, const hub_vehicle *v);
+
+/* HELD bookings not used [booking] grace_s after their start expire (a
+ * no-show): the deposit is kept or refunded by [booking] no_show. */
+int booking_expire_due(hub_txn *t);
+
+/* Operator: cancels booking id (HELD or paying) and refunds its deposit.
+ * msg gets a sentence. */
+int booking_cancel_by_operator(hub_txn *t, const char *id, char *msg, size_t cap);
+
 #endif

@@ -50,12 +50,21 @@ int domain_on_payment(hub_txn *t, const pay_result *res) { return saga_on_result
 
 int domain_resume(hub_txn *t, step_status status) { return saga_resume(t, &owners, status); }
 
+int domain_tick(hub_txn *t) {
+  int rc = saga_resume(t, &owners, STEP_RETRY);
+  if (rc == FL_OK) rc = booking_expire_due(t);
+  if (rc == FL_OK) rc = rental_overdue_alerts(t);
+  return rc;
+}
+
 static const char *op_name(hub_op_kind k) {
   static const char *const names[] = {
       [HUB_OP_VEHICLE_REGISTER] = "vehicle_register", [HUB_OP_VEHICLE_RETIRE] = "vehicle_retire",
       [HUB_OP_REPAIR_START] = "repair_start",         [HUB_OP_REPAIR_COMPLETE] = "repair_complete",
       [HUB_OP_SAGA_RETRY] = "saga_retry",             [HUB_OP_SAGA_COMPENSATE] = "saga_compensate",
       [HUB_OP_READMODEL_CHECK] = "readmodel_check",   [HUB_OP_READMODEL_REBUILD] = "readmodel_rebuild",
+      [HUB_OP_VEHICLE_EDIT] = "vehicle_edit",         [HUB_OP_REPAIR_OPEN] = "repair_open",
+      [HUB_OP_BOOKING_CANCEL] = "booking_cancel",
   };
   return names[k];
 }
@@ -74,6 +83,8 @@ static int log_op(hub_txn *t, const hub_op *op) {
       cJSON_AddNumberToObject(j, "rate_cents", (double)op->rate_cents) &&
       cJSON_AddStringToObject(j, "repair", op->repair) &&
       cJSON_AddStringToObject(j, "rental", op->rental) &&
+      cJSON_AddStringToObject(j, "booking", op->booking) &&
+      cJSON_AddStringToObject(j, "text", op->text) &&
       cJSON_AddStringToObject(j, "actor", op->actor))
     json = cJSON_PrintUnformatted(j);
   cJSON_Delete(j);
@@ -111,6 +122,11 @@ int domain_op(hub_txn *t, const hub_op *op, hub_op_result *res) {
   case HUB_OP_VEHICLE_RETIRE:
   case HUB_OP_REPAIR_START:
   case HUB_OP_REPAIR_COMPLETE:
+  case HUB_OP_VEHICLE_EDIT:
+  case HUB_OP_REPAIR_OPEN:
+  case HUB_OP_BOOKING_CANCEL:
+  case HUB_OP_SAGA_RETRY:
+  case HUB_OP_SAGA_COMPENSATE:
     rc = log_op(t, op); /* rolled back with the command if it is refused */
     break;
   default:
@@ -128,6 +144,13 @@ int domain_op(hub_txn *t, const hub_op *op, hub_op_result *res) {
     case HUB_OP_SAGA_COMPENSATE: rc = rental_compensate(t, op->rental, msg, cap); break;
     case HUB_OP_READMODEL_CHECK:
     case HUB_OP_READMODEL_REBUILD: rc = readmodel_op(t, op, res); break;
+    case HUB_OP_VEHICLE_EDIT:
+      rc = vehicle_edit(t, op->vehicle, op->fields & HUB_OP_FIELD_NAME ? op->name : NULL,
+                        op->fields & HUB_OP_FIELD_RATE ? op->rate_cents : -1,
+                        op->fields & HUB_OP_FIELD_STATION ? op->station : NULL, msg, cap);
+      break;
+    case HUB_OP_REPAIR_OPEN: rc = repair_open(t, op->vehicle, op->text, msg, cap); break;
+    case HUB_OP_BOOKING_CANCEL: rc = booking_cancel_by_operator(t, op->booking, msg, cap); break;
     default: rc = FL_ERR_INVALID; break;
     }
   }

@@ -24,6 +24,11 @@ int domain_on_payment(hub_txn *t, const pay_result *res);
 /* Puts payment steps with the given status back in flight (see saga_resume). */
 int domain_resume(hub_txn *t, step_status status);
 
+/* What time brings, run every half second inside a batch: payment steps
+ * whose retry is due go out again, unused bookings expire, overdue rentals
+ * raise their alert (once). */
+int domain_tick(hub_txn *t);
+
 /* Runs an operator command; res gets its code and a sentence. Returns
  * res->code. Commands that change the fleet are logged in the event log
  * (device "op"). */

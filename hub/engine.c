@@ -206,7 +206,7 @@ static void run_batch(hub_engine *e, hub_input **in, size_t n) {
     int rc = hub_store_begin(e->st);
     for (size_t i = 0; rc == FL_OK && i < n; i++) rc = apply_input(e, &t, in[i]);
     if (rc == FL_OK && t.now_ms >= e->next_retry_scan_ms) {
-      rc = domain_resume(&t, STEP_RETRY);
+      rc = domain_tick(&t);
       e->next_retry_scan_ms = t.now_ms + 500;
     }
     if (rc == FL_OK) rc = hub_store_commit(e->st);

@@ -62,6 +62,7 @@ int hub_config_load(const char *path, hub_config *cfg, char *err, size_t errcap)
   rc |= get_int(c, "breaker", "open_s", 10, 1, 86400, &cfg->breaker_open_s);
   rc |= fl_config_int(c, "booking", "deposit_cents", 2000, 0, INT64_C(1) << 40,
                       &cfg->booking_deposit_cents);
+  rc |= get_int(c, "booking", "grace_s", 900, 0, 86400 * 7, &cfg->booking_grace_s);
   /* Late-fee tiers: late by up to tierN_hours costs tierN_cents; beyond the
    * last tier, the last tier's price applies. Defaults: 1 day, 7 days, beyond. */
   static const int def_hours[HUB_FEE_TIERS] = {24, 168, 1000000, 0};
@@ -81,6 +82,13 @@ int hub_config_load(const char *path, hub_config *cfg, char *err, size_t errcap)
     fl_config_free(c);
     return FL_ERR_CONFIG;
   }
+  const char *no_show = fl_config_str(c, "booking", "no_show", "keep");
+  if (strcmp(no_show, "keep") != 0 && strcmp(no_show, "refund") != 0) {
+    snprintf(err, errcap, "config [booking] no_show = '%s': must be keep or refund", no_show);
+    fl_config_free(c);
+    return FL_ERR_CONFIG;
+  }
+  cfg->booking_no_show_refund = strcmp(no_show, "refund") == 0;
   if (strcmp(cfg->store_backend, "sqlite") != 0 && strcmp(cfg->store_backend, "postgresql") != 0) {
     snprintf(err, errcap, "config [store] backend = '%s': must be sqlite or postgresql", cfg->store_backend);
     fl_config_free(c);

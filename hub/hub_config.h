@@ -45,6 +45,8 @@ typedef struct hub_config {
   int64_t fee_tier_cents[HUB_FEE_TIERS]; /* [fees] tierN_cents: ...costs this much */
   int n_fee_tiers;
   int64_t booking_deposit_cents; /* [booking] deposit_cents: charged when a booking is made */
+  int booking_grace_s;      /* [booking] grace_s: a HELD booking not used this long after its start expires */
+  int booking_no_show_refund; /* [booking] no_show = keep | refund: the deposit of an expired booking */
 } hub_config;
 
 /* Loads path (NULL: defaults and environment only) into *cfg. Returns FL_OK,

@@ -32,6 +32,7 @@ static const char *const booking_names[BOOKING_STATE__COUNT] = {
     [BOOKING_USED] = "USED",
     [BOOKING_CANCELLED] = "CANCELLED",
     [BOOKING_REJECTED] = "REJECTED",
+    [BOOKING_EXPIRED] = "EXPIRED",
 };
 
 static const char *const repair_names[REPAIR_STATE__COUNT] = {
@@ -115,10 +116,11 @@ static const unsigned rental_moves[RENTAL_STATE__COUNT] = {
 static const unsigned booking_moves[BOOKING_STATE__COUNT] = {
     [BOOKING_NEW] = B(BOOKING_PAYMENT_PENDING) | B(BOOKING_HELD) | B(BOOKING_REJECTED),
     [BOOKING_PAYMENT_PENDING] = B(BOOKING_HELD) | B(BOOKING_REJECTED) | B(BOOKING_CANCELLED),
-    [BOOKING_HELD] = B(BOOKING_USED) | B(BOOKING_CANCELLED),
+    [BOOKING_HELD] = B(BOOKING_USED) | B(BOOKING_CANCELLED) | B(BOOKING_EXPIRED),
     [BOOKING_USED] = 0,
     [BOOKING_CANCELLED] = 0,
     [BOOKING_REJECTED] = 0,
+    [BOOKING_EXPIRED] = 0,
 };
 
 static const unsigned repair_moves[REPAIR_STATE__COUNT] = {

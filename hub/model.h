@@ -48,6 +48,7 @@ typedef enum booking_state {
   BOOKING_USED,
   BOOKING_CANCELLED,
   BOOKING_REJECTED,
+  BOOKING_EXPIRED, /* not used in its window: a no-show */
   BOOKING_STATE__COUNT
 } booking_state;
 

@@ -17,6 +17,9 @@ typedef enum hub_op_kind {
   HUB_OP_SAGA_COMPENSATE,  /* rental: undo it (refund, release vehicle) */
   HUB_OP_READMODEL_CHECK,  /* compare the read models with a rebuild from the change log */
   HUB_OP_READMODEL_REBUILD, /* replace the read models with a rebuild from the change log */
+  HUB_OP_VEHICLE_EDIT,     /* vehicle; name, station, rate_cents as fields says */
+  HUB_OP_REPAIR_OPEN,      /* vehicle, text: damage reported */
+  HUB_OP_BOOKING_CANCEL,   /* booking */
 } hub_op_kind;
 
 typedef struct hub_op {
@@ -27,8 +30,15 @@ typedef struct hub_op {
   int64_t rate_cents;
   char repair[FL_ID_MAX + 1];
   char rental[FL_ID_MAX + 1];
+  char booking[FL_ID_MAX + 1];
+  char text[FL_TEXT_MAX + 1];
+  unsigned fields;           /* HUB_OP_VEHICLE_EDIT: which of name, station, rate_cents to set */
   char actor[FL_ID_MAX + 1]; /* who asked, for the event log */
 } hub_op;
+
+#define HUB_OP_FIELD_NAME 1u
+#define HUB_OP_FIELD_STATION 2u
+#define HUB_OP_FIELD_RATE 4u
 
 /* What an operator command did. */
 typedef struct hub_op_result {

@@ -7,10 +7,11 @@
 #include "fleet/log.h"
 #include "fleet/topic.h"
 
-/* Holds a notification of kind/id going from -> to (from "" for a new thing). */
-static int notify(hub_txn *t, const char *kind, const char *id, const char *from, const char *to,
-                  const char *text) {
-  if (strcmp(from, to) == 0) return FL_OK;
+/* Holds a notification of kind/id going from -> to (from "" for a new
+ * thing); with always, also when from equals to. */
+static int notify_any(hub_txn *t, const char *kind, const char *id, const char *from,
+                      const char *to, const char *text, bool always) {
+  if (!always && strcmp(from, to) == 0) return FL_OK;
   char topic[FL_TOPIC_MAX];
   uint8_t buf[1024];
   size_t len;
@@ -24,6 +25,11 @@ static int notify(hub_txn *t, const char *kind, const char *id, const char *from
   if (fl_topic_notify(topic, sizeof topic, kind) < 0) return FL_ERR_INVALID;
   int rc = effects_encode(t->fx, &m, "hub", 0, NULL, buf, sizeof buf, &len);
   return rc == FL_OK ? effects_publish(t->fx, topic, buf, len, false, NULL, 0) : rc;
+}
+
+static int notify(hub_txn *t, const char *kind, const char *id, const char *from, const char *to,
+                  const char *text) {
+  return notify_any(t, kind, id, from, to, text, false);
 }
 
 /* Holds m as the retained state of kind/id. */
@@ -93,6 +99,11 @@ int publish_repair(hub_txn *t, const hub_repair *r, repair_state from) {
 
 int publish_booking(hub_txn *t, const hub_booking *b, booking_state from, const char *text) {
   return notify(t, "booking", b->id, booking_state_name(from), booking_state_name(b->state), text);
+}
+
+int publish_booking_news(hub_txn *t, const hub_booking *b, const char *text) {
+  const char *state = booking_state_name(b->state);
+  return notify_any(t, "booking", b->id, state, state, text, true);
 }
 
 int publish_alert(hub_txn *t, const char *id, const char *name, const char *text) {

@@ -14,6 +14,10 @@ int publish_repair(hub_txn *t, const hub_repair *r, repair_state from);
 /* A booking has no retained state: only the notification. */
 int publish_booking(hub_txn *t, const hub_booking *b, booking_state from, const char *text);
 
+/* News of a booking that is not a change of its state (moved to another
+ * vehicle): a notification whatever the state. */
+int publish_booking_news(hub_txn *t, const hub_booking *b, const char *text);
+
 /* An operator alert (fleet/v1/notify/alert), also logged as a warning. */
 int publish_alert(hub_txn *t, const char *id, const char *name, const char *text);
 

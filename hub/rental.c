@@ -244,7 +244,9 @@ int rental_on_return(hub_txn *t, const hub_origin *o, const fl_msg *m) {
   if (r.state != RENTAL_ACTIVE) return refuse(t, &r, "nothing to return");
   r.ended_ms = t->now_ms;
   r.fee_cents = rental_late_fee(t->cfg, &r, t->now_ms);
-  rc = release_vehicle(t, &r);
+  const fl_rental_return *back = &m->body.rental_return;
+  rc = vehicle_returned_at(t, r.vehicle, back->station, back->odometer_m);
+  if (rc == FL_OK) rc = release_vehicle(t, &r);
   if (rc == FL_OK) rc = command_vehicle(t, &r, FL_ACT_LOCK);
   if (rc != FL_OK) return rc;
   if (r.fee_cents > 0) {
@@ -366,6 +368,21 @@ static int on_step_result(hub_txn *t, hub_step *s, const pay_result *res) {
 
 const saga_owner_kind rental_saga_owner = {
     .name = "rental", .find = find_owner, .on_result = on_step_result};
+
+static int overdue_one(void *ctx, const hub_rental *r) {
+  hub_txn *t = ctx;
+  int rc = hub_store_alert_record(t->store, "rental_overdue", r->id, t->now_ms);
+  if (rc != FL_OK) return rc == FL_ERR_CONFLICT ? FL_OK : rc;
+  int64_t fee = rental_late_fee(t->cfg, r, t->now_ms + 1);
+  char text[FL_TEXT_MAX + 1];
+  snprintf(text, sizeof text, "rental %.40s of %.40s (vehicle %.40s) is overdue; late fee from %lld.%02lld",
+           r->id, r->customer, r->vehicle, (long long)(fee / 100), (long long)(fee % 100));
+  return publish_alert(t, r->id, "rental_overdue", text);
+}
+
+int rental_overdue_alerts(hub_txn *t) {
+  return hub_store_rentals_overdue(t->store, t->now_ms, overdue_one, t);
+}
 
 int rental_compensate(hub_txn *t, const char *id, char *msg, size_t cap) {
   hub_rental r;

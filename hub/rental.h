@@ -36,6 +36,10 @@ extern const saga_owner_kind rental_saga_owner;
 /* Returns the late fee for returning r at now_ms, by cfg's tiers. */
 int64_t rental_late_fee(const hub_config *cfg, const hub_rental *r, int64_t now_ms);
 
+/* Raises the alert "rental_overdue" once for each ACTIVE rental past its
+ * due time (fleet/v1/notify/alert, with the fee it runs into). */
+int rental_overdue_alerts(hub_txn *t);
+
 /* Operator: undoes rental id (refund, vehicle released). msg gets a sentence. */
 int rental_compensate(hub_txn *t, const char *id, char *msg, size_t cap);
 

@@ -2,7 +2,7 @@
 -- readable source and is embedded by hub/CMakeLists.txt.
 -- Write side: devices, events, vehicles, rentals, saga_steps, repairs,
 -- bookings, downlink, payments. Dead letters and counters for the operator.
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;
 
 CREATE TABLE IF NOT EXISTS meta (
   key   TEXT PRIMARY KEY,
@@ -127,7 +127,7 @@ CREATE TABLE IF NOT EXISTS bookings (
   customer       TEXT NOT NULL,
   kiosk          TEXT NOT NULL,               -- device that asked last; decisions go there
   reply_topic    TEXT NOT NULL,
-  state          TEXT NOT NULL,               -- PAYMENT_PENDING HELD USED CANCELLED REJECTED
+  state          TEXT NOT NULL,               -- PAYMENT_PENDING HELD USED CANCELLED REJECTED EXPIRED
   start_ms       INTEGER NOT NULL,
   end_ms         INTEGER NOT NULL,
   deposit_cents  INTEGER NOT NULL DEFAULT 0,
@@ -152,6 +152,18 @@ BEGIN
                 AND b.state IN ('PAYMENT_PENDING', 'HELD') AND b.start_ms < NEW.end_ms
                 AND b.end_ms > NEW.start_ms AND b.end_ms > NEW.updated_ms);
 END;
+
+-- Alerts raised once per thing (schema version 3): an overdue rental is
+-- announced once, not at every tick.
+CREATE TABLE IF NOT EXISTS alerts_raised (
+  kind  TEXT NOT NULL,                        -- rental_overdue, ...
+  id    TEXT NOT NULL,
+  at_ms INTEGER NOT NULL,
+  PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS rentals_due ON rentals(state, due_ms);
+CREATE INDEX IF NOT EXISTS vehicles_station ON vehicles(station);
+CREATE INDEX IF NOT EXISTS bookings_state_start ON bookings(state, start_ms);
 
 -- Hub -> device messages (decisions, commands) until the device acks them.
 CREATE TABLE IF NOT EXISTS downlink (

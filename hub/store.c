@@ -137,3 +137,18 @@ int hub_store_readmodel_rebuild(hub_store *st, uint64_t *changes) {
 int hub_store_readmodel_check(hub_store *st, uint64_t *differing, char *msg, size_t cap) {
   return st->ops->readmodel_check(st->b, differing, msg, cap);
 }
+int hub_store_vehicles_each(hub_store *st, const char *station,
+                            int (*fn)(void *ctx, const hub_vehicle *v), void *ctx) {
+  return st->ops->vehicles_each(st->b, station, fn, ctx);
+}
+int hub_store_bookings_starting_before(hub_store *st, booking_state state, int64_t before_ms,
+                                       int (*fn)(void *ctx, const hub_booking *b), void *ctx) {
+  return st->ops->bookings_starting_before(st->b, state, before_ms, fn, ctx);
+}
+int hub_store_rentals_overdue(hub_store *st, int64_t now_ms,
+                              int (*fn)(void *ctx, const hub_rental *r), void *ctx) {
+  return st->ops->rentals_overdue(st->b, now_ms, fn, ctx);
+}
+int hub_store_alert_record(hub_store *st, const char *kind, const char *id, int64_t at_ms) {
+  return st->ops->alert_record(st->b, kind, id, at_ms);
+}

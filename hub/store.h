@@ -93,6 +93,25 @@ int hub_store_bookings_holding(hub_store *st, const char *vehicle, int64_t now_m
 int hub_store_steps_where(hub_store *st, step_status status, int64_t due_ms,
                           int (*fn)(void *ctx, const hub_step *s), void *ctx);
 
+/* Calls fn for each vehicle at station (NULL: every vehicle), by id. fn
+ * must not write to the store. Stops at and returns fn's first error. */
+int hub_store_vehicles_each(hub_store *st, const char *station,
+                            int (*fn)(void *ctx, const hub_vehicle *v), void *ctx);
+
+/* Calls fn for each booking in state whose window starts before before_ms,
+ * by start. Reads every row first, so fn may write to the store. */
+int hub_store_bookings_starting_before(hub_store *st, booking_state state, int64_t before_ms,
+                                       int (*fn)(void *ctx, const hub_booking *b), void *ctx);
+
+/* Calls fn for each ACTIVE rental due before now_ms whose overdue alert was
+ * not raised yet (hub_store_alert_record "rental_overdue"), by due time.
+ * Reads every row first, so fn may write to the store. */
+int hub_store_rentals_overdue(hub_store *st, int64_t now_ms,
+                              int (*fn)(void *ctx, const hub_rental *r), void *ctx);
+
+/* Records that the alert kind was raised for id. FL_ERR_CONFLICT if it was already. */
+int hub_store_alert_record(hub_store *st, const char *kind, const char *id, int64_t at_ms);
+
 /* ---- logs ------------------------------------------------------------------------ */
 /* Appends an accepted event (or operator command: device "op") to the event
  * log. FL_ERR_CONFLICT if (device, seq) is there already. */

@@ -8,7 +8,7 @@
 #include "store.h"
 
 /* The schema version this hub writes. A store newer than this is refused. */
-#define HUB_SCHEMA_VERSION 2
+#define HUB_SCHEMA_VERSION 3
 
 typedef struct hub_store_ops {
   const char *name;
@@ -41,6 +41,13 @@ typedef struct hub_store_ops {
                           int64_t end_ms, int (*fn)(void *ctx, const hub_booking *bk), void *ctx);
   int (*steps_where)(void *b, step_status status, int64_t due_ms,
                      int (*fn)(void *ctx, const hub_step *s), void *ctx);
+  int (*vehicles_each)(void *b, const char *station, int (*fn)(void *ctx, const hub_vehicle *v),
+                       void *ctx);
+  int (*bookings_starting_before)(void *b, booking_state state, int64_t before_ms,
+                                  int (*fn)(void *ctx, const hub_booking *bk), void *ctx);
+  int (*rentals_overdue)(void *b, int64_t now_ms, int (*fn)(void *ctx, const hub_rental *r),
+                         void *ctx);
+  int (*alert_record)(void *b, const char *kind, const char *id, int64_t at_ms);
 
   int (*event_append)(void *b, const char *device, uint64_t seq, const char *type,
                       const char *corr, int64_t device_time_ms, int64_t received_ms,

@@ -79,11 +79,24 @@ static const char *const stmt_sql[S__COUNT] = {
     [S_BOOKING_GET] = "SELECT " BOOKING_COLS " FROM bookings WHERE id = ?1",
     [S_BOOKING_PUT] = "INSERT INTO bookings(" BOOKING_COLS ") "
                       "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15) "
-                      "ON CONFLICT(id) DO UPDATE SET kiosk=?4, reply_topic=?5, state=?6, "
+                      "ON CONFLICT(id) DO UPDATE SET vehicle=?2, kiosk=?4, reply_topic=?5, state=?6, "
                       "charged_cents=?10, refunded_cents=?11, rental=?12, reason=?13, updated_ms=?15",
     [S_BOOKINGS_HOLDING] = "SELECT " BOOKING_COLS " FROM bookings WHERE vehicle = ?1 "
                            "AND state IN ('PAYMENT_PENDING', 'HELD') AND end_ms > ?2 "
                            "AND end_ms > ?3 AND start_ms < ?4 ORDER BY start_ms, id",
+#define VEHICLE_COLS "id, name, station, rate_cents, state, rental, repair_due, energy_pct, lat, " \
+                     "lon, odometer_m, updated_ms"
+#define RENTAL_COLS "id, vehicle, customer, kiosk, reply_topic, state, minutes, amount_cents, " \
+                    "charged_cents, refunded_cents, fee_cents, reason, started, created_ms, due_ms, " \
+                    "ended_ms, updated_ms"
+    [S_VEHICLES_AT] = "SELECT " VEHICLE_COLS " FROM vehicles WHERE ?1 IS NULL OR station = ?1 "
+                      "ORDER BY id",
+    [S_BOOKINGS_STARTING] = "SELECT " BOOKING_COLS " FROM bookings WHERE state = ?1 "
+                            "AND start_ms < ?2 ORDER BY start_ms, id",
+    [S_RENTALS_OVERDUE] = "SELECT " RENTAL_COLS " FROM rentals r WHERE state = 'ACTIVE' "
+                          "AND due_ms < ?1 AND NOT EXISTS (SELECT 1 FROM alerts_raised a "
+                          "WHERE a.kind = 'rental_overdue' AND a.id = r.id) ORDER BY due_ms",
+    [S_ALERT_RECORD] = "INSERT INTO alerts_raised(kind, id, at_ms) VALUES(?1, ?2, ?3)",
 };
 
 /* Hubs before bookings were taken created a bookings table with fewer
@@ -323,6 +336,15 @@ static int sq_next_id(void *b_, const char *name, uint64_t *out) {
   return rc;
 }
 
+static int sq_alert_record(void *b_, const char *kind, const char *id, int64_t at_ms) {
+  sq_store *st = b_;
+  sqlite3_stmt *s = st->st[S_ALERT_RECORD];
+  bind_text(s, 1, kind);
+  bind_text(s, 2, id);
+  sqlite3_bind_int64(s, 3, at_ms);
+  return fl_db_step_done(s);
+}
+
 const hub_store_ops hub_store_sqlite = {
     .name = "sqlite",
     .open = sq_open,
@@ -350,6 +372,10 @@ const hub_store_ops hub_store_sqlite = {
     .booking_put = sq_booking_put,
     .bookings_holding = sq_bookings_holding,
     .steps_where = sq_steps_where,
+    .vehicles_each = sq_vehicles_each,
+    .bookings_starting_before = sq_bookings_starting_before,
+    .rentals_overdue = sq_rentals_overdue,
+    .alert_record = sq_alert_record,
     .event_append = sq_event_append,
     .dead_letter = sq_dead_letter,
     .count = sq_count,

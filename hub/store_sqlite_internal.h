@@ -37,6 +37,10 @@ enum stmt_id {
   S_BOOKING_GET,
   S_BOOKING_PUT,
   S_BOOKINGS_HOLDING,
+  S_VEHICLES_AT,
+  S_BOOKINGS_STARTING,
+  S_RENTALS_OVERDUE,
+  S_ALERT_RECORD,
   S__COUNT
 };
 
@@ -114,5 +118,11 @@ int sq_booking_put(void *b_, const hub_booking *bk);
 int sq_bookings_holding(void *b_, const char *vehicle, int64_t now_ms,
                                int64_t start_ms, int64_t end_ms,
                                int (*fn)(void *ctx, const hub_booking *bk), void *ctx);
+int sq_vehicles_each(void *b_, const char *station, int (*fn)(void *ctx, const hub_vehicle *v),
+                     void *ctx);
+int sq_bookings_starting_before(void *b_, booking_state state, int64_t before_ms,
+                                int (*fn)(void *ctx, const hub_booking *bk), void *ctx);
+int sq_rentals_overdue(void *b_, int64_t now_ms, int (*fn)(void *ctx, const hub_rental *r),
+                       void *ctx);
 
 #endif

@@ -40,18 +40,13 @@ int sq_device_put(void *b_, const hub_device *d) {
   return fl_db_step_done(s);
 }
 
-int sq_vehicle_get(void *b_, const char *id, hub_vehicle *out) {
-  sq_store *st = b_;
-  sqlite3_stmt *s = st->st[S_VEHICLE_GET];
-  bind_text(s, 1, id);
-  int rc = row_fetch(s);
-  if (rc != FL_OK) return rc;
+static int vehicle_read(sqlite3_stmt *s, hub_vehicle *out) {
+  bool bad = false;
   memset(out, 0, sizeof *out);
   col_text(s, 0, out->id, sizeof out->id);
   col_text(s, 1, out->name, sizeof out->name);
   col_text(s, 2, out->station, sizeof out->station);
   out->rate_cents = sqlite3_column_int64(s, 3);
-  bool bad = false;
   COL_STATE(s, 4, vehicle_state_parse, &out->state);
   col_text(s, 5, out->rental, sizeof out->rental);
   out->repair_due = sqlite3_column_int(s, 6) != 0;
@@ -61,8 +56,18 @@ int sq_vehicle_get(void *b_, const char *id, hub_vehicle *out) {
   out->lon = sqlite3_column_double(s, 9);
   out->odometer_m = sqlite3_column_int64(s, 10);
   out->updated_ms = sqlite3_column_int64(s, 11);
-  row_done(s);
   return bad ? FL_ERR_DB : FL_OK;
+}
+
+int sq_vehicle_get(void *b_, const char *id, hub_vehicle *out) {
+  sq_store *st = b_;
+  sqlite3_stmt *s = st->st[S_VEHICLE_GET];
+  bind_text(s, 1, id);
+  int rc = row_fetch(s);
+  if (rc != FL_OK) return rc;
+  rc = vehicle_read(s, out);
+  row_done(s);
+  return rc;
 }
 
 int sq_vehicle_reading(void *b_, const hub_vehicle *v);
@@ -93,19 +98,14 @@ int sq_vehicle_reading(void *b_, const hub_vehicle *v) {
   return fl_db_step_done(s);
 }
 
-int sq_rental_get(void *b_, const char *id, hub_rental *out) {
-  sq_store *st = b_;
-  sqlite3_stmt *s = st->st[S_RENTAL_GET];
-  bind_text(s, 1, id);
-  int rc = row_fetch(s);
-  if (rc != FL_OK) return rc;
+static int rental_read(sqlite3_stmt *s, hub_rental *out) {
+  bool bad = false;
   memset(out, 0, sizeof *out);
   col_text(s, 0, out->id, sizeof out->id);
   col_text(s, 1, out->vehicle, sizeof out->vehicle);
   col_text(s, 2, out->customer, sizeof out->customer);
   col_text(s, 3, out->kiosk, sizeof out->kiosk);
   col_text(s, 4, out->reply_topic, sizeof out->reply_topic);
-  bool bad = false;
   COL_STATE(s, 5, rental_state_parse, &out->state);
   out->minutes = (uint32_t)sqlite3_column_int(s, 6);
   out->amount_cents = sqlite3_column_int64(s, 7);
@@ -118,8 +118,18 @@ int sq_rental_get(void *b_, const char *id, hub_rental *out) {
   out->due_ms = sqlite3_column_int64(s, 14);
   out->ended_ms = sqlite3_column_int64(s, 15);
   out->updated_ms = sqlite3_column_int64(s, 16);
-  row_done(s);
   return bad ? FL_ERR_DB : FL_OK;
+}
+
+int sq_rental_get(void *b_, const char *id, hub_rental *out) {
+  sq_store *st = b_;
+  sqlite3_stmt *s = st->st[S_RENTAL_GET];
+  bind_text(s, 1, id);
+  int rc = row_fetch(s);
+  if (rc != FL_OK) return rc;
+  rc = rental_read(s, out);
+  row_done(s);
+  return rc;
 }
 
 int sq_rental_put(void *b_, const hub_rental *r) {
@@ -342,3 +352,82 @@ int sq_bookings_holding(void *b_, const char *vehicle, int64_t now_ms,
   return err;
 }
 
+
+/* A callback over rows of one kind. */
+typedef struct row_fn {
+  enum { ROW_VEHICLE, ROW_RENTAL, ROW_BOOKING } kind;
+  union {
+    int (*vehicle)(void *ctx, const hub_vehicle *v);
+    int (*rental)(void *ctx, const hub_rental *r);
+    int (*booking)(void *ctx, const hub_booking *b);
+  } fn;
+  void *ctx;
+} row_fn;
+
+static size_t row_size(const row_fn *f) {
+  return f->kind == ROW_VEHICLE ? sizeof(hub_vehicle)
+         : f->kind == ROW_RENTAL ? sizeof(hub_rental) : sizeof(hub_booking);
+}
+
+static int row_read(const row_fn *f, sqlite3_stmt *s, void *out) {
+  return f->kind == ROW_VEHICLE ? vehicle_read(s, out)
+         : f->kind == ROW_RENTAL ? rental_read(s, out) : booking_read(s, out);
+}
+
+static int row_call(const row_fn *f, const void *row) {
+  return f->kind == ROW_VEHICLE ? f->fn.vehicle(f->ctx, row)
+         : f->kind == ROW_RENTAL ? f->fn.rental(f->ctx, row) : f->fn.booking(f->ctx, row);
+}
+
+/* Runs the bound query s, reading every row first, then calls f on each
+ * (so that f may write to the store). A damaged row is logged and skipped. */
+static int rows_then_each(sqlite3_stmt *s, const row_fn *f) {
+  size_t n = 0, cap = 0, elem = row_size(f);
+  char *rows = NULL;
+  int rc, err = FL_OK;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    if (n == cap) {
+      cap = cap ? cap * 2 : 16;
+      char *grown = realloc(rows, cap * elem);
+      if (!grown) {
+        err = FL_ERR_NOMEM;
+        break;
+      }
+      rows = grown;
+    }
+    if (row_read(f, s, rows + n * elem) == FL_OK) n++;
+  }
+  if (err == FL_OK && rc != SQLITE_DONE) err = FL_ERR_DB;
+  row_done(s);
+  for (size_t i = 0; err == FL_OK && i < n; i++) err = row_call(f, rows + i * elem);
+  free(rows);
+  return err;
+}
+
+int sq_vehicles_each(void *b_, const char *station, int (*fn)(void *ctx, const hub_vehicle *v),
+                     void *ctx) {
+  sq_store *st = b_;
+  sqlite3_stmt *s = st->st[S_VEHICLES_AT];
+  bind_text_or_null(s, 1, station);
+  row_fn f = {.kind = ROW_VEHICLE, .fn.vehicle = fn, .ctx = ctx};
+  return rows_then_each(s, &f);
+}
+
+int sq_bookings_starting_before(void *b_, booking_state state, int64_t before_ms,
+                                int (*fn)(void *ctx, const hub_booking *bk), void *ctx) {
+  sq_store *st = b_;
+  sqlite3_stmt *s = st->st[S_BOOKINGS_STARTING];
+  bind_text(s, 1, booking_state_name(state));
+  sqlite3_bind_int64(s, 2, before_ms);
+  row_fn f = {.kind = ROW_BOOKING, .fn.booking = fn, .ctx = ctx};
+  return rows_then_each(s, &f);
+}
+
+int sq_rentals_overdue(void *b_, int64_t now_ms, int (*fn)(void *ctx, const hub_rental *r),
+                       void *ctx) {
+  sq_store *st = b_;
+  sqlite3_stmt *s = st->st[S_RENTALS_OVERDUE];
+  sqlite3_bind_int64(s, 1, now_ms);
+  row_fn f = {.kind = ROW_RENTAL, .fn.rental = fn, .ctx = ctx};
+  return rows_then_each(s, &f);
+}

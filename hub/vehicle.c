@@ -3,9 +3,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "booking.h"
 #include "fleet/error.h"
 #include "fleet/log.h"
 #include "publish.h"
+
+/* A vehicle in one of these can be rented or booked. */
+static bool in_service(vehicle_state s) {
+  return s == VEHICLE_AVAILABLE || s == VEHICLE_RESERVED || s == VEHICLE_RENTED;
+}
 
 int vehicle_set_state(hub_txn *t, hub_vehicle *v, vehicle_state state, const char *rental) {
   vehicle_state from = v->state;
@@ -22,6 +28,7 @@ int vehicle_set_state(hub_txn *t, hub_vehicle *v, vehicle_state state, const cha
   if (rc == FL_OK && from != state)
     fl_info("vehicle=%s state=%s%s%s", v->id, vehicle_state_name(state),
             v->rental[0] ? " rental=" : "", v->rental);
+  if (rc == FL_OK && in_service(from) && !in_service(state)) rc = booking_on_vehicle_out(t, v);
   return rc;
 }
 
@@ -118,4 +125,45 @@ int vehicle_retire(hub_txn *t, const char *id, char *msg, size_t cap) {
   rc = vehicle_set_state(t, &v, VEHICLE_RETIRED, "");
   snprintf(msg, cap, "vehicle %s retired", v.id);
   return rc;
+}
+
+int vehicle_edit(hub_txn *t, const char *id, const char *name, int64_t rate_cents,
+                 const char *station, char *msg, size_t cap) {
+  hub_vehicle v;
+  int rc = hub_store_vehicle_get(t->store, id, &v);
+  if (rc != FL_OK) {
+    snprintf(msg, cap, "no vehicle %s", id);
+    return rc;
+  }
+  if (station && station[0] && !fl_id_valid(station)) {
+    snprintf(msg, cap, "a station needs a valid id");
+    return FL_ERR_INVALID;
+  }
+  if (name) model_copy(v.name, name);
+  if (rate_cents >= 0) v.rate_cents = rate_cents;
+  if (station) model_copy(v.station, station);
+  v.updated_ms = t->now_ms;
+  rc = hub_store_vehicle_put(t->store, &v);
+  if (rc == FL_OK) rc = publish_vehicle(t, &v, v.state, NULL);
+  snprintf(msg, cap, "vehicle %s: %s, %s, %lld.%02lld an hour", v.id, v.name[0] ? v.name : "-",
+           v.station[0] ? v.station : "no station", (long long)(v.rate_cents / 100),
+           (long long)(v.rate_cents % 100));
+  return rc;
+}
+
+int vehicle_returned_at(hub_txn *t, const char *id, const char *station, uint64_t odometer_m) {
+  hub_vehicle v;
+  int rc = hub_store_vehicle_get(t->store, id, &v);
+  if (rc == FL_ERR_NOT_FOUND) return FL_OK;
+  if (rc != FL_OK) return rc;
+  bool moved = station && station[0] && strcmp(station, v.station) != 0;
+  if (!moved && (!odometer_m || (int64_t)odometer_m <= v.odometer_m)) return FL_OK;
+  if (moved) {
+    fl_info("vehicle=%s station %s -> %s (one-way return)", v.id, v.station, station);
+    model_copy(v.station, station);
+  }
+  if ((int64_t)odometer_m > v.odometer_m) v.odometer_m = (int64_t)odometer_m;
+  v.updated_ms = t->now_ms;
+  rc = hub_store_vehicle_put(t->store, &v);
+  return rc == FL_OK ? publish_vehicle(t, &v, v.state, NULL) : rc;
 }

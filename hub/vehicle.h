@@ -31,4 +31,13 @@ int vehicle_register(hub_txn *t, const char *id, const char *name, const char *s
                      int64_t rate_cents, char *msg, size_t cap);
 int vehicle_retire(hub_txn *t, const char *id, char *msg, size_t cap);
 
+/* Operator: edits a vehicle's name (NULL: unchanged), rate (negative:
+ * unchanged) and station (NULL: unchanged). msg gets a sentence. */
+int vehicle_edit(hub_txn *t, const char *id, const char *name, int64_t rate_cents,
+                 const char *station, char *msg, size_t cap);
+
+/* The vehicle came back at station (NULL or "": where it was) with its
+ * odometer (0: unknown): a one-way return moves it to that station. */
+int vehicle_returned_at(hub_txn *t, const char *id, const char *station, uint64_t odometer_m);
+
 #endif

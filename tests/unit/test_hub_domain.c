@@ -179,16 +179,25 @@ static int book(fixture *f, const char *kiosk, const char *id, const char *vehic
   return event(f, kiosk, &m);
 }
 
+static int op_with(fixture *f, hub_op *o, hub_op_result *res);
+
 static int op(fixture *f, hub_op_kind kind, const char *id, hub_op_result *res) {
   hub_op o = {.kind = kind, .rate_cents = 600};
   snprintf(o.vehicle, sizeof o.vehicle, "%s", id);
   snprintf(o.repair, sizeof o.repair, "%s", id);
   snprintf(o.rental, sizeof o.rental, "%s", id);
+  snprintf(o.booking, sizeof o.booking, "%s", id);
   snprintf(o.name, sizeof o.name, "car %s", id);
   snprintf(o.station, sizeof o.station, "S1");
+  snprintf(o.text, sizeof o.text, "scratched door");
+  return op_with(f, &o, res);
+}
+
+/* Runs operator command o in its own step, as the engine does. */
+static int op_with(fixture *f, hub_op *o, hub_op_result *res) {
   begin(f);
   CHECK(hub_store_savepoint(f->st) == FL_OK);
-  int rc = domain_op(&f->t, &o, res);
+  int rc = domain_op(&f->t, o, res);
   CHECK((rc == FL_OK ? hub_store_release(f->st) : hub_store_rollback_to(f->st)) == FL_OK);
   if (rc != FL_OK) effects_undo(f->fx, (effects_mark){0, 0});
   commit(f);
@@ -634,6 +643,121 @@ static void state_published_once_per_batch(void) {
   teardown(&f);
 }
 
+/* Runs what time brings at f->now (the engine does it every half second). */
+static void tick(fixture *f) {
+  begin(f);
+  CHECK(domain_tick(&f->t) == FL_OK);
+  commit(f);
+}
+
+static void bookings_follow_the_fleet(void) {
+  fixture f;
+  setup(&f);
+  register_vehicle(&f, "V1"); /* all at S1, 600 an hour */
+  register_vehicle(&f, "V2");
+  register_vehicle(&f, "V3");
+  hub_op_result res;
+  hub_op edit = {.kind = HUB_OP_VEHICLE_EDIT, .fields = HUB_OP_FIELD_STATION | HUB_OP_FIELD_RATE,
+                 .rate_cents = 900};
+  snprintf(edit.vehicle, sizeof edit.vehicle, "V3");
+  snprintf(edit.station, sizeof edit.station, "S2");
+  CHECK(op_with(&f, &edit, &res) == FL_OK); /* V3 moves to S2 and costs 9.00 */
+  hub_vehicle v3;
+  CHECK(hub_store_vehicle_get(f.st, "V3", &v3) == FL_OK && strcmp(v3.station, "S2") == 0 &&
+        v3.rate_cents == 900 && strcmp(v3.name, "car V3") == 0);
+  int64_t h = 3600 * 1000;
+  book(&f, "K1", "B1", "V1", "C1", f.now + h, f.now + 2 * h);
+  provider(&f, "B1", "deposit", PAY_OK);
+  book(&f, "K1", "B2", "V2", "C2", f.now + h, f.now + 2 * h);
+  provider(&f, "B2", "deposit", PAY_OK);
+  /* the operator reports damage on V1: a ticket, V1 out of service, B1 moves to a free car of S1 */
+  CHECK(op(&f, HUB_OP_REPAIR_OPEN, "V1", &res) == FL_OK);
+  CHECK(vehicle_now(&f, "V1") == VEHICLE_REPAIR_REQUESTED);
+  hub_repair r;
+  CHECK(hub_store_repair_open_for(f.st, "V1", &r) == FL_OK && strstr(r.text, "scratched door"));
+  hub_booking b;
+  /* V2 is booked for the window and V3 is at S2: nothing free at S1, so B1 is cancelled */
+  CHECK(hub_store_booking_get(f.st, "B1", &b) == FL_OK && b.state == BOOKING_CANCELLED);
+  CHECK(called(&f, "B1", "refund") && notice(&f, "booking") != NULL);
+  provider(&f, "B1", "refund", PAY_OK);
+  const fl_decision *d = decision(&f, "B1");
+  CHECK(d && strcmp(d->state, "CANCELLED") == 0 && d->refunded_cents == 2000);
+  /* V3 comes back to S1; V2 breaks down: B2 moves to V3 */
+  snprintf(edit.station, sizeof edit.station, "S1");
+  edit.fields = HUB_OP_FIELD_STATION;
+  CHECK(op_with(&f, &edit, &res) == FL_OK);
+  fl_msg m;
+  fl_msg_init(&m, FL_MSG_FAULT);
+  m.body.fault.n_dtcs = 1;
+  snprintf(m.body.fault.dtcs[0], sizeof m.body.fault.dtcs[0], "P0171");
+  m.body.fault.severity = FL_SEV_WARNING;
+  CHECK(event(&f, "V2", &m) == FL_OK);
+  CHECK(hub_store_booking_get(f.st, "B2", &b) == FL_OK && b.state == BOOKING_HELD &&
+        strcmp(b.vehicle, "V3") == 0);
+  d = decision(&f, "B2");
+  CHECK(d && d->ok && strcmp(d->state, "HELD") == 0 && strstr(d->reason, "to V3"));
+  size_t lists = 0; /* both vehicles get their new lists */
+  for (size_t i = 0; i < f.n_recs; i++)
+    if (f.recs[i].m.env.type == FL_MSG_COMMAND && f.recs[i].m.body.command.action == FL_ACT_BOOKINGS)
+      lists++;
+  CHECK(lists == 2);
+  /* the operator cancels B2 */
+  CHECK(op(&f, HUB_OP_BOOKING_CANCEL, "B2", &res) == FL_OK);
+  CHECK(booking_now(&f, "B2") == BOOKING_CANCELLED && called(&f, "B2", "refund"));
+  CHECK(op(&f, HUB_OP_BOOKING_CANCEL, "B2", &res) == FL_ERR_STATE);
+  CHECK(op(&f, HUB_OP_BOOKING_CANCEL, "B404", &res) == FL_ERR_NOT_FOUND);
+  teardown(&f);
+}
+
+static void no_shows_and_overdue(void) {
+  fixture f;
+  setup(&f);
+  f.cfg.booking_grace_s = 60;
+  f.cfg.fee_tier_hours[0] = 1;
+  f.cfg.fee_tier_cents[0] = 1500;
+  f.cfg.n_fee_tiers = 1;
+  register_vehicle(&f, "V1");
+  register_vehicle(&f, "V2");
+  book(&f, "K1", "B1", "V1", "C1", f.now + 1000, f.now + 3600 * 1000);
+  provider(&f, "B1", "deposit", PAY_OK);
+  tick(&f);
+  CHECK(booking_now(&f, "B1") == BOOKING_HELD); /* its window has not started */
+  f.now += 62 * 1000;
+  tick(&f);
+  CHECK(booking_now(&f, "B1") == BOOKING_EXPIRED); /* a no-show: the deposit is kept */
+  CHECK(f.n_jobs == 0 && decision(&f, "B1") && !decision(&f, "B1")->ok);
+  f.cfg.booking_no_show_refund = true;
+  book(&f, "K1", "B2", "V1", "C1", f.now + 1000, f.now + 3600 * 1000);
+  provider(&f, "B2", "deposit", PAY_OK);
+  f.now += 62 * 1000;
+  tick(&f);
+  CHECK(booking_now(&f, "B2") == BOOKING_EXPIRED && called(&f, "B2", "refund"));
+  /* overdue: one alert, with the fee it runs into */
+  rent(&f, "K1", "R1", "V2", "C3", 1);
+  provider(&f, "R1", "charge", PAY_OK);
+  tick(&f);
+  CHECK(notice(&f, "alert") == NULL);
+  f.now += 5 * 1000; /* due after 1 s */
+  tick(&f);
+  const fl_notify *n = notice(&f, "alert");
+  CHECK(n && strcmp(n->to, "rental_overdue") == 0 && strcmp(n->id, "R1") == 0 && strstr(n->text, "15.00"));
+  f.now += 5 * 1000;
+  tick(&f);
+  CHECK(notice(&f, "alert") == NULL); /* once */
+  /* a one-way return: the vehicle's station follows */
+  fl_msg m;
+  fl_msg_init(&m, FL_MSG_RENTAL_RETURN);
+  snprintf(m.env.corr, sizeof m.env.corr, "R1");
+  snprintf(m.body.rental_return.station, sizeof m.body.rental_return.station, "S9");
+  m.body.rental_return.odometer_m = 12345;
+  CHECK(event(&f, "K1", &m) == FL_OK);
+  hub_vehicle v;
+  CHECK(hub_store_vehicle_get(f.st, "V2", &v) == FL_OK && strcmp(v.station, "S9") == 0 &&
+        v.odometer_m == 12345 && v.state == VEHICLE_AVAILABLE);
+  CHECK(rental_now(&f, "R1").state == RENTAL_RETURNED); /* the late fee is being charged */
+  teardown(&f);
+}
+
 int main(void) {
   fl_log_set_level(FL_LOG_ERROR);
   rent_pay_ride_return();
@@ -647,5 +771,7 @@ int main(void) {
   operator_saga_commands();
   device_protocol();
   state_published_once_per_batch();
+  bookings_follow_the_fleet();
+  no_shows_and_overdue();
   return unit_report("hub_domain");
 }
