@@ -8,7 +8,8 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 packages=(build-essential cmake pkg-config
   libpaho-mqtt-dev mosquitto libcbor-dev libsqlite3-dev sqlite3
   libinih-dev libcjson-dev libcurl4-openssl-dev libmicrohttpd-dev
-  python3 python3-paho-mqtt python3-cbor2 python3-pytest openssl)
+  python3 python3-paho-mqtt python3-cbor2 python3-pytest openssl
+  postgresql libpq-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
