@@ -55,7 +55,9 @@ static void *pg_acquire(void *src) {
     PQfinish(c);
     return NULL;
   }
+  pthread_mutex_lock(&rd->lock);
   rd->warned = false;
+  pthread_mutex_unlock(&rd->lock);
   PQsetNoticeProcessor(c, ignore_notice, NULL);
   return c;
 }
@@ -121,6 +123,12 @@ static cJSON *pg_rows(void *conn, const http_view *view, const char *const value
   for (; n < 4 && view->params[n]; n++)
     types[n] = strcmp(view->params[n], "limit") == 0 ? OID_INT8 : OID_TEXT;
   PGresult *r = PQexecParams(c, sql, n, types, values, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK && PQstatus(c) != CONNECTION_OK) {
+    /* a pooled connection the server dropped (a restart): once more, anew */
+    PQclear(r);
+    PQreset(c);
+    r = PQexecParams(c, sql, n, types, values, NULL, NULL, 0);
+  }
   cJSON *rows = NULL;
   if (PQresultStatus(r) != PGRES_TUPLES_OK) {
     fl_error("http %s query: %s", view->noun, PQresultErrorMessage(r));

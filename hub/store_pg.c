@@ -242,6 +242,10 @@ static int pg_exec(pg_store *st, const char *sql) {
   return rc;
 }
 
+static void col_text(const PGresult *r, int row, int col, char *dst, size_t cap) {
+  snprintf(dst, cap, "%s", PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col));
+}
+
 static void ignore_notice(void *arg, const char *message) {}
 
 /* Connects to st->url; FL_OK or FL_ERR_UNAVAILABLE (message in err). */
@@ -276,16 +280,25 @@ static int pg_prepare_all(pg_store *st) {
   return FL_OK;
 }
 
+/* Runs a query of one value into out (cap bytes). */
+static int pg_value(pg_store *st, const char *sql, char *out, size_t cap) {
+  PGresult *r = PQexec(st->conn, sql);
+  int rc = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? FL_OK
+                                                                      : pg_error(st, r, sql);
+  if (rc == FL_OK) col_text(r, 0, 0, out, cap);
+  PQclear(r);
+  return rc;
+}
+
 /* Reads the schema version (0: no schema yet) under the schema lock. */
 static int schema_version(pg_store *st, int *out) {
-  PGresult *r = PQexec(st->conn, "SELECT CASE WHEN to_regclass('schema_version') IS NULL "
-                                 "THEN 0 ELSE (SELECT coalesce(max(version), 0) FROM "
-                                 "schema_version) END");
-  int rc = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
-               ? FL_OK
-               : pg_error(st, r, "reading the schema version");
-  if (rc == FL_OK) *out = atoi(PQgetvalue(r, 0, 0));
-  PQclear(r);
+  char v[32];
+  int rc = pg_value(st, "SELECT to_regclass('schema_version') IS NOT NULL", v, sizeof v);
+  *out = 0;
+  if (rc == FL_OK && strcmp(v, "t") == 0) {
+    rc = pg_value(st, "SELECT coalesce(max(version), 0) FROM schema_version", v, sizeof v);
+    if (rc == FL_OK) *out = atoi(v);
+  }
   return rc;
 }
 
@@ -455,9 +468,6 @@ static int pg_row(pg_store *st, enum pg_stmt_id id, const pg_params *p, PGresult
   return rc;
 }
 
-static void col_text(const PGresult *r, int row, int col, char *dst, size_t cap) {
-  snprintf(dst, cap, "%s", PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col));
-}
 static int64_t col_i64(const PGresult *r, int row, int col) {
   return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
 }
