@@ -164,6 +164,7 @@ typedef struct pg_store {
   char shown[512]; /* the same with its password masked, for messages */
   char *sql[P__COUNT];
   bool lost;         /* the connection broke: reconnect at the next begin */
+  bool release_pending; /* "input" released, RELEASE not sent yet (pg_savepoint) */
   int failed_tries;  /* reconnections that failed in a row */
   int64_t next_try_us; /* no reconnection before this (fl_mono_us) */
 } pg_store;
@@ -491,6 +492,7 @@ static double col_f64(const PGresult *r, int row, int col) {
 
 static int pg_begin(void *b_) {
   pg_store *st = b_;
+  st->release_pending = false;
   int rc = st->lost || PQstatus(st->conn) != CONNECTION_OK ? pg_reconnect(st) : FL_OK;
   if (rc != FL_OK) return rc;
   rc = pg_exec(st, "BEGIN");
@@ -510,6 +512,7 @@ static bool pg_in_txn(void *b_) {
 
 static int pg_commit(void *b_) {
   pg_store *st = b_;
+  st->release_pending = false;
   if (st->lost) return FL_ERR_UNAVAILABLE;
   if (PQtransactionStatus(st->conn) == PQTRANS_INERROR) {
     fl_error("store: commit of a failed transaction: rolled back");
@@ -521,10 +524,27 @@ static int pg_commit(void *b_) {
 
 static int pg_rollback(void *b_) {
   pg_store *st = b_;
+  st->release_pending = false;
   return pg_in_txn(st) ? pg_exec(st, "ROLLBACK") : FL_OK;
 }
-static int pg_savepoint(void *b_) { return ((pg_store *)b_)->lost ? FL_ERR_UNAVAILABLE : pg_exec(b_, "SAVEPOINT input"); }
-static int pg_release(void *b_) { return ((pg_store *)b_)->lost ? FL_ERR_UNAVAILABLE : pg_exec(b_, "RELEASE SAVEPOINT input"); }
+/* A released savepoint costs no round trip of its own: the RELEASE goes
+ * with the next input's SAVEPOINT (one simple query), and is dropped before
+ * COMMIT or ROLLBACK, which end every savepoint anyway. Statements between
+ * a release and the next savepoint (the engine's end-of-batch scan) run
+ * inside the unreleased savepoint, which changes nothing they see or do. */
+static int pg_savepoint(void *b_) {
+  pg_store *st = b_;
+  if (st->lost) return FL_ERR_UNAVAILABLE;
+  bool release = st->release_pending;
+  st->release_pending = false;
+  return pg_exec(st, release ? "RELEASE SAVEPOINT input; SAVEPOINT input" : "SAVEPOINT input");
+}
+static int pg_release(void *b_) {
+  pg_store *st = b_;
+  if (st->lost) return FL_ERR_UNAVAILABLE;
+  st->release_pending = true;
+  return FL_OK;
+}
 static int pg_rollback_to(void *b_) {
   return ((pg_store *)b_)->lost ? FL_ERR_UNAVAILABLE : pg_exec(b_, "ROLLBACK TO SAVEPOINT input");
 }
