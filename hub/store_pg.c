@@ -178,10 +178,12 @@ static void mask_url(const char *url, char *out, size_t cap) {
   char *scheme = strstr(out, "://");
   if (scheme) {
     char *user = scheme + 3;
-    char *at = strchr(user, '@');
-    char *slash = strchr(user, '/');
+    size_t authority = strcspn(user, "/?");
+    char *at = NULL; /* the last '@' of the authority: a password may hold one */
+    for (char *p = user; p < user + authority; p++)
+      if (*p == '@') at = p;
     char *colon = strchr(user, ':');
-    if (at && (!slash || at < slash) && colon && colon < at) {
+    if (at && colon && colon < at) {
       memmove(colon + 4, at, strlen(at) + 1);
       memcpy(colon + 1, "***", 3);
     }
