@@ -1,7 +1,10 @@
 """The benchmarks behind bench/run. Each one starts its own mosquitto (and
 hub) on free loopback ports through tests/harness/fleet.py, measures the raw
 broker QoS 1 rate in the same run as the baseline, and prints key=value lines:
-each run's figures, then the medians over the runs, the headline last."""
+each run's figures, then the medians over the runs, the headline last.
+With --store postgresql (saga, ingest) the hub's store is a fresh database in
+a PostgreSQL cluster the bench starts itself (tests/harness/pg.py, fsync on,
+as a real server), like the tests."""
 import argparse
 import os
 import platform
@@ -11,6 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "harness"))
+import fleet  # noqa: E402
 from fleet import BUILD, Broker, Hub  # noqa: E402
 
 LOADGEN = str(BUILD / "bench" / "fleet-loadgen")
@@ -40,6 +44,18 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def bench_hub(broker, args, **settings):
+    """Starts the hub under test on args.store: SQLite in its state dir, or a
+    fresh database of this process's PostgreSQL cluster."""
+    config = settings.pop("config", {})
+    if args.store == "postgresql":
+        cluster, database = fleet.fresh_pg_database()
+        config.setdefault("store", {}).update(backend="postgresql", url=cluster.url(database))
+    else:
+        config.setdefault("store", {}).update(backend="sqlite")
+    return Hub(broker, config=config, **settings)
+
+
 def register(hub, prefix, n):
     for i in range(n):
         status, _ = hub.api("POST", "/v1/vehicles", {"id": f"{prefix}{i}", "name": "bench",
@@ -51,7 +67,7 @@ def run_saga(args):
     figures = {}
     with Broker() as broker:
         figures["baseline_qos1_msgs_per_s"] = baseline(broker)
-        hub = Hub(broker, latency_ms=0, config={"engine": {"command_ttl_s": 60}})
+        hub = bench_hub(broker, args, latency_ms=0, config={"engine": {"command_ttl_s": 60}})
         try:
             register(hub, "max-V", args.lanes)
             register(hub, "paced-V", args.lanes)
@@ -80,7 +96,7 @@ def run_ingest(args):
     figures = {}
     with Broker() as broker:
         figures["baseline_qos1_msgs_per_s"] = baseline(broker)
-        hub = Hub(broker, latency_ms=0)
+        hub = bench_hub(broker, args, latency_ms=0)
         try:
             register(hub, "B-T", args.devices)
             cpu0 = cpu_seconds(hub.proc.pid)
@@ -126,20 +142,27 @@ def main():
     p.add_argument("--rate", type=int, default=1000, help="saga: paced rental requests per second")
     p.add_argument("--devices", type=int, default=200, help="ingest: vehicles")
     p.add_argument("--window", type=int, default=32, help="ingest: unacked events per vehicle")
+    p.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite",
+                   help="saga, ingest: the hub's store")
     name = sys.argv[1] if len(sys.argv) > 1 else ""
     run, add_options = find_bench(name)
     if add_options:
         add_options(p)
     args = p.parse_args()
-    print(f"machine={platform.node()} cores={os.cpu_count()} kernel={platform.release()}")
+    if args.store == "postgresql":
+        os.environ["FLEET_PG_FSYNC"] = "on"  # the cluster the bench starts: durable commits
+    print(f"machine={platform.node()} cores={os.cpu_count()} kernel={platform.release()} "
+          f"store={args.store}")
     runs = []
     for i in range(args.runs):
         figures = run(args)
         for k, v in figures.items():
             print(f"run{i + 1}.{k}={v:.2f}")
+        print(f"run{i + 1}.store={args.store}")
         sys.stdout.flush()
         runs.append(figures)
     keys = list(runs[0])
+    print(f"median.store={args.store}")
     for k in keys:
         print(f"median.{k}={statistics.median(r[k] for r in runs):.2f}")
 

@@ -1,6 +1,7 @@
 /* The operator HTTP API: libmicrohttpd with a thread per connection, a route
- * table, reads from a read-only SQLite connection per request, writes as
- * operator commands through hub_engine_op(). See http.h for the endpoints. */
+ * table, reads from the store through a reader (http_internal.h: SQLite or
+ * PostgreSQL, a read-only connection per request), writes as operator
+ * commands through hub_engine_op(). See http.h for the endpoints. */
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -14,7 +15,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "fleet/db.h"
 #include "fleet/error.h"
 #include "fleet/log.h"
 #include "fleet/proto.h"
@@ -29,7 +29,7 @@
 struct hub_http {
   struct MHD_Daemon *daemon;
   hub_engine *engine;
-  char db_path[300];
+  http_reader reader;
   int port;
 };
 
@@ -119,8 +119,8 @@ static unsigned status_of(int code) {
 
 /* ---- reads -------------------------------------------------------------- */
 
-static unsigned open_store(http_request *r, sqlite3 **db, cJSON **out) {
-  if (fl_db_open(r->server->db_path, FL_DB_SYNC_NORMAL, true, db) == FL_OK)
+static unsigned open_store(http_request *r, http_read *db, cJSON **out) {
+  if (http_read_open(&r->server->reader, db))
     return MHD_HTTP_OK;
   return fail(out, MHD_HTTP_SERVICE_UNAVAILABLE, FL_ERR_UNAVAILABLE,
               "the hub's store is not readable yet");
@@ -179,7 +179,7 @@ static unsigned view_values(http_request *r, const http_view *view, const char *
 }
 
 /* Runs view; with single, answers its first row or 404 "no <noun> <id>". */
-static unsigned query_view(http_request *r, sqlite3 *db, const http_view *view, bool single,
+static unsigned query_view(http_request *r, http_read *db, const http_view *view, bool single,
                            cJSON **out) {
   const char *values[4];
   unsigned status = view_values(r, view, values, out);
@@ -200,11 +200,11 @@ static unsigned query_view(http_request *r, sqlite3 *db, const http_view *view, 
 }
 
 static unsigned read_view(http_request *r, const http_view *view, bool single, cJSON **out) {
-  sqlite3 *db = NULL;
+  http_read db = {0};
   unsigned status = open_store(r, &db, out);
   if (status == MHD_HTTP_OK)
-    status = query_view(r, db, view, single, out);
-  fl_db_close(db);
+    status = query_view(r, &db, view, single, out);
+  http_read_close(&db);
   return status;
 }
 
@@ -218,31 +218,31 @@ static unsigned get_one(http_request *r, const void *view, cJSON **out) {
 
 /* A rental or a booking (arg: its view), with its saga steps. */
 static unsigned get_with_steps(http_request *r, const void *view, cJSON **out) {
-  sqlite3 *db = NULL;
+  http_read db = {0};
   unsigned status = open_store(r, &db, out);
   if (status == MHD_HTTP_OK)
-    status = query_view(r, db, view, true, out);
+    status = query_view(r, &db, view, true, out);
   if (status == MHD_HTTP_OK &&
-      !http_query_attach(*out, "saga_steps", db, &http_view_saga_steps, r->id)) {
+      !http_query_attach(*out, "saga_steps", &db, &http_view_saga_steps, r->id)) {
     cJSON_Delete(*out);
     status = fail(out, MHD_HTTP_INTERNAL_SERVER_ERROR, FL_ERR_DB, "reading the store failed");
   }
-  fl_db_close(db);
+  http_read_close(&db);
   return status;
 }
 
 static unsigned get_customer(http_request *r, const void *arg, cJSON **out) {
-  sqlite3 *db = NULL;
+  http_read db = {0};
   unsigned status = open_store(r, &db, out);
   if (status == MHD_HTTP_OK) {
     int err;
-    *out = http_query_customer(db, r->id, &err);
+    *out = http_query_customer(&db, r->id, &err);
     if (err == FL_ERR_NOT_FOUND)
       status = fail(out, MHD_HTTP_NOT_FOUND, err, "no customer %s", r->id);
     else if (err != FL_OK)
       status = fail(out, MHD_HTTP_INTERNAL_SERVER_ERROR, err, "reading the store failed");
   }
-  fl_db_close(db);
+  http_read_close(&db);
   return status;
 }
 
@@ -574,13 +574,25 @@ int hub_http_start(const hub_config *cfg, hub_engine *engine, hub_http **out) {
   if (!h)
     return FL_ERR_NOMEM;
   h->engine = engine;
-  snprintf(h->db_path, sizeof h->db_path, "%s/hub.db", cfg->state_dir);
+  int rc;
+  if (strcmp(cfg->store_backend, "postgresql") == 0) {
+    rc = http_reader_pg(cfg->store_url, &h->reader);
+  } else {
+    char path[300];
+    snprintf(path, sizeof path, "%s/hub.db", cfg->state_dir);
+    rc = http_reader_sqlite(path, &h->reader);
+  }
+  if (rc != FL_OK) {
+    free(h);
+    return rc;
+  }
   h->daemon = MHD_start_daemon(flags, (uint16_t)cfg->http_port, NULL, NULL, on_request, h,
                                MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_NOTIFY_COMPLETED,
                                on_completed, h, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
   if (!h->daemon) {
     fl_error("http: cannot serve on %s port %d", cfg->http_bind, cfg->http_port);
+    http_reader_close(&h->reader);
     free(h);
     return FL_ERR_IO;
   }
@@ -597,5 +609,6 @@ void hub_http_stop(hub_http *h) {
   if (!h)
     return;
   MHD_stop_daemon(h->daemon);
+  http_reader_close(&h->reader);
   free(h);
 }

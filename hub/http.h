@@ -1,8 +1,10 @@
 /* The hub's operator HTTP API (libmicrohttpd, JSON with cJSON).
  *
- * Reads never go through the engine: each request opens its own read-only
- * SQLite connection to <state_dir>/hub.db (WAL, so a reader never blocks the
- * engine's writer). Writes are operator commands run by hub_engine_op().
+ * Reads never go through the engine: each request reads the store over its
+ * own read-only connection: SQLite's <state_dir>/hub.db (WAL, so a reader
+ * never blocks the engine's writer) or, with [store] backend = postgresql,
+ * a pooled libpq connection to [store] url. Writes are operator commands run
+ * by hub_engine_op().
  *
  *   GET  /                              the operator page (HTML, inline JS)
  *   GET  /v1/health                     200 when ready, else 503

@@ -4,7 +4,6 @@
 #define HUB_HTTP_INTERNAL_H
 
 #include <cjson/cJSON.h>
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -13,7 +12,9 @@
 /* A read of the store: sql's parameters ?1..?N are bound, in order, from the
  * request values named in params ("id" is the {id} of the path, "limit" a
  * number, "state" a state name, anything else an id from the query string);
- * an absent value binds NULL, so the SQL says what a missing filter means. */
+ * an absent value binds NULL, so the SQL says what a missing filter means.
+ * The SQL is written once for both stores: SQL that SQLite and PostgreSQL
+ * read alike (a PostgreSQL reader turns ?N into $N). */
 typedef struct http_view {
   const char *noun; /* "vehicle": for messages such as "no vehicle V9" */
   const char *sql;
@@ -24,24 +25,69 @@ extern const http_view http_view_vehicles, http_view_vehicle, http_view_rentals,
     http_view_saga_steps, http_view_sagas, http_view_repairs, http_view_repair, http_view_dead_letters,
     http_view_devices, http_view_counters, http_view_bookings, http_view_booking;
 
+/* ---- readers: where the API reads from (one per server) ----------------------- */
+
+/* What a reader provides: a connection per request and views run on it. */
+typedef struct http_reader_ops {
+  /* Returns a read-only connection for one request, or NULL when the store
+   * is not readable (yet). */
+  void *(*acquire)(void *src);
+  /* Gives back a connection acquire() returned (NULL accepted). */
+  void (*release)(void *src, void *conn);
+  /* As http_query_rows. */
+  cJSON *(*rows)(void *conn, const http_view *view, const char *const values[4]);
+  /* Frees src. */
+  void (*close)(void *src);
+} http_reader_ops;
+
+typedef struct http_reader {
+  const http_reader_ops *ops;
+  void *src;
+} http_reader;
+
+/* One request's connection to the store. */
+typedef struct http_read {
+  const http_reader *reader;
+  void *conn;
+} http_read;
+
+/* Readers of the two stores: SQLite's <state_dir>/hub.db, opened read-only
+ * per request (WAL: a reader never blocks the engine); PostgreSQL's database
+ * at url ("": the PG* environment), through a small pool of connections.
+ * Return FL_OK and fill *out (free with http_reader_close), FL_ERR_NOMEM, or
+ * FL_ERR_CONFIG for postgresql in a build without libpq. */
+int http_reader_sqlite(const char *db_path, http_reader *out);
+int http_reader_pg(const char *url, http_reader *out);
+void http_reader_close(http_reader *rd);
+
+/* Opens a connection for one request: true and *out (close it with
+ * http_read_close), or false when the store is not readable. */
+bool http_read_open(const http_reader *rd, http_read *out);
+void http_read_close(http_read *r);
+
+/* Hex of n bytes as a new JSON string (blobs and bytea in the API). */
+cJSON *http_json_hex(const unsigned char *b, size_t n);
+
+/* ---- queries ---------------------------------------------------------------------- */
+
 /* Runs view with the given values (values[i] belongs to view->params[i]; NULL
  * when absent) and returns a new JSON array of row objects: column names as
  * keys; integers and reals as numbers, text as strings, blobs as lowercase
- * hex, NULL as null. Returns NULL on an SQLite error or out of memory
- * (logged). The caller frees the array with cJSON_Delete. */
-cJSON *http_query_rows(sqlite3 *db, const http_view *view, const char *const values[4]);
+ * hex, NULL as null (the same on both stores). Returns NULL on a store error
+ * or out of memory (logged). The caller frees the array with cJSON_Delete. */
+cJSON *http_query_rows(http_read *r, const http_view *view, const char *const values[4]);
 
 /* Adds the rows of view for the single value id to obj under key. Returns
- * false on an SQLite error or out of memory (obj is then unchanged). */
-bool http_query_attach(cJSON *obj, const char *key, sqlite3 *db, const http_view *view,
+ * false on a store error or out of memory (obj is then unchanged). */
+bool http_query_attach(cJSON *obj, const char *key, http_read *r, const http_view *view,
                        const char *id);
 
 /* Returns a new JSON object for customer id: "customer", "rentals" (count of
  * all), "fees_owed_cents" (late fees whose "fee" saga step is not done),
  * "open_rentals" and "held_bookings" (arrays), or NULL
  * when the customer has neither rentals nor bookings (*err = FL_ERR_NOT_FOUND)
- * or on an SQLite error (*err = FL_ERR_DB). */
-cJSON *http_query_customer(sqlite3 *db, const char *id, int *err);
+ * or on a store error (*err = FL_ERR_DB). */
+cJSON *http_query_customer(http_read *r, const char *id, int *err);
 
 /* ---- the request parsers, exposed for tests/fuzz (not an API) ----------- */
 

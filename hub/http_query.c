@@ -1,6 +1,8 @@
-/* The read side of the operator API: SQL over hub.db turned into JSON.
- * Every view is one SQL statement; the JSON keys are the schema's column
- * names, so a column added to hub/schema.sql shows up without code here. */
+/* The read side of the operator API: SQL over the hub's store turned into
+ * JSON. Every view is one SQL statement that SQLite and PostgreSQL read
+ * alike; the JSON keys are the schema's column names, so a column added to
+ * hub/schema.sql (and hub/schema_pg.sql) shows up without code here. The
+ * readers (http_reader_sqlite.c, http_reader_pg.c) run them. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,74 +63,44 @@ static const http_view view_customer_totals = {
     " coalesce(c.charged_cents, 0) AS charged_cents, coalesce(c.refunded_cents, 0) AS refunded_cents,"
     " (SELECT count(*) FROM bookings WHERE customer = ?1) AS bookings,"
     " coalesce(c.fees_owed_cents, 0) AS fees_owed_cents"
-    " FROM (SELECT 1) LEFT JOIN rm_customers c ON c.customer = ?1",
+    " FROM (SELECT 1) AS one LEFT JOIN rm_customers c ON c.customer = ?1",
     {"id"}};
 
-static cJSON *column_json(sqlite3_stmt *st, int i) {
-  switch (sqlite3_column_type(st, i)) {
-  case SQLITE_INTEGER: return cJSON_CreateNumber((double)sqlite3_column_int64(st, i));
-  case SQLITE_FLOAT: return cJSON_CreateNumber(sqlite3_column_double(st, i));
-  case SQLITE_TEXT: return cJSON_CreateString((const char *)sqlite3_column_text(st, i));
-  case SQLITE_BLOB: {
-    const unsigned char *b = sqlite3_column_blob(st, i);
-    int n = sqlite3_column_bytes(st, i);
-    char *hex = malloc((size_t)n * 2 + 1);
-    if (!hex)
-      return NULL;
-    for (int k = 0; k < n; k++)
-      snprintf(hex + 2 * k, 3, "%02x", b[k]);
-    hex[2 * n] = '\0';
-    cJSON *s = cJSON_CreateString(hex);
-    free(hex);
-    return s;
-  }
-  default: return cJSON_CreateNull();
-  }
+cJSON *http_json_hex(const unsigned char *b, size_t n) {
+  char *hex = malloc(n * 2 + 1);
+  if (!hex)
+    return NULL;
+  for (size_t k = 0; k < n; k++)
+    snprintf(hex + 2 * k, 3, "%02x", b[k]);
+  hex[2 * n] = '\0';
+  cJSON *s = cJSON_CreateString(hex);
+  free(hex);
+  return s;
 }
 
-static int bind_values(sqlite3_stmt *st, const http_view *view, const char *const values[4]) {
-  for (int i = 0; i < 4 && view->params[i]; i++) {
-    int rc;
-    if (!values[i])
-      rc = sqlite3_bind_null(st, i + 1);
-    else if (strcmp(view->params[i], "limit") == 0)
-      rc = sqlite3_bind_int64(st, i + 1, strtoll(values[i], NULL, 10));
-    else
-      rc = sqlite3_bind_text(st, i + 1, values[i], -1, SQLITE_STATIC);
-    if (rc != SQLITE_OK)
-      return rc;
-  }
-  return SQLITE_OK;
+bool http_read_open(const http_reader *rd, http_read *out) {
+  out->reader = rd;
+  out->conn = rd->ops->acquire(rd->src);
+  return out->conn != NULL;
 }
 
-cJSON *http_query_rows(sqlite3 *db, const http_view *view, const char *const values[4]) {
-  sqlite3_stmt *st = NULL;
-  cJSON *rows = cJSON_CreateArray();
-  int rc = rows ? sqlite3_prepare_v2(db, view->sql, -1, &st, NULL) : SQLITE_NOMEM;
-  if (rc == SQLITE_OK)
-    rc = bind_values(st, view, values);
-  while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-    cJSON *row = cJSON_CreateObject();
-    rc = row && cJSON_AddItemToArray(rows, row) ? SQLITE_OK : SQLITE_NOMEM;
-    for (int i = 0; rc == SQLITE_OK && i < sqlite3_column_count(st); i++) {
-      cJSON *v = column_json(st, i);
-      if (!v || !cJSON_AddItemToObject(row, sqlite3_column_name(st, i), v)) {
-        cJSON_Delete(v);
-        rc = SQLITE_NOMEM;
-      }
-    }
-  }
-  if (rc != SQLITE_DONE) {
-    fl_error("http %s query: %s", view->noun,
-             rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(db));
-    cJSON_Delete(rows);
-    rows = NULL;
-  }
-  sqlite3_finalize(st);
-  return rows;
+void http_read_close(http_read *r) {
+  if (r && r->reader && r->conn)
+    r->reader->ops->release(r->reader->src, r->conn);
+  if (r)
+    r->conn = NULL;
 }
 
-bool http_query_attach(cJSON *obj, const char *key, sqlite3 *db, const http_view *view,
+void http_reader_close(http_reader *rd) {
+  if (rd && rd->ops)
+    rd->ops->close(rd->src);
+}
+
+cJSON *http_query_rows(http_read *r, const http_view *view, const char *const values[4]) {
+  return r->reader->ops->rows(r->conn, view, values);
+}
+
+bool http_query_attach(cJSON *obj, const char *key, http_read *db, const http_view *view,
                        const char *id) {
   const char *values[4] = {id};
   cJSON *rows = http_query_rows(db, view, values);
@@ -138,7 +110,7 @@ bool http_query_attach(cJSON *obj, const char *key, sqlite3 *db, const http_view
   return false;
 }
 
-cJSON *http_query_customer(sqlite3 *db, const char *id, int *err) {
+cJSON *http_query_customer(http_read *db, const char *id, int *err) {
   const char *values[4] = {id};
   cJSON *totals = http_query_rows(db, &view_customer_totals, values);
   cJSON *t = cJSON_GetArrayItem(totals, 0);

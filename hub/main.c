@@ -85,8 +85,14 @@ int main(int argc, char **argv) {
   hub_http *http = NULL;
   int rc = hub_engine_create(&cfg, &engine);
   if (rc != FL_OK) {
-    fprintf(stderr, "fleet-hub: cannot open the hub in %s: %s\n", cfg.state_dir, fl_strerror(rc));
-    return 1;
+    /* the store has said why, in one line naming the database; an
+     * unreachable or refusing database, a newer schema or a bad setting is
+     * the operator's to fix (exit 2), anything else a failure (exit 1) */
+    bool setup = rc == FL_ERR_UNAVAILABLE || rc == FL_ERR_CONFIG;
+    if (!setup)
+      fprintf(stderr, "fleet-hub: cannot open the hub's store (%s): %s\n", cfg.store_backend,
+              fl_strerror(rc));
+    return setup ? 2 : 1;
   }
   rc = hub_engine_start(engine);
   if (rc == FL_OK && cfg.http_port > 0) rc = hub_http_start(&cfg, engine, &http);

@@ -14,6 +14,30 @@ struct hub_store {
   void *b;
 };
 
+/* True when the backend provides every function of the interface. */
+static bool ops_complete(const hub_store_ops *o) {
+  const void *fns[] = {
+      (const void *)o->open, (const void *)o->close, (const void *)o->begin,
+      (const void *)o->commit, (const void *)o->rollback, (const void *)o->savepoint,
+      (const void *)o->release, (const void *)o->rollback_to, (const void *)o->in_txn,
+      (const void *)o->device_get, (const void *)o->device_put, (const void *)o->vehicle_get,
+      (const void *)o->vehicle_put, (const void *)o->vehicle_reading, (const void *)o->rental_get,
+      (const void *)o->rental_put, (const void *)o->step_get, (const void *)o->step_put,
+      (const void *)o->repair_get, (const void *)o->repair_put, (const void *)o->repair_open_for,
+      (const void *)o->booking_get, (const void *)o->booking_put,
+      (const void *)o->bookings_holding, (const void *)o->steps_where,
+      (const void *)o->vehicles_each, (const void *)o->bookings_starting_before,
+      (const void *)o->rentals_overdue, (const void *)o->alert_record,
+      (const void *)o->event_append, (const void *)o->dead_letter, (const void *)o->count,
+      (const void *)o->next_id, (const void *)o->downlink_put, (const void *)o->downlink_ack,
+      (const void *)o->downlink_each, (const void *)o->downlink_online,
+      (const void *)o->readmodel_rebuild, (const void *)o->readmodel_check,
+  };
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
+    if (!fns[i]) return false;
+  return true;
+}
+
 int hub_store_open(const hub_store_opts *o, hub_store **out) {
   const char *name = o->backend && o->backend[0] ? o->backend : "sqlite";
   const hub_store_ops *ops = NULL;
@@ -22,6 +46,10 @@ int hub_store_open(const hub_store_opts *o, hub_store **out) {
   if (!ops) {
     fl_error("store: backend '%s' is not %s", name,
              hub_store_postgresql ? "sqlite or postgresql" : "sqlite (this build has no postgresql)");
+    return FL_ERR_CONFIG;
+  }
+  if (!ops_complete(ops)) {
+    fl_error("store: the %s backend lacks a function of hub/store_backend.h", ops->name);
     return FL_ERR_CONFIG;
   }
   hub_store *st = calloc(1, sizeof *st);

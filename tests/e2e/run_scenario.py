@@ -96,7 +96,10 @@ def main():
         restarter.start()
         request = f"/bin/sh {work / 'request.sh'} {work}"
         cmd = [str(BUILD / "firmware-sim" / "fleet-sim"), "--broker", broker.uri, "--hub", hub.url,
-               "--state-dir", str(work / "sim"), "--hub-state", str(hub.dir),
+               "--state-dir", str(work / "sim"),
+               # fleet-sim reads hub.db itself for the deepest checks (every event
+               # once, the provider's ledger); on PostgreSQL it checks through the API
+               *(["--hub-state", str(hub.dir)] if hub.store == "sqlite" else []),
                "--restart-hub-cmd", f"{request} hub", "--restart-broker-cmd", f"{request} broker",
                "--script", str(script), *sim_args, *sys.argv[2:]]
         print("runner:", shlex.join(cmd), flush=True)

@@ -44,24 +44,23 @@ def test_hub_killed_while_renting(broker, make_hub):
             rc, out, _ = kiosk.ctl("decision", r)
             assert " ACTIVE" in out, out
 
-    db = sqlite3.connect(hub.db_path)
-    states = dict(db.execute("SELECT id, state FROM rentals"))
+    states = dict(hub.sql("SELECT id, state FROM rentals"))
     assert sorted(states) == sorted(rentals)
     assert set(states.values()) == {"ACTIVE"}
     # each kiosk event applied once: one row per (device, seq), seqs 1..N contiguous
-    seqs = [s for (s,) in db.execute("SELECT seq FROM events WHERE device='K1' ORDER BY seq")]
+    seqs = [s for (s,) in hub.sql("SELECT seq FROM events WHERE device='K1' ORDER BY seq")]
     assert seqs == list(range(1, N + 1))
     ledger = sqlite3.connect(hub.db_path.parent / "payments-sim.db")
     charges = dict(ledger.execute(
         "SELECT rental, COUNT(*) FROM ledger WHERE kind='charge' AND outcome='ok' GROUP BY rental"))
     assert charges == {r: 1 for r in rentals}, "each rental charged exactly once"
-    hub_total = db.execute("SELECT SUM(charged_cents) FROM rentals").fetchone()[0]
+    hub_total = hub.sql("SELECT SUM(charged_cents) FROM rentals")[0][0]
     ledger_total = ledger.execute(
         "SELECT SUM(amount_cents) FROM ledger WHERE kind='charge' AND outcome='ok'").fetchone()[0]
     assert hub_total == ledger_total == 600 * N
     # no vehicle in two active rentals, and read models equal to a rebuild
-    held = db.execute("SELECT vehicle, COUNT(*) FROM rentals WHERE state = 'ACTIVE' "
-                      "GROUP BY vehicle HAVING COUNT(*) > 1").fetchall()
+    held = hub.sql("SELECT vehicle, COUNT(*) FROM rentals WHERE state = 'ACTIVE' "
+                   "GROUP BY vehicle HAVING COUNT(*) > 1")
     assert held == []
     status, body = hub.api("POST", "/v1/read-models/check")
     assert status == 200, body

@@ -2,6 +2,11 @@
 agents and fleetctl, each in its own temporary directory, on free loopback
 ports.
 
+The hub's store is SQLite, or with FLEET_TEST_STORE=postgresql a database
+of its own (fresh for each Hub) in a PostgreSQL cluster that the harness
+starts once per process (tests/harness/pg.py) and stops at exit. Tests that
+look into the store use hub.sql(), which speaks to either.
+
 Run with Debian's /usr/bin/python3 (python3-paho-mqtt, python3-cbor2,
 python3-pytest). Binaries come from $FLEET_BUILD_DIR (set by ctest), else
 <repo>/build. Nothing binds anything but 127.0.0.1, and no process outlives
@@ -22,6 +27,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -35,6 +41,33 @@ MOSQUITTO = "/usr/sbin/mosquitto"
 LOOPBACK = "127.0.0.1"
 
 _running = set()  # every _Service started and not yet closed
+
+# Which store the hubs of this run use: sqlite (default) or postgresql.
+STORE = os.environ.get("FLEET_TEST_STORE", "sqlite")
+_pg = None  # the PostgreSQL cluster of this process, started on first use
+_pg_databases = 0
+
+
+def pg_cluster():
+    """Returns this process's PostgreSQL cluster (tests/harness/pg.py),
+    starting it on first use; it is stopped at exit."""
+    global _pg
+    if _pg is None:
+        import sys
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from pg import PgCluster  # noqa: E402
+        _pg = PgCluster(fsync=os.environ.get("FLEET_PG_FSYNC", "off") == "on")
+    return _pg
+
+
+def fresh_pg_database():
+    """Creates an empty database in pg_cluster(); returns (cluster, name)."""
+    global _pg_databases
+    cluster = pg_cluster()
+    _pg_databases += 1
+    name = f"hub{_pg_databases}"
+    cluster.create_database(name)
+    return cluster, name
 
 
 def free_port():
@@ -331,6 +364,12 @@ class Hub(_Service):
             sections.setdefault(HUB_SETTINGS[key], {})[key] = value
         for section, keys in (config or {}).items():
             sections.setdefault(section, {}).update(keys)
+        self.pg, self.pg_database = None, None
+        store = sections.setdefault("store", {})
+        if "backend" not in store and STORE == "postgresql":
+            self.pg, self.pg_database = fresh_pg_database()
+            store.update(backend="postgresql", url=self.pg.url(self.pg_database))
+        self.store = store.get("backend", "sqlite")
         self.config_path = self.dir / "hub.ini"
         write_ini(self.config_path, sections)
         self._start_or_close(start)
@@ -341,6 +380,19 @@ class Hub(_Service):
 
     def command(self):
         return [str(BUILD / "hub" / "fleet-hub"), "--config", str(self.config_path)]
+
+    def sql(self, query, params=()):
+        """Runs query (? placeholders) on the hub's store, SQLite or
+        PostgreSQL, and returns its rows as a list of tuples (blobs as
+        bytes); a write is committed."""
+        if self.pg is not None:
+            return self.pg.query(self.pg_database, query, params)
+        db = sqlite3.connect(self.db_path, timeout=10)
+        try:
+            with db:
+                return db.execute(query, params).fetchall()
+        finally:
+            db.close()
 
     def wait_ready(self, timeout):
         def healthy():

@@ -8,7 +8,6 @@ Real mosquitto, hub and agents. Windows are "now" by the hub's clock (the same
 machine) plus minutes. Cancels go through the kiosk agent's `unbook`, and once
 through the hand-written kiosk of test_blackbox_client.py (the bare protocol)."""
 import re
-import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -138,10 +137,8 @@ def test_book_overlap_cancel_and_offline_unlock(broker, make_hub):
         broker.start()
 
         def lock_events():
-            with sqlite3.connect(f"file:{hub.db_path}?mode=ro", uri=True) as db:
-                rows = db.execute("SELECT seq, payload FROM events WHERE device = 'V1' AND "
-                                  "type = 'lock' AND seq IN (?, ?)",
-                                  (allowed_seq, refused_seq)).fetchall()
+            rows = hub.sql("SELECT seq, payload FROM events WHERE device = 'V1' AND "
+                           "type = 'lock' AND seq IN (?, ?)", (allowed_seq, refused_seq))
             return {seq: cbor2.loads(payload)["body"] for seq, payload in rows}
         events = wait_for(lambda: len(lock_events()) == 2 and lock_events(), 30,
                           "the hub to record the offline lock events")

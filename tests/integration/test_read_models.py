@@ -2,7 +2,6 @@
 the append-only change log) and can be rebuilt from the log: the operator's
 views show the rentals, the check proves live == rebuilt, and a damaged read
 model is detected and repaired by a rebuild."""
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -30,13 +29,12 @@ def test_views_check_and_rebuild(broker, make_hub):
     with Agent(broker, "V1", role="vehicle") as car:
         rc, _, err = car.ctl("telemetry", 1234, 77, "48.856612345678912", "2.3522198765432198")
         assert rc == 0, err
-        db = sqlite3.connect(hub.db_path, timeout=10)
         for _ in range(100):
-            row = db.execute("SELECT lat, odometer_m FROM rm_fleet WHERE id = 'V1'").fetchone()
+            rows = hub.sql("SELECT lat, odometer_m FROM rm_fleet WHERE id = 'V1'")
+            row = rows[0] if rows else None
             if row and row[1] == 1234:
                 break
             __import__("time").sleep(0.1)
-        db.close()
         assert row and row[1] == 1234 and abs(row[0] - 48.8566123456789) < 1e-9, row
 
     # the views come from the read models
@@ -56,18 +54,16 @@ def test_views_check_and_rebuild(broker, make_hub):
     assert rc == 0 and "equal" in out, out + err
 
     # damage a read model behind the hub's back: the check finds it, a rebuild repairs it
-    db = sqlite3.connect(hub.db_path, timeout=10)
-    with db:
-        db.execute("UPDATE rm_fleet SET state = 'BROKEN' WHERE id = 'V1'")
+    hub.sql("UPDATE rm_fleet SET state = 'BROKEN' WHERE id = 'V1'")
     status, body = hub.api("POST", "/v1/read-models/check")
     assert status == 409 and "rm_fleet: 1 rows differ" in body["message"], body
     assert hub.fleetctl("check")[0] != 0
     rc, out, err = hub.fleetctl("rebuild")
     assert rc == 0 and "rebuilt from" in out, out + err
-    assert db.execute("SELECT state FROM rm_fleet WHERE id = 'V1'").fetchone()[0] == "RENTED"
+    assert hub.sql("SELECT state FROM rm_fleet WHERE id = 'V1'")[0][0] == "RENTED"
     assert hub.api("POST", "/v1/read-models/check")[0] == 200
     # the change log only grows: every change of V1 is there, in order
-    v1 = db.execute("SELECT from_state, to_state FROM changes WHERE kind = 'vehicle' AND id = 'V1' "
-                    "ORDER BY seq").fetchall()
+    v1 = hub.sql("SELECT from_state, to_state FROM changes WHERE kind = 'vehicle' AND id = 'V1' "
+                 "ORDER BY seq")
     assert v1 == [(None, "AVAILABLE"), ("AVAILABLE", "RESERVED"), ("RESERVED", "RENTED"),
                   ("RENTED", "RENTED")], v1  # the last: its telemetry reading
