@@ -38,10 +38,11 @@ static void on_signal(int sig) {
 #endif
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: fleet-agent run [--config FILE]\n"
+  fprintf(f, "usage: fleet-agent run [--config FILE] [--check-config]\n"
              "       fleet-agent ctl [--socket PATH | --config FILE] COMMAND [ARGS...]\n"
              "       fleet-agent --help | --version\n"
-             "  run   runs the device agent until SIGINT or SIGTERM\n"
+             "  run   runs the device agent until SIGINT or SIGTERM; with --check-config\n"
+             "        loads the settings, prints every one of them and exits\n"
              "  ctl   sends one command to a running agent (fleet-agent ctl --help)\n"
              "Settings come from FILE and FLEET_AGENT_<SECTION>_<KEY> (docs/agent.md).\n");
 }
@@ -106,13 +107,15 @@ static void paho_init(const char *uri) {
 /* Runs the agent until SIGINT or SIGTERM; argv is the command line, passed
  * on to fleet-agent-tls when the broker URI asks for TLS. Returns the exit
  * code. */
-static int run(const char *config_path, char **argv) {
+static int run(const char *config_path, bool check_only, char **argv) {
   agent_settings s;
   char err[512];
-  if (agent_settings_load(config_path, &s, err, sizeof err) != FL_OK) {
+  if (agent_settings_check(config_path, &s, check_only ? stdout : NULL, err, sizeof err) !=
+      FL_OK) {
     fprintf(stderr, "fleet-agent: %s\n", err);
     return 2;
   }
+  if (check_only) return 0;
 #ifndef FLEET_AGENT_TLS
   if (uri_wants_tls(s.mqtt_uri)) return exec_tls_agent(argv);
 #else
@@ -152,21 +155,26 @@ out:
   return rc;
 }
 
-enum { OPT_VERSION = 256 };
+enum { OPT_VERSION = 256, OPT_CHECK };
 
-/* `fleet-agent run [--config FILE]`: argv[0] is "run". Returns the exit
- * status; full_argv goes on to fleet-agent-tls unchanged. */
+/* `fleet-agent run [--config FILE] [--check-config]`: argv[0] is "run".
+ * Returns the exit status; full_argv goes on to fleet-agent-tls unchanged. */
 static int run_main(int argc, char **argv, char **full_argv) {
   static const struct option long_opts[] = {{"config", required_argument, NULL, 'c'},
+                                            {"check-config", no_argument, NULL, OPT_CHECK},
                                             {"help", no_argument, NULL, 'h'},
                                             {"version", no_argument, NULL, OPT_VERSION},
                                             {NULL, 0, NULL, 0}};
   const char *config_path = NULL;
+  bool check_only = false;
   optind = 1;
   for (int opt; (opt = getopt_long(argc, argv, "+:h", long_opts, NULL)) != -1;) {
     switch (opt) {
     case 'c':
       config_path = optarg;
+      break;
+    case OPT_CHECK:
+      check_only = true;
       break;
     case 'h':
       usage(stdout);
@@ -178,7 +186,7 @@ static int run_main(int argc, char **argv, char **full_argv) {
     }
   }
   if (optind < argc) return fl_cli_usage_error(PROG " run", "unexpected argument '%s'", argv[optind]);
-  return run(config_path, full_argv);
+  return run(config_path, check_only, full_argv);
 }
 
 int main(int argc, char **argv) {

@@ -90,12 +90,20 @@ static int load_outbox(fl_config *c, agent_settings *s, char *err, size_t errcap
 }
 
 int agent_settings_load(const char *path, agent_settings *s, char *err, size_t errcap) {
+  return agent_settings_check(path, s, NULL, err, errcap);
+}
+
+int agent_settings_check(const char *path, agent_settings *s, FILE *out, char *err,
+                         size_t errcap) {
   memset(s, 0, sizeof *s);
   fl_config *c = NULL;
   int e = fl_config_load(path, "FLEET_AGENT", &c, err, errcap);
   if (e != FL_OK) return e;
   e = load_identity(c, s, err, errcap);
   if (e == FL_OK) e = load_outbox(c, s, err, errcap);
+  /* every key is read by now: anything else in the file is a mistake */
+  if (e == FL_OK) e = fl_config_unknown(c, err, errcap);
+  if (e == FL_OK && out) fl_config_print(c, out);
   fl_config_free(c);
   if (e != FL_OK) return e;
   int n = snprintf(s->db_path, sizeof s->db_path, "%s/agent-%s.db", s->state_dir, s->id);

@@ -5,6 +5,7 @@
 #define AGENT_SETTINGS_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "fleet/agent.h"
 
@@ -22,7 +23,14 @@ typedef struct agent_settings {
 } agent_settings;
 
 /* Loads path (NULL: environment and defaults only) into *s. Returns FL_OK,
- * or FL_ERR_CONFIG with one sentence in err naming the key. */
+ * or FL_ERR_CONFIG with one sentence in err naming the key: a bad value, or a
+ * key, section or FLEET_AGENT_* variable the agent does not know. */
 int agent_settings_load(const char *path, agent_settings *s, char *err, size_t errcap);
+
+/* agent_settings_load(), and when it succeeds and out is not NULL, prints
+ * every effective setting to out, one "section.key = value" a line
+ * (passwords masked): fleet-agent run --check-config. */
+int agent_settings_check(const char *path, agent_settings *s, FILE *out, char *err,
+                         size_t errcap);
 
 #endif

@@ -18,6 +18,10 @@ static int get_int(fl_config *c, const char *sec, const char *key, int64_t def, 
 }
 
 int hub_config_load(const char *path, hub_config *cfg, char *err, size_t errcap) {
+  return hub_config_check(path, cfg, NULL, err, errcap);
+}
+
+int hub_config_check(const char *path, hub_config *cfg, FILE *out, char *err, size_t errcap) {
   fl_config *c = NULL;
   int rc = fl_config_load(path, "FLEET_HUB", &c, err, errcap);
   if (rc != FL_OK) return rc;
@@ -55,11 +59,15 @@ int hub_config_load(const char *path, hub_config *cfg, char *err, size_t errcap)
   rc |= get_int(c, "payment", "workers", 4, 1, 256, &cfg->payment_workers);
   rc |= get_int(c, "payment", "timeout_ms", 5000, 1, 600000, &cfg->payment_timeout_ms);
   rc |= get_int(c, "payment", "max_attempts", 5, 1, 1000, &cfg->payment_max_attempts);
+  rc |= get_int(c, "payment", "queue_max", 1000, 1, 1000000, &cfg->payment_queue_max);
   rc |= get_int(c, "payment.sim", "latency_ms", 20, 0, 600000, &cfg->sim_latency_ms);
   rc |= fl_config_double(c, "payment.sim", "decline_rate", 0.0, 0.0, 1.0, &cfg->sim_decline_rate);
   rc |= fl_config_double(c, "payment.sim", "failure_rate", 0.0, 0.0, 1.0, &cfg->sim_failure_rate);
   rc |= get_int(c, "breaker", "failures", 5, 1, 100000, &cfg->breaker_failures);
   rc |= get_int(c, "breaker", "open_s", 10, 1, 86400, &cfg->breaker_open_s);
+  rc |= get_int(c, "breaker", "slow_ms", 3000, 0, 600000, &cfg->breaker_slow_ms);
+  rc |= fl_config_double(c, "breaker", "slow_share", 0.5, 0.01, 1.0, &cfg->breaker_slow_share);
+  rc |= get_int(c, "breaker", "window", 20, 1, 1000, &cfg->breaker_window);
   rc |= fl_config_int(c, "booking", "deposit_cents", 2000, 0, INT64_C(1) << 40,
                       &cfg->booking_deposit_cents);
   rc |= get_int(c, "booking", "grace_s", 900, 0, 86400 * 7, &cfg->booking_grace_s);
@@ -104,6 +112,9 @@ int hub_config_load(const char *path, hub_config *cfg, char *err, size_t errcap)
     fl_config_free(c);
     return FL_ERR_CONFIG;
   }
+  /* every key is read by now: anything else in the file is a mistake */
+  rc = fl_config_unknown(c, err, errcap);
+  if (rc == FL_OK && out) fl_config_print(c, out);
   fl_config_free(c);
-  return FL_OK;
+  return rc;
 }

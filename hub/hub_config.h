@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "fleet/db.h"
 
@@ -36,11 +37,16 @@ typedef struct hub_config {
   int payment_workers;      /* [payment] workers */
   int payment_timeout_ms;   /* [payment] timeout_ms per call */
   int payment_max_attempts; /* [payment] max_attempts before compensating */
+  int payment_queue_max;    /* [payment] queue_max: calls waiting for a worker before new
+                               rentals and bookings are refused (refunds, fees: never) */
   int sim_latency_ms;       /* [payment.sim] latency_ms */
   double sim_decline_rate;  /* [payment.sim] decline_rate 0..1 */
   double sim_failure_rate;  /* [payment.sim] failure_rate 0..1 */
   int breaker_failures;     /* [breaker] failures: consecutive failures that open it */
   int breaker_open_s;       /* [breaker] open_s: how long it stays open */
+  int breaker_slow_ms;      /* [breaker] slow_ms: a call taking this long is slow (0: never) */
+  double breaker_slow_share; /* [breaker] slow_share: slow share of the window that opens it */
+  int breaker_window;       /* [breaker] window: the last N calls looked at for slowness */
   int fee_tier_hours[HUB_FEE_TIERS]; /* [fees] tierN_hours: late by up to N hours... */
   int64_t fee_tier_cents[HUB_FEE_TIERS]; /* [fees] tierN_cents: ...costs this much */
   int n_fee_tiers;
@@ -50,7 +56,14 @@ typedef struct hub_config {
 } hub_config;
 
 /* Loads path (NULL: defaults and environment only) into *cfg. Returns FL_OK,
- * or FL_ERR_CONFIG with one sentence in err naming the key and the problem. */
+ * or FL_ERR_CONFIG with one sentence in err naming the key and the problem:
+ * a bad value, or a key, section or FLEET_HUB_* variable the hub does not
+ * know. */
 int hub_config_load(const char *path, hub_config *cfg, char *err, size_t errcap);
+
+/* hub_config_load(), and when it succeeds and out is not NULL, prints every
+ * effective setting to out, one "section.key = value" a line (passwords
+ * masked): fleet-hub --check-config. */
+int hub_config_check(const char *path, hub_config *cfg, FILE *out, char *err, size_t errcap);
 
 #endif

@@ -29,7 +29,7 @@ static void usage(FILE *f) {
           "  Runs the fleet hub. Settings come from FILE (INI) and from\n"
           "  FLEET_HUB_<SECTION>_<KEY> environment variables (see docs/operations.md).\n"
           "  --config FILE   the INI file (default: none, built-in defaults)\n"
-          "  --check-config  load the configuration, print it and exit\n"
+          "  --check-config  load the configuration, print every setting and exit\n"
           "  --help          this text\n"
           "  --version       the version of fleet-hub\n");
 }
@@ -65,15 +65,11 @@ int main(int argc, char **argv) {
   fl_log_set_component("hub");
   hub_config cfg;
   char err[512];
-  if (hub_config_load(config_path, &cfg, err, sizeof err) != FL_OK) {
+  if (hub_config_check(config_path, &cfg, check_only ? stdout : NULL, err, sizeof err) != FL_OK) {
     fprintf(stderr, "fleet-hub: %s\n", err);
     return 2;
   }
-  if (check_only) {
-    printf("state_dir=%s\nmqtt_uri=%s\nhttp=%s:%d\npayment=%s\n", cfg.state_dir, cfg.mqtt_uri,
-           cfg.http_bind, cfg.http_port, cfg.payment_provider);
-    return 0;
-  }
+  if (check_only) return 0;
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;

@@ -1,4 +1,4 @@
-/* Payment worker pool and circuit breaker. */
+/* Payment worker pool, its bounded queue and the circuit breaker. */
 #include "payment.h"
 
 #include <pthread.h>
@@ -8,14 +8,19 @@
 #include "fleet/clock.h"
 #include "fleet/error.h"
 #include "fleet/log.h"
+#include "breaker.h"
 #include "hub_config.h"
-
-enum breaker_state { BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN };
 
 struct job_node {
   pay_job job;
   struct job_node *next;
 };
+
+/* A rental or booking admitted holds a place in the queue from its admission
+ * (in the engine's transaction) until its charge is submitted (after the
+ * commit); a place whose charge never comes (the input was rolled back) is
+ * given up this long after the last admission. */
+#define RESERVE_LEASE_US INT64_C(1000000)
 
 struct hub_payments {
   pay_provider provider;
@@ -24,49 +29,25 @@ struct hub_payments {
   pthread_mutex_t lock;
   pthread_cond_t cond;
   struct job_node *head, *tail;
-  uint64_t pending;
+  uint64_t pending;       /* queued or in a call */
+  uint64_t queued;        /* waiting for a worker */
+  int busy;               /* workers in a call */
+  int queue_max;          /* [payment] queue_max */
+  int reserved;           /* places held by admitted payments not yet submitted */
+  int64_t reserved_until_us;
+  int64_t call_avg_us;    /* recent call duration (moving average), for retry_after */
   bool stopping;
   int n_workers;
   pthread_t *workers;
-  /* breaker, under lock */
-  enum breaker_state breaker;
-  int failures, failure_threshold, open_s;
-  int64_t open_until_us;
-  bool trial_out;       /* half-open: one trial call admitted... */
-  int64_t trial_end_us; /* ...whose answer is due by then, or another is admitted */
-  int64_t trial_lease_us;
+  hub_breaker breaker;    /* under lock */
 };
 
-/* Moves an open breaker to half-open when its time is up. Lock held. */
-static void breaker_tick(hub_payments *p) {
-  if (p->breaker == BREAKER_OPEN && fl_mono_us() >= p->open_until_us) {
-    p->breaker = BREAKER_HALF_OPEN;
-    p->trial_out = false;
-    fl_info("payment breaker=half_open");
-  }
-}
-
-/* Records one call's outcome in the breaker. Called with lock held.
- * An open breaker stays open for open_s whatever finishes meanwhile (calls
- * that were in flight when it opened, saga retries): only after that does a
- * result decide, the first success closing it, a failure opening it again. */
-static void breaker_record(hub_payments *p, pay_outcome outcome) {
-  breaker_tick(p);
-  if (p->breaker == BREAKER_OPEN) return;
-  if (outcome == PAY_FAILED) {
-    p->failures++;
-    if (p->breaker == BREAKER_HALF_OPEN || p->failures >= p->failure_threshold) {
-      p->breaker = BREAKER_OPEN;
-      p->open_until_us = fl_mono_us() + (int64_t)p->open_s * 1000000;
-      p->trial_out = false;
-      fl_warn("payment breaker=open failures=%d open_s=%d", p->failures, p->open_s);
-    }
-  } else {
-    if (p->breaker != BREAKER_CLOSED) fl_info("payment breaker=closed");
-    p->breaker = BREAKER_CLOSED;
-    p->failures = 0;
-    p->trial_out = false;
-  }
+/* Returns true for a job that a hub_payments_admit() made room for: the
+ * first charge of a rental or the deposit of a booking (and their retries,
+ * which then free a place no one holds: harmless). */
+static bool job_was_admitted(const pay_job *job) {
+  return job->kind == PAY_CHARGE &&
+         (strcmp(job->step, "charge") == 0 || strcmp(job->step, "deposit") == 0);
 }
 
 static void *worker_main(void *arg) {
@@ -78,16 +59,22 @@ static void *worker_main(void *arg) {
     struct job_node *n = p->head;
     p->head = n->next;
     if (!p->head) p->tail = NULL;
+    p->queued--;
+    p->busy++;
     pthread_mutex_unlock(&p->lock);
 
     pay_result res;
     memset(&res, 0, sizeof res);
     res.job = n->job;
+    int64_t t0 = fl_mono_us();
     p->provider.call(p->provider.impl, &n->job, &res);
+    int64_t now = fl_mono_us();
     free(n);
 
     pthread_mutex_lock(&p->lock);
-    breaker_record(p, res.outcome);
+    p->busy--;
+    p->call_avg_us = p->call_avg_us ? (p->call_avg_us * 7 + (now - t0)) / 8 : now - t0;
+    hub_breaker_record(&p->breaker, res.outcome == PAY_FAILED, now - t0, now);
     pthread_mutex_unlock(&p->lock);
     p->done(p->ctx, &res);
     pthread_mutex_lock(&p->lock);
@@ -104,11 +91,18 @@ int hub_payments_create(const hub_config *cfg, pay_provider provider, pay_done_f
   p->provider = provider;
   p->done = done;
   p->ctx = ctx;
-  p->failure_threshold = cfg->breaker_failures;
-  p->open_s = cfg->breaker_open_s;
-  /* a trial waits in the queue and in its call; one that never reports
-   * (its rental was rolled back) must not keep the breaker half-open */
-  p->trial_lease_us = ((int64_t)cfg->breaker_open_s * 1000 + cfg->payment_timeout_ms) * 1000;
+  p->queue_max = cfg->payment_queue_max;
+  hub_breaker_cfg bc = {
+      .failures = cfg->breaker_failures,
+      .open_s = cfg->breaker_open_s,
+      .slow_ms = cfg->breaker_slow_ms,
+      .slow_share = cfg->breaker_slow_share,
+      .window = cfg->breaker_window,
+      /* a trial waits in the queue and in its call; one that never reports
+       * (its rental was rolled back) must not keep the breaker half-open */
+      .trial_lease_us = ((int64_t)cfg->breaker_open_s * 1000 + cfg->payment_timeout_ms) * 1000,
+  };
+  hub_breaker_init(&p->breaker, &bc);
   pthread_mutex_init(&p->lock, NULL);
   pthread_cond_init(&p->cond, NULL);
   p->workers = calloc((size_t)cfg->payment_workers, sizeof *p->workers);
@@ -140,38 +134,46 @@ int hub_payments_submit(hub_payments *p, const pay_job *job) {
     p->head = n;
   p->tail = n;
   p->pending++;
+  p->queued++;
+  if (job_was_admitted(job) && p->reserved > 0) p->reserved--;
   pthread_cond_signal(&p->cond);
   pthread_mutex_unlock(&p->lock);
   return FL_OK;
 }
 
+/* Returns the seconds the queue needs to drain at the recent call duration
+ * (at least 1). Lock held. */
+static uint32_t drain_s(const hub_payments *p) {
+  int64_t us = p->call_avg_us * (int64_t)(p->queued + (uint64_t)p->reserved + 1) / p->n_workers;
+  int64_t s = us / 1000000 + 1;
+  return (uint32_t)(s > 300 ? 300 : s);
+}
+
 bool hub_payments_admit(hub_payments *p, uint32_t *retry_after_s) {
   pthread_mutex_lock(&p->lock);
-  breaker_tick(p);
-  bool ok = true;
-  if (p->breaker == BREAKER_OPEN) {
-    int64_t left_us = p->open_until_us - fl_mono_us();
-    *retry_after_s = (uint32_t)(left_us / 1000000 + 1);
+  int64_t now = fl_mono_us();
+  if (p->reserved && now >= p->reserved_until_us) p->reserved = 0; /* rolled back */
+  /* the jobs that will wait for a worker: queued, and admitted ones on
+   * their way, less the workers that are free to take them at once */
+  int64_t waiting = (int64_t)p->queued + p->reserved - (p->n_workers - p->busy);
+  bool ok;
+  if (waiting >= p->queue_max) {
+    *retry_after_s = drain_s(p);
     ok = false;
-  } else if (p->breaker == BREAKER_HALF_OPEN) {
-    int64_t now = fl_mono_us();
-    if (p->trial_out && now < p->trial_end_us) {
-      *retry_after_s = 1;
-      ok = false;
-    } else {
-      p->trial_out = true;
-      p->trial_end_us = now + p->trial_lease_us;
-    }
+  } else {
+    ok = hub_breaker_admit(&p->breaker, now, retry_after_s);
+  }
+  if (ok) {
+    p->reserved++;
+    p->reserved_until_us = now + RESERVE_LEASE_US;
   }
   pthread_mutex_unlock(&p->lock);
   return ok;
 }
 
 const char *hub_payments_breaker(hub_payments *p) {
-  static const char *const names[] = {"closed", "open", "half_open"};
   pthread_mutex_lock(&p->lock);
-  breaker_tick(p);
-  const char *n = names[p->breaker];
+  const char *n = hub_breaker_state_name(hub_breaker_state_at(&p->breaker, fl_mono_us()));
   pthread_mutex_unlock(&p->lock);
   return n;
 }

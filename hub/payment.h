@@ -66,12 +66,19 @@ typedef void (*pay_done_fn)(void *ctx, const pay_result *res);
 int hub_payments_create(const struct hub_config *cfg, pay_provider provider, pay_done_fn done,
                         void *ctx, hub_payments **out);
 
-/* Queues job; returns FL_OK or FL_ERR_NOMEM. */
+/* Queues job, whatever the queue holds (a charge was admitted before; a
+ * refund or fee must not be lost); returns FL_OK or FL_ERR_NOMEM. */
 int hub_payments_submit(hub_payments *p, const pay_job *job);
 
-/* Asks the breaker whether a new rental may start paying now. Returns true
- * when closed (or when half-open and this caller gets the trial); false when
- * open, with *retry_after_s set. */
+/* Asks whether a new rental or booking may start paying now: the queue and
+ * the breaker (breaker.h). Returns false with *retry_after_s (>= 1) when
+ * cfg->payment_queue_max jobs would wait for a worker (the seconds the queue
+ * takes to drain at the recent call duration), when the breaker is open (the
+ * seconds it stays open) or half-open with its trial out (1). Returns true
+ * when closed (or half-open and this caller gets the trial), and then holds a
+ * place in the queue for the charge until it is submitted (or for 1 s, if it
+ * never is: its transaction was rolled back). Refunds and fees are not asked
+ * about: hub_payments_submit() takes them beyond the bound. */
 bool hub_payments_admit(hub_payments *p, uint32_t *retry_after_s);
 
 /* Returns "closed", "open" or "half_open". */

@@ -43,7 +43,7 @@ def test_missing_file(tmp_path):
 def test_environment_overrides_file(tmp_path):
     done = run_hub(ini="[mqtt]\nuri = tcp://127.0.0.1:1\n", tmp_path=tmp_path,
                    env={"FLEET_HUB_MQTT_URI": "tcp://127.0.0.1:2"})
-    assert done.returncode == 0 and "mqtt_uri=tcp://127.0.0.1:2" in done.stdout
+    assert done.returncode == 0 and "mqtt.uri = tcp://127.0.0.1:2" in done.stdout
 
 
 def test_bad_environment_value(tmp_path):

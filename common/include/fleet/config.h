@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct fl_config fl_config;
 
@@ -35,5 +36,20 @@ int fl_config_bool(fl_config *c, const char *section, const char *key, bool def,
 
 /* Returns the first error recorded by a typed getter, or NULL. */
 const char *fl_config_error(const fl_config *c);
+
+/* Every getter above also records its key as known, with the value it gave.
+ * After reading every key it knows, a program asks: returns FL_OK, or
+ * FL_ERR_CONFIG with one sentence in err naming the first line of the file
+ * that no getter read ("unknown key [fees] tier1_cent", or "unknown section
+ * [feez]" when no key of its section was read) or the first environment
+ * variable PREFIX_* that is no known key's override. So a new key only has
+ * to be read to be known. */
+int fl_config_unknown(const fl_config *c, char *err, size_t errcap);
+
+/* Prints every key read so far, by section in the order first read, one a line as
+ * "section.key = value" with its effective value (environment, file or
+ * default); values of keys named *password* or *secret*, and the password
+ * of a URL (scheme://user:PASSWORD@host), print as ****. */
+void fl_config_print(const fl_config *c, FILE *out);
 
 #endif
