@@ -208,6 +208,7 @@ void agent_destroy(fl_agent *a) {
   free(a->ca_file);
   free(a->cert_file);
   free(a->key_file);
+  query__free(a);
   pthread_mutex_destroy(&a->lock);
   free(a);
 }

@@ -4,6 +4,7 @@
  *   downlink.c  messages from the hub: ack, sync, decision, command, hub status
  *   vehicle.c   unlock / lock / telemetry / fault helpers
  *   kiosk.c     rental and booking requests
+ *   query.c     kiosk queries and the latest answers
  * Every function here expects a->lock to be held unless it says otherwise.
  *
  * Lock order: paho's internal mutex, then a->lock. paho runs every callback
@@ -85,6 +86,10 @@ struct fl_agent {
   uint64_t hub_boot;
 
   uint64_t unseq_count;   /* for mids of unsequenced messages */
+  /* query.c: the last AGENT_QUERIES_KEPT queries and their latest answers
+   * (allocated on the first agent_query(), freed by agent_destroy) */
+  struct agent_query_slot *queries;
+  uint64_t query_count;   /* queries asked: picks the slot to reuse */
   uint64_t request_count; /* for request ids */
   bool locked;            /* vehicle */
   _Atomic int64_t clock_skew_ms; /* agent_set_clock_skew: this device's clock error */
@@ -135,6 +140,12 @@ void uplink__acked(fl_agent *a, uint64_t upto, int64_t now_ms);
 /* downlink.c: fl_mqtt's on_message (takes the lock itself; runs on paho's
  * thread with paho's mutex held). */
 void downlink__on_message(void *ctx, const fl_mqtt_msg *msg);
+
+/* query.c: answer m arrived (decoded, on this device's topic). Keeps it if
+ * it answers one of our queries; returns true if so (tell on_answer). */
+bool query__answered(fl_agent *a, const fl_msg *m);
+/* query.c: frees the slots. */
+void query__free(fl_agent *a);
 
 /* vehicle.c: applies an unexpired command in the caller's transaction and
  * sets *status (and reason for a refusal). Returns FL_OK or the store's

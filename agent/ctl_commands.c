@@ -21,6 +21,8 @@ typedef struct ctl_ctx {
   char *err;
   size_t errcap;
   int wait_s; /* --wait SECONDS, 0 without */
+  bool has_from, has_to; /* --from MS, --to MS (available) */
+  int64_t from_ms, to_ms;
 } ctl_ctx;
 
 typedef struct ctl_command {
@@ -29,6 +31,7 @@ typedef struct ctl_command {
   bool waits;             /* accepts --wait */
   ctl_status (*run)(ctl_ctx *c, char **args, int n);
   const char *usage;
+  bool window; /* accepts --from MS --to MS */
 } ctl_command;
 
 static const char *const status_tokens[] = {
@@ -276,19 +279,126 @@ static ctl_status cmd_bookings(ctl_ctx *c, char **args, int n) {
   return CTL_OK;
 }
 
+/* ---- kiosk queries: ask, wait for the answer, print it ---------------------- */
+
+#define QUERY_WAIT_S 5       /* --wait default for queries */
+#define QUERY_RESEND_MS 2000 /* ask again after this long without an answer */
+
+/* Writes cents as "9.00" / "-0.50" into buf. Returns buf. */
+static const char *money(char *buf, size_t cap, int64_t cents) {
+  uint64_t u = cents < 0 ? (uint64_t)0 - (uint64_t)cents : (uint64_t)cents;
+  snprintf(buf, cap, "%s%" PRIu64 ".%02" PRIu64, cents < 0 ? "-" : "", u / 100, u % 100);
+  return buf;
+}
+#define MONEY(cents) money((char[32]){0}, 32, (cents))
+
+static void print_answer(ctl_ctx *c, const fl_answer *ans) {
+  for (uint32_t i = 0; i < ans->n_vehicles && i < FL_MAX_ANSWER_VEHICLES; i++) {
+    const fl_answer_vehicle *v = &ans->vehicles[i];
+    char energy[16] = "";
+    if (v->energy_pct) snprintf(energy, sizeof energy, " energy=%" PRIu32 "%%", v->energy_pct);
+    reply(c, "vehicle %s%s%s%s station=%s rate=%s/h%s", v->vehicle, v->name[0] ? " \"" : "",
+          v->name, v->name[0] ? "\"" : "", v->station[0] ? v->station : "-",
+          MONEY(v->rate_cents), energy);
+  }
+  for (uint32_t i = 0; i < ans->n_rentals && i < FL_MAX_ANSWER_RENTALS; i++) {
+    const fl_answer_rental *r = &ans->rentals[i];
+    reply(c, "rental %s vehicle=%s %s due_ms=%" PRId64 " charged=%s fee=%s running_fee=%s",
+          r->rental, r->vehicle, r->state, r->due_ms, MONEY(r->charged_cents),
+          MONEY(r->fee_cents), MONEY(r->running_fee_cents));
+  }
+  for (uint32_t i = 0; i < ans->n_bookings && i < FL_MAX_ANSWER_BOOKINGS; i++) {
+    const fl_answer_booking *b = &ans->bookings[i];
+    reply(c, "booking %s vehicle=%s %s start_ms=%" PRId64 " end_ms=%" PRId64 " deposit=%s",
+          b->booking, b->vehicle, b->state, b->start_ms, b->end_ms, MONEY(b->deposit_cents));
+  }
+  if (ans->what == FL_QUERY_CUSTOMER)
+    reply(c, "totals charged=%s refunded=%s fees_paid=%s fees_owed=%s",
+          MONEY(ans->charged_cents), MONEY(ans->refunded_cents), MONEY(ans->fees_paid_cents),
+          MONEY(ans->fees_owed_cents));
+  if (ans->what == FL_QUERY_AVAILABLE && ans->n_vehicles == 0) reply(c, "no vehicle available");
+  if (ans->more) reply(c, "more not shown");
+}
+
+/* Asks q, asking again every QUERY_RESEND_MS, until an answer comes or the
+ * wait (--wait, default QUERY_WAIT_S) ends; prints it. */
+static ctl_status run_query(ctl_ctx *c, const fl_query *q) {
+  char id[FL_ID_MAX + 1];
+  int err = agent_query(c->a, q, NULL, id, sizeof id);
+  if (err == FL_ERR_UNAVAILABLE)
+    return fail(c, CTL_FAILED, "not connected to the broker: ask again later");
+  if (err != FL_OK) return agent_failed(c, err, "query (kiosk only)");
+  agent_answer *ans = malloc(sizeof *ans);
+  if (!ans) return fail(c, CTL_FAILED, "out of memory");
+  int wait_s = c->wait_s > 0 ? c->wait_s : QUERY_WAIT_S;
+  int64_t now = fl_mono_us(), deadline = now + (int64_t)wait_s * 1000000;
+  int64_t resend = now + QUERY_RESEND_MS * 1000;
+  ctl_status st;
+  for (;;) {
+    if (agent_answer_get(c->a, id, ans) == FL_OK) {
+      if (!ans->answer.ok) {
+        st = fail(c, CTL_REFUSED, "query %s refused: %s", id,
+                  ans->answer.reason[0] ? ans->answer.reason : "no reason given");
+        break;
+      }
+      print_answer(c, &ans->answer);
+      st = CTL_OK;
+      break;
+    }
+    if (atomic_load(c->stopping)) {
+      st = fail(c, CTL_FAILED, "agent is stopping");
+      break;
+    }
+    now = fl_mono_us();
+    if (now >= deadline) {
+      st = fail(c, CTL_TIMEOUT, "no answer to query %s within %d s", id, wait_s);
+      break;
+    }
+    if (now >= resend) { /* P-QRY-1: no answer, ask again (same id) */
+      (void)agent_query(c->a, q, id, NULL, 0);
+      resend = now + QUERY_RESEND_MS * 1000;
+    }
+    fl_sleep_ms(50);
+  }
+  free(ans);
+  return st;
+}
+
+static ctl_status cmd_available(ctl_ctx *c, char **args, int n) {
+  fl_query q = {.what = FL_QUERY_AVAILABLE};
+  if (n > 0 && (!fl_id_valid(args[0]) || strlen(args[0]) >= sizeof q.station))
+    return fail(c, CTL_USAGE, "STATION must be an id");
+  if (n > 0) snprintf(q.station, sizeof q.station, "%s", args[0]);
+  if (c->has_from != c->has_to || (c->has_from && c->to_ms <= c->from_ms))
+    return fail(c, CTL_USAGE, "--from MS and --to MS go together, with FROM < TO");
+  q.start_ms = c->from_ms;
+  q.end_ms = c->to_ms;
+  return run_query(c, &q);
+}
+
+static ctl_status cmd_customer(ctl_ctx *c, char **args, int n) {
+  fl_query q = {.what = FL_QUERY_CUSTOMER};
+  if (!fl_id_valid(args[0])) return fail(c, CTL_USAGE, "CUSTOMER must be an id");
+  snprintf(q.customer, sizeof q.customer, "%s", args[0]);
+  return run_query(c, &q);
+}
+
 static const ctl_command commands[] = {
-    {"status", 0, 0, false, cmd_status, "status"},
-    {"rent", 3, 4, true, cmd_rent, "rent VEHICLE CUSTOMER MINUTES [RENTAL_ID] [--wait S]"},
-    {"cancel", 1, 1, true, cmd_cancel, "cancel RENTAL [--wait S]"},
-    {"return", 1, 1, true, cmd_return, "return RENTAL [--wait S]"},
-    {"book", 4, 5, true, cmd_book, "book VEHICLE CUSTOMER START_MS END_MS [BOOKING_ID] [--wait S]"},
-    {"unbook", 1, 1, true, cmd_unbook, "unbook BOOKING [--wait S]"},
-    {"decision", 1, 1, false, cmd_decision, "decision RENTAL"},
-    {"fault", 2, 3, false, cmd_fault, "fault DTC[,DTC] SEVERITY [TEXT]"},
-    {"telemetry", 4, 4, false, cmd_telemetry, "telemetry ODO_M ENERGY LAT LON"},
-    {"unlock", 1, 1, false, cmd_unlock, "unlock CUSTOMER"},
-    {"lock", 0, 0, false, cmd_lock, "lock"},
-    {"bookings", 0, 0, false, cmd_bookings, "bookings"},
+    {"status", 0, 0, false, cmd_status, "status", false},
+    {"rent", 3, 4, true, cmd_rent, "rent VEHICLE CUSTOMER MINUTES [RENTAL_ID] [--wait S]", false},
+    {"cancel", 1, 1, true, cmd_cancel, "cancel RENTAL [--wait S]", false},
+    {"return", 1, 1, true, cmd_return, "return RENTAL [--wait S]", false},
+    {"book", 4, 5, true, cmd_book, "book VEHICLE CUSTOMER START_MS END_MS [BOOKING_ID] [--wait S]", false},
+    {"unbook", 1, 1, true, cmd_unbook, "unbook BOOKING [--wait S]", false},
+    {"decision", 1, 1, false, cmd_decision, "decision RENTAL", false},
+    {"fault", 2, 3, false, cmd_fault, "fault DTC[,DTC] SEVERITY [TEXT]", false},
+    {"telemetry", 4, 4, false, cmd_telemetry, "telemetry ODO_M ENERGY LAT LON", false},
+    {"unlock", 1, 1, false, cmd_unlock, "unlock CUSTOMER", false},
+    {"lock", 0, 0, false, cmd_lock, "lock", false},
+    {"bookings", 0, 0, false, cmd_bookings, "bookings", false},
+    {"available", 0, 1, true, cmd_available, "available [STATION] [--from MS --to MS] [--wait S]",
+     true},
+    {"customer", 1, 1, true, cmd_customer, "customer CUSTOMER [--wait S]", false},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -306,6 +416,24 @@ static bool take_wait(char **args, int *n, int *wait_s) {
   return true;
 }
 
+/* Removes "--from MS" and "--to MS" from args; returns false on a bad value. */
+static bool take_window(char **args, int *n, ctl_ctx *c) {
+  for (int i = 0; i < *n;) {
+    bool from = strcmp(args[i], "--from") == 0, to = strcmp(args[i], "--to") == 0;
+    if (!from && !to) {
+      i++;
+      continue;
+    }
+    int64_t ms;
+    if (i + 1 >= *n || !parse_i64(args[i + 1], 1, INT64_MAX, &ms)) return false;
+    if (from) c->has_from = true, c->from_ms = ms;
+    else c->has_to = true, c->to_ms = ms;
+    memmove(&args[i], &args[i + 2], (size_t)(*n - i - 2) * sizeof *args);
+    *n -= 2;
+  }
+  return true;
+}
+
 ctl_status ctl_execute(fl_agent *a, int argc, char **argv, int fd, const atomic_bool *stopping,
                        char *err, size_t errcap) {
   ctl_ctx c = {.a = a, .fd = fd, .stopping = stopping, .err = err, .errcap = errcap};
@@ -315,12 +443,12 @@ ctl_status ctl_execute(fl_agent *a, int argc, char **argv, int fd, const atomic_
     if (strcmp(argv[0], cmd->name) != 0) continue;
     char **args = argv + 1;
     int n = argc - 1;
-    if (!take_wait(args, &n, &c.wait_s) || (c.wait_s && !cmd->waits) || n < cmd->min_args ||
-        n > cmd->max_args)
+    if (!take_wait(args, &n, &c.wait_s) || (c.wait_s && !cmd->waits) ||
+        (cmd->window && !take_window(args, &n, &c)) || n < cmd->min_args || n > cmd->max_args)
       return fail(&c, CTL_USAGE, "usage: %s", cmd->usage);
     return cmd->run(&c, args, n);
   }
   return fail(&c, CTL_USAGE, "unknown command '%.40s' (status, rent, cancel, return, book, "
-                             "decision, fault, telemetry, unlock, lock, bookings)",
+                             "decision, fault, telemetry, unlock, lock, bookings, available, customer)",
               argv[0]);
 }

@@ -2,6 +2,7 @@
  *
  *   down/ack    cumulative ack: delete outbox rows up to it
  *   down/sync   answer to hello: adopt the watermark, resend after it
+ *   down/reply  answer     unsequenced reply to a query (agent_query), kept in memory
  *   down/reply  decision   } sequenced by the hub's per-device downlink seq:
  *   down/cmd    command    } applied at most once, in increasing seq order
  *                          } (gaps are normal), then device_ack
@@ -22,7 +23,7 @@
 
 /* What to tell the owner once the lock is released. */
 typedef struct downlink_notice {
-  enum { NOTICE_NONE, NOTICE_DECISION, NOTICE_COMMAND } kind;
+  enum { NOTICE_NONE, NOTICE_DECISION, NOTICE_COMMAND, NOTICE_ANSWER } kind;
   fl_cmd_status status;
 } downlink_notice;
 
@@ -172,6 +173,9 @@ static void downlink_dispatch(fl_agent *a, const fl_msg *m, downlink_notice *n) 
   case FL_MSG_HUB_STATUS:
     hub_status_seen(a, m);
     break;
+  case FL_MSG_ANSWER:
+    if (query__answered(a, m)) n->kind = NOTICE_ANSWER;
+    break;
   default:
     break;
   }
@@ -193,6 +197,8 @@ static int downlink_check(const fl_agent *a, const fl_mqtt_msg *msg, fl_msg *m,
   }
   int err = fl_msg_decode(msg->payload, msg->len, m, de);
   if (err != FL_OK) return err;
+  /* a response topic (default down/reply) carries decisions and answers */
+  if (want == FL_MSG_DECISION && m->env.type == FL_MSG_ANSWER) want = FL_MSG_ANSWER;
   if (m->env.type != want) {
     snprintf(de->detail, sizeof de->detail, "type %s on this topic",
              fl_msg_type_name(m->env.type));
@@ -227,5 +233,6 @@ void downlink__on_message(void *ctx, const fl_mqtt_msg *msg) {
   uplink__unlock_publish(a); /* device_ack, hello, events after an ack or sync */
   if (n.kind == NOTICE_DECISION && cb.on_decision) cb.on_decision(cb.ctx, m);
   if (n.kind == NOTICE_COMMAND && cb.on_command) cb.on_command(cb.ctx, m, n.status);
+  if (n.kind == NOTICE_ANSWER && cb.on_answer) cb.on_answer(cb.ctx, m);
   free(m);
 }

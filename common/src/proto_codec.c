@@ -59,12 +59,17 @@ static const char *const msg_type_names[FL_MSG__COUNT] = {
     [FL_MSG_RENTAL_STATE] = "rental_state",
     [FL_MSG_REPAIR_STATE] = "repair_state",
     [FL_MSG_NOTIFY] = "notify",
+    [FL_MSG_QUERY] = "query",
+    [FL_MSG_ANSWER] = "answer",
+    [FL_MSG_BOOKING_STATE] = "booking_state",
+    [FL_MSG_STATION_STATE] = "station_state",
 };
 static const char *const severity_names[] = {NULL, "info", "warning", "critical"};
 static const char *const role_names[] = {NULL, "vehicle", "kiosk"};
 static const char *const action_names[] = {NULL, "unlock", "lock", "bookings"};
 static const char *const cmd_status_names[] = {NULL, "applied", "expired", "refused"};
 static const char *const subject_names[] = {NULL, "rental", "booking"};
+static const char *const query_what_names[] = {NULL, "available", "customer"};
 /* Closed sets of text values (not C enums): read-model states, notify kinds. */
 static const char *const vehicle_state_names[] = {"AVAILABLE",        "RESERVED",  "RENTED",
                                                   "REPAIR_REQUESTED", "IN_REPAIR", "RETIRED"};
@@ -72,7 +77,10 @@ static const char *const rental_state_names[] = {"REQUESTED",        "PAYMENT_PE
                                                  "RETURNED",         "COMPLETED",       "REJECTED",
                                                  "CANCEL_REQUESTED", "CANCELLED"};
 static const char *const repair_state_names[] = {"REQUESTED", "IN_PROGRESS", "COMPLETED"};
-static const char *const notify_kind_names[] = {"vehicle", "rental", "repair", "booking", "alert"};
+static const char *const booking_state_names[] = {"PAYMENT_PENDING", "HELD", "USED", "CANCELLED", "EXPIRED",
+                                                  "REJECTED"};
+static const char *const notify_kind_names[] = {"vehicle", "rental",  "repair",
+                                                "booking", "alert",   "payment"};
 
 static const struct nameset msg_types = NAMESET(msg_type_names);
 static const struct nameset severities = NAMESET(severity_names);
@@ -84,6 +92,8 @@ static const struct nameset vehicle_states = NAMESET(vehicle_state_names);
 static const struct nameset rental_states = NAMESET(rental_state_names);
 static const struct nameset repair_states = NAMESET(repair_state_names);
 static const struct nameset notify_kinds = NAMESET(notify_kind_names);
+static const struct nameset query_whats = NAMESET(query_what_names);
+static const struct nameset booking_states = NAMESET(booking_state_names);
 
 /* Returns the index of the name p[0..n) in s, or -1. */
 static int nameset_find(const struct nameset *s, const uint8_t *p, size_t n) {
@@ -121,6 +131,10 @@ fl_cmd_status fl_cmd_status_from_name(const char *n) {
 }
 const char *fl_subject_name(fl_subject s) { return nameset_name(&subjects, (int)s); }
 fl_subject fl_subject_from_name(const char *n) { return (fl_subject)nameset_value(&subjects, n); }
+const char *fl_query_what_name(fl_query_what w) { return nameset_name(&query_whats, (int)w); }
+fl_query_what fl_query_what_from_name(const char *n) {
+  return (fl_query_what)nameset_value(&query_whats, n);
+}
 
 /* ------------------------------------------------------- value checks */
 
@@ -257,7 +271,8 @@ struct record {
 
 _Static_assert(sizeof(fl_msg_type) == sizeof(int) && sizeof(fl_severity) == sizeof(int) &&
                    sizeof(fl_role) == sizeof(int) && sizeof(fl_action) == sizeof(int) &&
-                   sizeof(fl_cmd_status) == sizeof(int) && sizeof(fl_subject) == sizeof(int),
+                   sizeof(fl_cmd_status) == sizeof(int) && sizeof(fl_subject) == sizeof(int) &&
+                   sizeof(fl_query_what) == sizeof(int),
                "enums are stored as int");
 _Static_assert(FL_MAX_MSG_BYTES <= 0xffff, "key offsets are packed in 16 bits");
 
@@ -266,6 +281,10 @@ static void command_check(const uint8_t *base, uint32_t seen, const struct recor
                           struct verr *e);
 static void envelope_check(const uint8_t *base, uint32_t seen, const struct record *r,
                            struct verr *e);
+static void query_check(const uint8_t *base, uint32_t seen, const struct record *r,
+                        struct verr *e);
+static void answer_check(const uint8_t *base, uint32_t seen, const struct record *r,
+                         struct verr *e);
 
 /* Bodies. Field order is the canonical wire order. */
 static const struct field rental_request_f[] = {
@@ -278,7 +297,6 @@ static const struct field rental_return_f[] = {
     F_ID(fl_rental_return, "station", station, OPT),
     F_U(fl_rental_return, "odometer_m", odometer_m, OPT),
 };
-/* start_ms and end_ms must stay the last two fields: span_check relies on it. */
 static const struct field booking_request_f[] = {
     F_ID(fl_booking_request, "vehicle", vehicle, REQ),
     F_ID(fl_booking_request, "customer", customer, REQ),
@@ -388,6 +406,93 @@ static const struct field notify_f[] = {
     F_ID(fl_notify, "from", from, OPT),
     F_ID(fl_notify, "to", to, REQ),
     F_TEXT(fl_notify, "text", text, OPT),
+    F_ID(fl_notify, "customer", customer, OPT),
+};
+static const struct field query_f[] = {
+    F_ENUM(fl_query, "what", what, REQ, query_whats),
+    F_ID(fl_query, "station", station, OPT),
+    F_INT(fl_query, "start_ms", start_ms, OPT),
+    F_INT(fl_query, "end_ms", end_ms, OPT),
+    F_ID(fl_query, "customer", customer, OPT),
+};
+static const struct field answer_vehicle_f[] = {
+    F_ID(fl_answer_vehicle, "vehicle", vehicle, REQ),
+    F_TEXT(fl_answer_vehicle, "name", name, OPT),
+    F_ID(fl_answer_vehicle, "station", station, OPT),
+    F_INT(fl_answer_vehicle, "rate_cents", rate_cents, OPT),
+    F_UINT(fl_answer_vehicle, "energy_pct", energy_pct, OPT, 0, 100),
+};
+static const struct record answer_vehicle_rec =
+    RECORD(fl_answer_vehicle, answer_vehicle_f, false, NULL);
+static const struct field answer_vehicle_elem = {.key = "vehicles",
+                                                 .klen = 8,
+                                                 .kind = K_MAP,
+                                                 .size = sizeof(fl_answer_vehicle),
+                                                 .rec = &answer_vehicle_rec};
+static const struct field answer_rental_f[] = {
+    F_ID(fl_answer_rental, "rental", rental, REQ),
+    F_ID(fl_answer_rental, "vehicle", vehicle, REQ),
+    F_NAME(fl_answer_rental, "state", state, REQ, rental_states),
+    F_INT(fl_answer_rental, "due_ms", due_ms, OPT),
+    F_INT(fl_answer_rental, "charged_cents", charged_cents, OPT),
+    F_INT(fl_answer_rental, "fee_cents", fee_cents, OPT),
+    F_INT(fl_answer_rental, "running_fee_cents", running_fee_cents, OPT),
+};
+static const struct record answer_rental_rec =
+    RECORD(fl_answer_rental, answer_rental_f, false, NULL);
+static const struct field answer_rental_elem = {.key = "rentals",
+                                                .klen = 7,
+                                                .kind = K_MAP,
+                                                .size = sizeof(fl_answer_rental),
+                                                .rec = &answer_rental_rec};
+static const struct field answer_booking_f[] = {
+    F_ID(fl_answer_booking, "booking", booking, REQ),
+    F_ID(fl_answer_booking, "vehicle", vehicle, REQ),
+    F_NAME(fl_answer_booking, "state", state, REQ, booking_states),
+    F_INT(fl_answer_booking, "start_ms", start_ms, REQ),
+    F_INT(fl_answer_booking, "end_ms", end_ms, REQ),
+    F_INT(fl_answer_booking, "deposit_cents", deposit_cents, OPT),
+};
+static const struct record answer_booking_rec =
+    RECORD(fl_answer_booking, answer_booking_f, false, span_check);
+static const struct field answer_booking_elem = {.key = "bookings",
+                                                 .klen = 8,
+                                                 .kind = K_MAP,
+                                                 .size = sizeof(fl_answer_booking),
+                                                 .rec = &answer_booking_rec};
+static const struct field answer_f[] = {
+    F_ENUM(fl_answer, "what", what, REQ, query_whats),
+    F_BOOL(fl_answer, "ok", ok, REQ),
+    F_TEXT(fl_answer, "reason", reason, OPT),
+    F_ARRAY(fl_answer, "vehicles", vehicles, n_vehicles, OPT, answer_vehicle_elem, 0,
+            FL_MAX_ANSWER_VEHICLES),
+    F_ARRAY(fl_answer, "rentals", rentals, n_rentals, OPT, answer_rental_elem, 0,
+            FL_MAX_ANSWER_RENTALS),
+    F_ARRAY(fl_answer, "bookings", bookings, n_bookings, OPT, answer_booking_elem, 0,
+            FL_MAX_ANSWER_BOOKINGS),
+    F_INT(fl_answer, "charged_cents", charged_cents, OPT),
+    F_INT(fl_answer, "refunded_cents", refunded_cents, OPT),
+    F_INT(fl_answer, "fees_paid_cents", fees_paid_cents, OPT),
+    F_INT(fl_answer, "fees_owed_cents", fees_owed_cents, OPT),
+    F_BOOL(fl_answer, "more", more, OPT),
+};
+static const struct field booking_state_f[] = {
+    F_ID(fl_booking_state, "booking", booking, REQ),
+    F_ID(fl_booking_state, "vehicle", vehicle, REQ),
+    F_ID(fl_booking_state, "customer", customer, REQ),
+    F_NAME(fl_booking_state, "state", state, REQ, booking_states),
+    F_INT(fl_booking_state, "start_ms", start_ms, REQ),
+    F_INT(fl_booking_state, "end_ms", end_ms, REQ),
+    F_INT(fl_booking_state, "charged_cents", charged_cents, OPT),
+    F_INT(fl_booking_state, "refunded_cents", refunded_cents, OPT),
+    F_TEXT(fl_booking_state, "reason", reason, OPT),
+};
+static const struct field station_state_f[] = {
+    F_ID(fl_station_state, "station", station, REQ),
+    F_U(fl_station_state, "available", available, REQ),
+    F_U(fl_station_state, "rented", rented, REQ),
+    F_U(fl_station_state, "in_repair", in_repair, REQ),
+    F_U(fl_station_state, "booked", booked, REQ),
 };
 
 static const struct record bodies[FL_MSG__COUNT] = {
@@ -412,6 +517,10 @@ static const struct record bodies[FL_MSG__COUNT] = {
     [FL_MSG_RENTAL_STATE] = RECORD(fl_rental_state, rental_state_f, false, NULL),
     [FL_MSG_REPAIR_STATE] = RECORD(fl_repair_state, repair_state_f, false, NULL),
     [FL_MSG_NOTIFY] = RECORD(fl_notify, notify_f, false, NULL),
+    [FL_MSG_QUERY] = RECORD(fl_query, query_f, true, query_check),
+    [FL_MSG_ANSWER] = RECORD(fl_answer, answer_f, true, answer_check),
+    [FL_MSG_BOOKING_STATE] = RECORD(fl_booking_state, booking_state_f, false, span_check),
+    [FL_MSG_STATION_STATE] = RECORD(fl_station_state, station_state_f, false, NULL),
 };
 
 /* The envelope; offsets are into fl_msg. */
@@ -472,13 +581,68 @@ static void verr_set(struct verr *e, int code, const char *field, const char *fm
   va_end(ap);
 }
 
-/* booking_request and booking: the last two fields are start_ms, end_ms. */
+/* A record with a window: its fields "start_ms" and "end_ms" come together
+ * (when optional: both or neither) and end_ms > start_ms. */
 static void span_check(const uint8_t *base, uint32_t seen, const struct record *r, struct verr *e) {
-  (void)seen;
+  unsigned i_start, i_end;
+  const struct field *fs = record_field(r, (const uint8_t *)"start_ms", 8, &i_start);
+  const struct field *fe = record_field(r, (const uint8_t *)"end_ms", 6, &i_end);
+  bool has_start = fs && (seen & (1u << i_start)), has_end = fe && (seen & (1u << i_end));
+  if (has_start != has_end) {
+    verr_set(e, FL_ERR_MISSING, has_start ? "end_ms" : "start_ms",
+             "start_ms and end_ms go together");
+    return;
+  }
+  if (!has_start) return;
   int64_t start, end;
-  memcpy(&start, base + r->fields[r->n - 2].off, sizeof start);
-  memcpy(&end, base + r->fields[r->n - 1].off, sizeof end);
+  memcpy(&start, base + fs->off, sizeof start);
+  memcpy(&end, base + fe->off, sizeof end);
   if (end <= start) verr_set(e, FL_ERR_BAD_VALUE, "end_ms", "not after start_ms");
+}
+
+/* query: "customer" needs a customer and nothing else; "available" takes a
+ * station and a window, no customer. */
+static void query_check(const uint8_t *base, uint32_t seen, const struct record *r,
+                        struct verr *e) {
+  const fl_query *q = (const fl_query *)(const void *)base;
+  static const char *const available_only[] = {"station", "start_ms", "end_ms"};
+  if (q->what == FL_QUERY_CUSTOMER) {
+    if (!record_has(r, seen, "customer")) {
+      verr_set(e, FL_ERR_MISSING, "customer", "required for what \"customer\"");
+      return;
+    }
+    for (size_t i = 0; i < sizeof available_only / sizeof available_only[0]; i++) {
+      if (record_has(r, seen, available_only[i])) {
+        verr_set(e, FL_ERR_BAD_VALUE, available_only[i], "only for what \"available\"");
+        return;
+      }
+    }
+  } else if (record_has(r, seen, "customer")) {
+    verr_set(e, FL_ERR_BAD_VALUE, "customer", "only for what \"customer\"");
+    return;
+  }
+  span_check(base, seen, r, e);
+}
+
+/* answer: vehicles belong to "available", rentals, bookings and totals to
+ * "customer". */
+static void answer_check(const uint8_t *base, uint32_t seen, const struct record *r,
+                         struct verr *e) {
+  const fl_answer *a = (const fl_answer *)(const void *)base;
+  static const char *const customer_only[] = {"rentals",         "bookings",
+                                              "charged_cents",   "refunded_cents",
+                                              "fees_paid_cents", "fees_owed_cents"};
+  if (a->what == FL_QUERY_CUSTOMER) {
+    if (record_has(r, seen, "vehicles"))
+      verr_set(e, FL_ERR_BAD_VALUE, "vehicles", "only for what \"available\"");
+    return;
+  }
+  for (size_t i = 0; i < sizeof customer_only / sizeof customer_only[0]; i++) {
+    if (record_has(r, seen, customer_only[i])) {
+      verr_set(e, FL_ERR_BAD_VALUE, customer_only[i], "only for what \"customer\"");
+      return;
+    }
+  }
 }
 
 static void command_check(const uint8_t *base, uint32_t seen, const struct record *r,

@@ -11,6 +11,7 @@ static const char *const channel_names[] = {
     [FL_CH_UP_WILL] = "up/will",     [FL_CH_UP_ACK] = "up/ack",
     [FL_CH_DOWN_ACK] = "down/ack",   [FL_CH_DOWN_SYNC] = "down/sync",
     [FL_CH_DOWN_CMD] = "down/cmd",   [FL_CH_DOWN_REPLY] = "down/reply",
+    [FL_CH_UP_QUERY] = "up/query",
 };
 #define N_CHANNELS (sizeof channel_names / sizeof channel_names[0])
 

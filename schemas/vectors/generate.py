@@ -25,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 T0 = 1767225600000  # 2026-01-01T00:00:00Z in ms
 KIOSK, VEH, HUB = "kiosk-01", "veh-0042", "hub"
 RENTAL, BOOKING, CUST = "R-20260101-0001", "B-20260101-0007", "cust-7"
+QUERY = "kiosk-01-3-5"  # a query id: the kiosk's request id scheme {dev}-{boot}-{n}
 
 
 # ---------------------------------------------------------------- encoder
@@ -240,6 +241,55 @@ VALID = {
                   mid="hub-nt-1012", boot=12),
     "hub_status-negative-time": msg("hub_status", HUB, 0, {"online": False},
                                     mid="hub-status-0", boot=1, time=-1000),
+    # revision 1.1 (docs/protocol.md section 8): queries, booking and station state,
+    # notify.customer and payment notices
+    "query": msg("query", KIOSK, 0, {"what": "available", "station": "st-central"},
+                 corr=QUERY, mid="kiosk-01-query-5"),
+    "query-window": msg("query", KIOSK, 0, {"what": "available", "start_ms": T0 + 32400000,
+                                            "end_ms": T0 + 46800000},
+                        corr="kiosk-01-3-6", mid="kiosk-01-query-6"),
+    "query-customer": msg("query", KIOSK, 0, {"what": "customer", "customer": CUST},
+                          corr="kiosk-01-3-7", mid="kiosk-01-query-7"),
+    "answer": msg("answer", KIOSK, 0,
+                  {"what": "available", "ok": True, "vehicles": [
+                      {"vehicle": VEH, "name": "Blue Golf", "station": "st-central",
+                       "rate_cents": 1200, "energy_pct": 81},
+                      {"vehicle": "veh-0043", "station": "st-central", "rate_cents": 900}]},
+                  corr=QUERY, mid="hub-ans-1013", boot=12),
+    "answer-customer": msg("answer", KIOSK, 0,
+                           {"what": "customer", "ok": True,
+                            "rentals": [{"rental": RENTAL, "vehicle": VEH, "state": "ACTIVE",
+                                         "due_ms": T0 - 3600000, "charged_cents": 1500,
+                                         "running_fee_cents": 500}],
+                            "bookings": [{"booking": BOOKING, "vehicle": VEH, "state": "HELD",
+                                          "start_ms": T0 + 32400000, "end_ms": T0 + 46800000,
+                                          "deposit_cents": 2000}],
+                            "charged_cents": 3500, "refunded_cents": 1500,
+                            "fees_paid_cents": 800, "fees_owed_cents": 500},
+                           corr="kiosk-01-3-7", mid="hub-ans-1014", boot=12),
+    "answer-empty-more": msg("answer", KIOSK, 0, {"what": "customer", "ok": True, "more": True},
+                             corr="kiosk-01-3-8", mid="hub-ans-1015", boot=12),
+    "answer-refused": msg("answer", VEH, 0, {"what": "available", "ok": False,
+                                             "reason": "queries are for kiosks"},
+                          corr="veh-0042-3-1", mid="hub-ans-1016", boot=12),
+    "booking_state": msg("booking_state", HUB, 0,
+                         {"booking": BOOKING, "vehicle": VEH, "customer": CUST, "state": "HELD",
+                          "start_ms": T0 + 32400000, "end_ms": T0 + 46800000,
+                          "charged_cents": 2000},
+                         corr=BOOKING, mid="hub-bs-1017", boot=12),
+    "booking_state-cancelled": msg("booking_state", HUB, 0,
+                                   {"booking": BOOKING, "vehicle": VEH, "customer": CUST,
+                                    "state": "CANCELLED", "start_ms": T0 + 32400000,
+                                    "end_ms": T0 + 46800000, "charged_cents": 2000,
+                                    "refunded_cents": 2000, "reason": "changed plans"},
+                                   corr=BOOKING, mid="hub-bs-1018", boot=12),
+    "station_state": msg("station_state", HUB, 0,
+                         {"station": "st-central", "available": 4, "rented": 2,
+                          "in_repair": 0, "booked": 1}, mid="hub-ss-1019", boot=12),
+    "notify-payment": msg("notify", HUB, 0, {"kind": "payment", "id": RENTAL,
+                                             "to": "fee_charged", "text": "8.00",
+                                             "customer": CUST},
+                          mid="hub-nt-1020", boot=12),
 }
 
 
@@ -262,6 +312,8 @@ def reorder(m, first):
 
 
 TEL = VALID["telemetry"]
+Q, QW, QC = VALID["query"], VALID["query-window"], VALID["query-customer"]
+ANS, ANSC = VALID["answer"], VALID["answer-customer"]
 RR = VALID["rental_request"]
 FAULT = VALID["fault"]
 
@@ -380,6 +432,56 @@ BAD = [
      "bad_value", "P-DEC-9", "text with byte 0xff"),
     ("int-above-int64", with_(RR, ["time"], 2 ** 63), "bad_value", "P-MSG-2",
      "time 2^63 does not fit int64"),
+    # revision 1.1
+    ("query-missing-corr", with_(Q, ["corr"], None), "missing", "P-ENV-4",
+     "query without its query id"),
+    ("query-unknown-what", with_(Q, ["body", "what"], "vehicles"), "bad_value", "P-MSG-2",
+     "what not a known name"),
+    ("query-customer-missing", with_(QC, ["body", "customer"], None), "missing", "P-MSG-4",
+     "what customer without customer"),
+    ("query-available-customer", with_(Q, ["body", "customer"], CUST), "bad_value", "P-MSG-4",
+     "what available with a customer"),
+    ("query-customer-station", with_(QC, ["body", "station"], "st-central"), "bad_value",
+     "P-MSG-4", "what customer with a station"),
+    ("query-half-window", with_(QW, ["body", "end_ms"], None), "missing", "P-MSG-4",
+     "start_ms without end_ms"),
+    ("query-window-reversed", with_(QW, ["body", "end_ms"], T0), "bad_value", "P-MSG-2",
+     "end_ms before start_ms"),
+    ("answer-missing-ok", with_(ANS, ["body", "ok"], None), "missing", "P-MSG-1",
+     "answer without ok"),
+    ("answer-vehicles-too-many", with_(ANS, ["body", "vehicles"],
+                                       [{"vehicle": "v%d" % i} for i in range(33)]),
+     "bad_value", "P-MSG-2", "33 vehicles"),
+    ("answer-rentals-too-many", with_(ANSC, ["body", "rentals"],
+                                      [{"rental": "R%d" % i, "vehicle": VEH, "state": "ACTIVE"}
+                                       for i in range(17)]),
+     "bad_value", "P-MSG-2", "17 rentals"),
+    ("answer-vehicles-for-customer", with_(ANSC, ["body", "vehicles"], [{"vehicle": VEH}]),
+     "bad_value", "P-MSG-5", "vehicles in an answer to customer"),
+    ("answer-totals-for-available", with_(ANS, ["body", "fees_owed_cents"], 500), "bad_value",
+     "P-MSG-5", "customer totals in an answer to available"),
+    ("answer-rental-bad-state", with_(ANSC, ["body", "rentals", 0, "state"], "HELD"),
+     "bad_value", "P-MSG-2", "a booking state for a rental"),
+    ("answer-vehicle-missing-id", with_(ANS, ["body", "vehicles", 1, "vehicle"], None),
+     "missing", "P-MSG-1", "a vehicle entry without vehicle"),
+    ("answer-booking-reversed", with_(ANSC, ["body", "bookings", 0, "end_ms"], T0 + 32400000),
+     "bad_value", "P-MSG-2", "a booking entry with end_ms equal to start_ms"),
+    ("answer-too-deep", with_(ANS, ["body", "vehicles", 0, "x"], [1]), "too_deep", "P-DEC-5",
+     "an array inside a vehicle entry (depth 5)"),
+    ("answer-energy-101", with_(ANS, ["body", "vehicles", 0, "energy_pct"], 101), "bad_value",
+     "P-MSG-2", "energy_pct 101 in a vehicle entry"),
+    ("booking_state-unknown-state", with_(VALID["booking_state"], ["body", "state"], "ACTIVE"),
+     "bad_value", "P-MSG-2", "a rental state for a booking"),
+    ("booking_state-missing-customer", with_(VALID["booking_state"], ["body", "customer"],
+                                             None), "missing", "P-MSG-1", "no customer"),
+    ("station_state-missing-booked", with_(VALID["station_state"], ["body", "booked"], None),
+     "missing", "P-MSG-1", "no booked count"),
+    ("station_state-negative", with_(VALID["station_state"], ["body", "rented"], -1),
+     "wrong_type", "P-DEC-7", "a negative count"),
+    ("notify-unknown-kind", with_(VALID["notify-payment"], ["body", "kind"], "invoice"),
+     "bad_value", "P-MSG-2", "kind not a known name"),
+    ("notify-bad-customer", with_(VALID["notify-payment"], ["body", "customer"], "cust 7"),
+     "bad_value", "P-ENV-3", "a space in the customer id"),
 ]
 
 

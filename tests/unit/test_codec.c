@@ -14,6 +14,7 @@
 
 #include "fleet/error.h"
 #include "fleet/proto.h"
+#include "fleet/topic.h"
 
 static int n_pass, n_fail;
 
@@ -249,6 +250,65 @@ static void sample(fl_msg *m, fl_msg_type t) {
       SET(m->body.notify.from, "A");
       SET(m->body.notify.to, "PAYMENT_DOWN");
       SET(m->body.notify.text, "t");
+      SET(m->body.notify.customer, "cust-7");
+      break;
+    case FL_MSG_QUERY:
+      SET(m->env.corr, "kiosk-01-3-5");
+      m->body.query.what = FL_QUERY_AVAILABLE;
+      SET(m->body.query.station, "st-1");
+      m->body.query.start_ms = INT64_MIN;
+      m->body.query.end_ms = INT64_MAX;
+      break;
+    case FL_MSG_ANSWER: /* "customer", both lists full */
+      SET(m->env.corr, "kiosk-01-3-5");
+      m->body.answer.what = FL_QUERY_CUSTOMER;
+      m->body.answer.ok = true;
+      SET(m->body.answer.reason, "r");
+      m->body.answer.more = true;
+      m->body.answer.n_rentals = FL_MAX_ANSWER_RENTALS;
+      for (int i = 0; i < FL_MAX_ANSWER_RENTALS; i++) {
+        fl_answer_rental *r = &m->body.answer.rentals[i];
+        snprintf(r->rental, sizeof r->rental, "R-%d", i);
+        SET(r->vehicle, "veh-0042");
+        SET(r->state, i % 2 ? "ACTIVE" : "CANCELLED");
+        r->due_ms = T0 + i;
+        r->charged_cents = i + 1;
+        r->fee_cents = -i - 1;
+        r->running_fee_cents = INT64_MAX;
+      }
+      m->body.answer.n_bookings = FL_MAX_ANSWER_BOOKINGS;
+      for (int i = 0; i < FL_MAX_ANSWER_BOOKINGS; i++) {
+        fl_answer_booking *b = &m->body.answer.bookings[i];
+        snprintf(b->booking, sizeof b->booking, "B-%d", i);
+        SET(b->vehicle, "veh-0042");
+        SET(b->state, "HELD");
+        b->start_ms = T0 + i * 1000;
+        b->end_ms = T0 + i * 1000 + 1;
+        b->deposit_cents = 2000;
+      }
+      m->body.answer.charged_cents = 1;
+      m->body.answer.refunded_cents = 2;
+      m->body.answer.fees_paid_cents = 3;
+      m->body.answer.fees_owed_cents = INT64_MIN;
+      break;
+    case FL_MSG_BOOKING_STATE:
+      SET(m->env.corr, "B-1");
+      SET(m->body.booking_state.booking, "B-1");
+      SET(m->body.booking_state.vehicle, "veh-0042");
+      SET(m->body.booking_state.customer, "cust-7");
+      SET(m->body.booking_state.state, "PAYMENT_PENDING");
+      m->body.booking_state.start_ms = -1;
+      m->body.booking_state.end_ms = 0;
+      m->body.booking_state.charged_cents = 2000;
+      m->body.booking_state.refunded_cents = 2000;
+      SET(m->body.booking_state.reason, "r");
+      break;
+    case FL_MSG_STATION_STATE:
+      SET(m->body.station_state.station, "st-1");
+      m->body.station_state.available = 0; /* required zeros are still sent */
+      m->body.station_state.rented = 1;
+      m->body.station_state.in_repair = 2;
+      m->body.station_state.booked = UINT32_MAX;
       break;
     default:
       break;
@@ -301,6 +361,59 @@ static void test_round_trip_all_types(void) {
   m.env.seq = UINT64_MAX;
   m.env.boot = UINT64_MAX;
   check_round_trip(&m, "seq and boot UINT64_MAX");
+  /* revision 1.1: the other shapes of query and answer */
+  sample(&m, FL_MSG_QUERY);
+  memset(m.body.query.station, 0, sizeof m.body.query.station);
+  m.body.query.start_ms = m.body.query.end_ms = 0;
+  check_round_trip(&m, "query available, every station, now");
+  sample(&m, FL_MSG_QUERY);
+  memset(&m.body.query, 0, sizeof m.body.query);
+  m.body.query.what = FL_QUERY_CUSTOMER;
+  SET(m.body.query.customer, "cust-7");
+  check_round_trip(&m, "query customer");
+  sample(&m, FL_MSG_ANSWER);
+  memset(&m.body.answer, 0, sizeof m.body.answer);
+  m.body.answer.what = FL_QUERY_AVAILABLE;
+  m.body.answer.ok = true;
+  m.body.answer.n_vehicles = FL_MAX_ANSWER_VEHICLES;
+  for (int i = 0; i < FL_MAX_ANSWER_VEHICLES; i++) {
+    fl_answer_vehicle *v = &m.body.answer.vehicles[i];
+    snprintf(v->vehicle, sizeof v->vehicle, "veh-%04d", i);
+    SET(v->name, "Blue \xc3\xa9");
+    SET(v->station, "st-1");
+    v->rate_cents = 1200;
+    v->energy_pct = (uint32_t)(i * 3);
+  }
+  check_round_trip(&m, "answer available, 32 vehicles");
+  memset(&m.body.answer, 0, sizeof m.body.answer);
+  m.body.answer.what = FL_QUERY_AVAILABLE; /* ok false is sent */
+  check_round_trip(&m, "answer available refused, no fields");
+}
+
+/* P-QRY-5: an answer with every list full of the longest values does not fit
+ * in FL_MAX_MSG_BYTES; the encoder says so (FL_ERR_BUFFER), and the hub
+ * leaves entries out and sets "more". */
+static void test_answer_size(void) {
+  static uint8_t buf[FL_MAX_MSG_BYTES];
+  static fl_msg m;
+  size_t n = 0;
+  sample(&m, FL_MSG_ANSWER);
+  memset(&m.body.answer, 0, sizeof m.body.answer);
+  m.body.answer.what = FL_QUERY_AVAILABLE;
+  m.body.answer.ok = true;
+  m.body.answer.n_vehicles = FL_MAX_ANSWER_VEHICLES;
+  for (int i = 0; i < FL_MAX_ANSWER_VEHICLES; i++) {
+    fl_answer_vehicle *v = &m.body.answer.vehicles[i];
+    memset(v->vehicle, 'v', FL_ID_MAX);
+    memset(v->name, 'n', FL_TEXT_MAX);
+    memset(v->station, 's', FL_ID_MAX);
+    v->rate_cents = INT64_MAX;
+    v->energy_pct = 100;
+  }
+  CHECK(fl_msg_encode(&m, buf, sizeof buf, &n) == FL_ERR_BUFFER);
+  m.body.answer.n_vehicles = 24; /* 24 of the longest fit */
+  m.body.answer.more = true;
+  CHECK(fl_msg_encode(&m, buf, sizeof buf, &n) == FL_OK && n <= FL_MAX_MSG_BYTES);
 }
 
 static void test_names(void) {
@@ -323,6 +436,9 @@ static void test_names(void) {
   CHECK(strcmp(fl_cmd_status_name(FL_CMD_APPLIED), "applied") == 0);
   CHECK(fl_subject_from_name("booking") == FL_SUBJ_BOOKING);
   CHECK(fl_subject_name((fl_subject)99) == NULL);
+  CHECK(fl_query_what_from_name("customer") == FL_QUERY_CUSTOMER);
+  CHECK(strcmp(fl_query_what_name(FL_QUERY_AVAILABLE), "available") == 0);
+  CHECK(fl_query_what_name(FL_QUERY_NONE) == NULL && fl_query_what_from_name("x") == FL_QUERY_NONE);
 }
 
 /* P-ENV-3: ids are 1..64 bytes of [A-Za-z0-9._:-]. */
@@ -406,6 +522,28 @@ static void test_encode_invalid(void) {
   EXPECT_INVALID(FL_MSG_VEHICLE_STATE, SET(m.body.vehicle_state.state, "PARKED"));
   EXPECT_INVALID(FL_MSG_NOTIFY, SET(m.body.notify.kind, "weather"));
   EXPECT_INVALID(FL_MSG_RENTAL_CANCEL, SET(m.body.rental_cancel.reason, "bad \xff utf8"));
+  /* revision 1.1 */
+  EXPECT_INVALID(FL_MSG_QUERY, m.env.corr[0] = '\0'); /* P-ENV-4 */
+  EXPECT_INVALID(FL_MSG_QUERY, m.body.query.what = FL_QUERY_NONE);
+  EXPECT_INVALID(FL_MSG_QUERY, m.body.query.end_ms = 0);            /* P-MSG-4 */
+  EXPECT_INVALID(FL_MSG_QUERY, m.body.query.end_ms = m.body.query.start_ms); /* P-MSG-2 */
+  EXPECT_INVALID(FL_MSG_QUERY, SET(m.body.query.customer, "cust-7"));      /* P-MSG-4 */
+  EXPECT_INVALID(FL_MSG_QUERY, m.body.query.what = FL_QUERY_CUSTOMER);     /* no customer */
+  EXPECT_INVALID(FL_MSG_QUERY, SET(m.body.query.station, "st 1"));
+  EXPECT_INVALID(FL_MSG_ANSWER, m.body.answer.n_rentals = FL_MAX_ANSWER_RENTALS + 1);
+  EXPECT_INVALID(FL_MSG_ANSWER, m.body.answer.n_bookings = FL_MAX_ANSWER_BOOKINGS + 1);
+  EXPECT_INVALID(FL_MSG_ANSWER, m.body.answer.n_vehicles = FL_MAX_ANSWER_VEHICLES + 1);
+  EXPECT_INVALID(FL_MSG_ANSWER, m.body.answer.n_vehicles = 1);             /* P-MSG-5 */
+  EXPECT_INVALID(FL_MSG_ANSWER, m.body.answer.what = FL_QUERY_AVAILABLE);  /* P-MSG-5 */
+  EXPECT_INVALID(FL_MSG_ANSWER, SET(m.body.answer.rentals[3].state, "HELD"));
+  EXPECT_INVALID(FL_MSG_ANSWER, SET(m.body.answer.bookings[3].state, "ACTIVE"));
+  EXPECT_INVALID(FL_MSG_ANSWER, m.body.answer.bookings[2].end_ms = 0);
+  EXPECT_INVALID(FL_MSG_ANSWER, m.body.answer.rentals[0].vehicle[0] = '\0');
+  EXPECT_INVALID(FL_MSG_BOOKING_STATE, SET(m.body.booking_state.state, "ACTIVE"));
+  EXPECT_INVALID(FL_MSG_BOOKING_STATE, m.body.booking_state.end_ms = -1);
+  EXPECT_INVALID(FL_MSG_BOOKING_STATE, m.body.booking_state.customer[0] = '\0');
+  EXPECT_INVALID(FL_MSG_STATION_STATE, m.body.station_state.station[0] = '\0');
+  EXPECT_INVALID(FL_MSG_NOTIFY, SET(m.body.notify.customer, "cust 7"));
 #undef EXPECT_INVALID
   CHECK(fl_msg_encode(NULL, buf, sizeof buf, &n) == FL_ERR_INVALID);
 }
@@ -518,6 +656,36 @@ static void test_details(void) {
   CHECK(n > 0 && decode(buf, (size_t)n, &m, &e) == FL_ERR_TOO_DEEP);
   CHECK_MSG(strncmp(e.detail, "body.bookings[0].x:", 19) == 0, "'%s'", e.detail);
   CHECK(fl_msg_decode(buf, (size_t)n, &m, NULL) == FL_ERR_TOO_DEEP); /* err may be NULL */
+  n = read_vector("bad", "query-half-window.hex", buf, sizeof buf);
+  CHECK(n > 0 && decode(buf, (size_t)n, &m, &e) == FL_ERR_MISSING);
+  CHECK_MSG(strncmp(e.detail, "body.end_ms:", 12) == 0, "'%s'", e.detail);
+  n = read_vector("bad", "answer-rental-bad-state.hex", buf, sizeof buf);
+  CHECK(n > 0 && decode(buf, (size_t)n, &m, &e) == FL_ERR_BAD_VALUE);
+  CHECK_MSG(strncmp(e.detail, "body.rentals[0].state:", 22) == 0, "'%s'", e.detail);
+  n = read_vector("bad", "answer-vehicles-for-customer.hex", buf, sizeof buf);
+  CHECK(n > 0 && decode(buf, (size_t)n, &m, &e) == FL_ERR_BAD_VALUE);
+  CHECK_MSG(strncmp(e.detail, "body.vehicles:", 14) == 0, "'%s'", e.detail);
+}
+
+/* Revision 1.1 topics: up/query parses, state/booking and state/station build. */
+static void test_topics(void) {
+  char t[FL_TOPIC_MAX], dev[FL_ID_MAX + 1];
+  fl_channel ch = FL_CH_NONE;
+  CHECK(fl_topic_device(t, sizeof t, "kiosk-01", FL_CH_UP_QUERY) > 0 &&
+        strcmp(t, "fleet/v1/dev/kiosk-01/up/query") == 0);
+  CHECK(fl_topic_parse_device("fleet/v1/dev/kiosk-01/up/query", dev, sizeof dev, &ch) == FL_OK &&
+        ch == FL_CH_UP_QUERY && strcmp(dev, "kiosk-01") == 0);
+  CHECK(fl_topic_parse_device("fleet/v1/dev/kiosk-01/up/query/x", dev, sizeof dev, &ch) ==
+        FL_ERR_TOPIC);
+  CHECK(fl_topic_parse_device("fleet/v1/dev/kiosk-01/down/query", dev, sizeof dev, &ch) ==
+        FL_ERR_TOPIC);
+  CHECK(fl_topic_parse_device("fleet/v1/dev/kiosk-01/down/reply", dev, sizeof dev, &ch) ==
+        FL_OK && ch == FL_CH_DOWN_REPLY);
+  CHECK(fl_topic_state(t, sizeof t, "booking", "B-1") > 0 &&
+        strcmp(t, "fleet/v1/state/booking/B-1") == 0);
+  CHECK(fl_topic_state(t, sizeof t, "station", "st-central") > 0 &&
+        strcmp(t, "fleet/v1/state/station/st-central") == 0);
+  CHECK(fl_topic_notify(t, sizeof t, "payment") > 0 && strcmp(t, "fleet/v1/notify/payment") == 0);
 }
 
 /* Appends an unknown envelope key "pad" holding a byte string so that the
@@ -739,6 +907,8 @@ int main(int argc, char **argv) {
   test_valid_vectors();
   test_vector_files();
   test_details();
+  test_topics();
+  test_answer_size();
   test_oversize();
   test_numbers();
   test_nesting();

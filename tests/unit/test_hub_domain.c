@@ -36,7 +36,7 @@ typedef struct fixture {
   int64_t now;
   bool breaker_open;
   /* what the last committed step let out */
-  rec recs[MAX_RECS];
+  rec *recs; /* MAX_RECS */
   size_t n_recs;
   pay_job jobs[32];
   size_t n_jobs;
@@ -89,6 +89,8 @@ static void commit(fixture *f) {
 
 static void setup(fixture *f) {
   memset(f, 0, sizeof *f);
+  f->recs = calloc(MAX_RECS, sizeof *f->recs); /* a decoded message is large: not on the stack */
+  if (!f->recs) exit(1);
   char err[256];
   if (hub_config_load(NULL, &f->cfg, err, sizeof err) != FL_OK) {
     fprintf(stderr, "config: %s\n", err);
@@ -106,6 +108,7 @@ static void setup(fixture *f) {
 }
 
 static void teardown(fixture *f) {
+  free(f->recs);
   effects_destroy(f->fx);
   hub_store_close(f->st);
   strmap_free(&f->tele);

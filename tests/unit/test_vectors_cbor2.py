@@ -146,6 +146,8 @@ VEHICLE_STATES = {"AVAILABLE", "RESERVED", "RENTED", "REPAIR_REQUESTED", "IN_REP
 RENTAL_STATES = {"REQUESTED", "PAYMENT_PENDING", "ACTIVE", "RETURNED", "COMPLETED", "REJECTED",
                  "CANCEL_REQUESTED", "CANCELLED"}
 REPAIR_STATES = {"REQUESTED", "IN_PROGRESS", "COMPLETED"}
+BOOKING_STATES = {"PAYMENT_PENDING", "HELD", "USED", "CANCELLED", "REJECTED", "EXPIRED"}
+NOTIFY_KINDS = {"vehicle", "rental", "repair", "booking", "alert", "payment"}
 
 
 def ID(n=64, names=None):
@@ -174,6 +176,17 @@ def ENUM(*names):
 
 BOOKING = {"booking": (ID(), 1), "customer": (ID(), 1), "start_ms": (INT, 1),
            "end_ms": (INT, 1)}
+# revision 1.1: the entries of an answer
+ANSWER_VEHICLE = {"vehicle": (ID(), 1), "name": (TEXT(), 0), "station": (ID(), 0),
+                  "rate_cents": (INT, 0), "energy_pct": (UINT(0, 100), 0)}
+ANSWER_RENTAL = {"rental": (ID(), 1), "vehicle": (ID(), 1), "state": (ID(23, RENTAL_STATES), 1),
+                 "due_ms": (INT, 0), "charged_cents": (INT, 0), "fee_cents": (INT, 0),
+                 "running_fee_cents": (INT, 0)}
+ANSWER_BOOKING = {"booking": (ID(), 1), "vehicle": (ID(), 1),
+                  "state": (ID(23, BOOKING_STATES), 1), "start_ms": (INT, 1),
+                  "end_ms": (INT, 1), "deposit_cents": (INT, 0)}
+CUSTOMER_ONLY = ("rentals", "bookings", "charged_cents", "refunded_cents", "fees_paid_cents",
+                 "fees_owed_cents")
 
 # type: ({key: (kind, required)}, corr required)      P-MSG-1, P-MSG-2, P-ENV-4
 SPEC = {
@@ -220,9 +233,26 @@ SPEC = {
                       "fee_cents": (INT, 0), "due_ms": (INT, 0)}, False),
     "repair_state": ({"repair": (ID(), 1), "vehicle": (ID(), 1),
                       "state": (ID(23, REPAIR_STATES), 1), "text": (TEXT(), 0)}, False),
-    "notify": ({"kind": (ID(15, {"vehicle", "rental", "repair", "booking", "alert"}), 1),
+    "notify": ({"kind": (ID(15, NOTIFY_KINDS), 1),
                 "id": (ID(), 1), "from": (ID(23), 0), "to": (ID(23), 1),
-                "text": (TEXT(), 0)}, False),
+                "text": (TEXT(), 0), "customer": (ID(), 0)}, False),
+    "query": ({"what": (ENUM("available", "customer"), 1), "station": (ID(), 0),
+               "start_ms": (INT, 0), "end_ms": (INT, 0), "customer": (ID(), 0)}, True),
+    "answer": ({"what": (ENUM("available", "customer"), 1), "ok": (BOOL, 1),
+                "reason": (TEXT(), 0),
+                "vehicles": (("array", 0, 32, ("map", ANSWER_VEHICLE)), 0),
+                "rentals": (("array", 0, 16, ("map", ANSWER_RENTAL)), 0),
+                "bookings": (("array", 0, 16, ("map", ANSWER_BOOKING)), 0),
+                "charged_cents": (INT, 0), "refunded_cents": (INT, 0),
+                "fees_paid_cents": (INT, 0), "fees_owed_cents": (INT, 0),
+                "more": (BOOL, 0)}, True),
+    "booking_state": ({"booking": (ID(), 1), "vehicle": (ID(), 1), "customer": (ID(), 1),
+                       "state": (ID(23, BOOKING_STATES), 1), "start_ms": (INT, 1),
+                       "end_ms": (INT, 1), "charged_cents": (INT, 0),
+                       "refunded_cents": (INT, 0), "reason": (TEXT(), 0)}, False),
+    "station_state": ({"station": (ID(), 1), "available": (UINT(0, U32), 1),
+                       "rented": (UINT(0, U32), 1), "in_repair": (UINT(0, U32), 1),
+                       "booked": (UINT(0, U32), 1)}, False),
 }
 ENVELOPE = {"v": (("version",), 1), "type": (("type",), 1), "mid": (ID(), 1),
             "dev": (ID(), 1), "boot": (UINT(), 1), "seq": (UINT(), 1), "time": (INT, 1),
@@ -283,7 +313,7 @@ def value(kind, v, name):
             value(kind[3], x, "%s[%d]" % (name, i))
     elif k == "map":
         record(kind[1], v, name)
-        if v.d["end_ms"] <= v.d["start_ms"]:
+        if "start_ms" in kind[1] and v.d["end_ms"] <= v.d["start_ms"]:
             raise Bad("bad_value", name + " end_ms")
     return v
 
@@ -311,8 +341,26 @@ def validate(b):
             raise Bad("missing", "corr")                        # P-ENV-4
         record(fields, m.d["body"], "body")
         body = m.d["body"].d
-        if m.d["type"] == "booking_request" and body["end_ms"] <= body["start_ms"]:
+        if m.d["type"] in ("booking_request", "booking_state") and \
+                body["end_ms"] <= body["start_ms"]:
             raise Bad("bad_value", "end_ms")
+        if m.d["type"] == "query":                              # P-MSG-4
+            if body["what"] == "customer":
+                if "customer" not in body:
+                    raise Bad("missing", "customer")
+                if any(k in body for k in ("station", "start_ms", "end_ms")):
+                    raise Bad("bad_value", "only for available")
+            elif "customer" in body:
+                raise Bad("bad_value", "customer only for customer")
+            if ("start_ms" in body) != ("end_ms" in body):
+                raise Bad("missing", "start_ms and end_ms go together")
+            if "start_ms" in body and body["end_ms"] <= body["start_ms"]:
+                raise Bad("bad_value", "end_ms")
+        if m.d["type"] == "answer":                             # P-MSG-5
+            if body["what"] == "customer" and "vehicles" in body:
+                raise Bad("bad_value", "vehicles only for available")
+            if body["what"] == "available" and any(k in body for k in CUSTOMER_ONLY):
+                raise Bad("bad_value", "only for customer")
         if m.d["type"] == "command" and body["action"] == "bookings" and "bookings" not in body:
             raise Bad("missing", "bookings")                    # P-MSG-3
         return "ok"

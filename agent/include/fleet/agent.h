@@ -48,6 +48,8 @@ typedef struct agent_callbacks {
   void (*on_command)(void *ctx, const fl_msg *command, fl_cmd_status status);
   /* The MQTT connection came up (true) or went down (false). */
   void (*on_connection)(void *ctx, bool up);
+  /* Kiosk: the hub answered a query made with agent_query() (may be NULL). */
+  void (*on_answer)(void *ctx, const fl_msg *answer);
 } agent_callbacks;
 
 typedef struct agent_config {
@@ -104,6 +106,17 @@ typedef struct agent_decision {
   int64_t charged_cents, refunded_cents, fee_cents, due_ms;
   uint64_t rev;             /* grows by one with every decision for corr */
 } agent_decision;
+
+/* The latest answer to one query, as agent_answer_get() copies it. */
+typedef struct agent_answer {
+  char query[FL_ID_MAX + 1]; /* the query id (envelope corr) */
+  uint64_t rev;              /* grows by one with every answer for this id */
+  int64_t time_ms;           /* the hub's envelope time of the answer */
+  fl_answer answer;          /* ~15 KB: better on the heap than on a small stack */
+} agent_answer;
+
+/* How many queries the agent remembers; asking more forgets the oldest. */
+#define AGENT_QUERIES_KEPT 8
 
 /* Result of agent_unlock(). */
 typedef struct agent_unlock_result {
@@ -179,6 +192,26 @@ int agent_unbook(fl_agent *a, const char *booking, const char *reason);
 /* Returns the last known decision for corr in *out: FL_OK (possibly still
  * QUEUED), FL_ERR_NOT_FOUND when this agent never made or heard of it. */
 int agent_decision_get(fl_agent *a, const char *corr, agent_decision *out);
+
+/* Kiosk: asks the hub q (docs/protocol.md 6.1) now: publishes a "query" on
+ * fleet/v1/dev/{id}/up/query, QoS 1, seq 0, with Response Topic = the
+ * kiosk's down/reply and Correlation Data = the query id. Not stored in the
+ * outbox: when no answer comes, ask again (the same id may be passed again
+ * as `id`; the hub answers every copy). id NULL or "": a new query id is
+ * chosen. The id is written to id_out (cap >= FL_ID_MAX + 1; may be NULL).
+ * The agent keeps the latest answer per query id, for the last
+ * AGENT_QUERIES_KEPT ids; read it with agent_answer_get(). q is the
+ * caller's and is only read. Returns FL_OK (published: the answer comes
+ * later), FL_ERR_INVALID (not a kiosk, q breaks the contract, bad id),
+ * FL_ERR_UNAVAILABLE (not connected: nothing was sent), FL_ERR_NOMEM,
+ * FL_ERR_MQTT. */
+int agent_query(fl_agent *a, const fl_query *q, const char *id, char *id_out, size_t cap);
+
+/* Copies the latest answer to query id into *out (caller-owned; nothing to
+ * free). Returns FL_OK, or FL_ERR_NOT_FOUND when no answer has come (yet)
+ * for an id this agent asked, or the id is not one of its last
+ * AGENT_QUERIES_KEPT queries. */
+int agent_answer_get(fl_agent *a, const char *id, agent_answer *out);
 
 /* Vehicle: a customer asks to unlock. Allowed if a stored booking of that
  * customer covers now_ms (device time) or the hub sent an unlock command for

@@ -35,6 +35,9 @@
 #define FL_DTC_MAX 16         /* bytes of one diagnostic trouble code */
 #define FL_MAX_DTCS 16        /* codes in one fault report */
 #define FL_MAX_BOOKINGS 32    /* bookings in one "bookings" command */
+#define FL_MAX_ANSWER_VEHICLES 32 /* vehicles in one answer to "available" */
+#define FL_MAX_ANSWER_RENTALS 16  /* rentals in one answer to "customer" */
+#define FL_MAX_ANSWER_BOOKINGS 16 /* bookings in one answer to "customer" */
 
 typedef enum fl_msg_type {
   FL_MSG_NONE = 0,
@@ -63,6 +66,14 @@ typedef enum fl_msg_type {
   FL_MSG_RENTAL_STATE,  /* "rental_state"  fleet/v1/state/rental/{id}, retained */
   FL_MSG_REPAIR_STATE,  /* "repair_state"  fleet/v1/state/repair/{id}, retained */
   FL_MSG_NOTIFY,        /* "notify"        fleet/v1/notify/{kind} */
+  /* added to v1 by revision 1.1 (docs/protocol.md, section 8); appended so
+   * that the values above keep their numbers */
+  FL_MSG_QUERY,         /* "query"         kiosk -> hub: fleet/v1/dev/{dev}/up/query,
+                           unsequenced; corr = query id */
+  FL_MSG_ANSWER,        /* "answer"        hub -> kiosk: the query's response topic
+                           (default down/reply), unsequenced; corr = query id */
+  FL_MSG_BOOKING_STATE, /* "booking_state" fleet/v1/state/booking/{id}, retained */
+  FL_MSG_STATION_STATE, /* "station_state" fleet/v1/state/station/{id}, retained */
   FL_MSG__COUNT
 } fl_msg_type;
 
@@ -280,7 +291,96 @@ typedef struct fl_notify {
   char from[24];               /* optional: previous state */
   char to[24];                 /* required: new state (or alert name) */
   char text[FL_TEXT_MAX + 1];  /* optional */
+  char customer[FL_ID_MAX + 1]; /* optional (rev 1.1): the customer the notice concerns */
 } fl_notify;
+
+typedef enum fl_query_what {
+  FL_QUERY_NONE = 0,
+  FL_QUERY_AVAILABLE, /* "available": vehicles free now or for a window */
+  FL_QUERY_CUSTOMER,  /* "customer": one customer's rentals, bookings and money */
+} fl_query_what;
+
+/* query: a kiosk asks the hub; corr = the query id chosen by the kiosk.
+ * Unsequenced (seq 0), not stored in the outbox: no answer => ask again. */
+typedef struct fl_query {
+  fl_query_what what;           /* required */
+  char station[FL_ID_MAX + 1];  /* optional, "available" only: absent = every station */
+  int64_t start_ms;             /* optional, "available" only: both or neither, */
+  int64_t end_ms;               /*   end_ms > start_ms: free for that window, not now */
+  char customer[FL_ID_MAX + 1]; /* required for "customer", absent for "available" */
+} fl_query;
+
+/* One vehicle of an answer to "available". */
+typedef struct fl_answer_vehicle {
+  char vehicle[FL_ID_MAX + 1]; /* required */
+  char name[FL_TEXT_MAX + 1];  /* optional */
+  char station[FL_ID_MAX + 1]; /* optional */
+  int64_t rate_cents;          /* optional: per hour */
+  uint32_t energy_pct;         /* optional, 0..100 */
+} fl_answer_vehicle;
+
+/* One rental of an answer to "customer". */
+typedef struct fl_answer_rental {
+  char rental[FL_ID_MAX + 1];  /* required */
+  char vehicle[FL_ID_MAX + 1]; /* required */
+  char state[24];              /* required: a rental state */
+  int64_t due_ms;              /* optional */
+  int64_t charged_cents;       /* optional */
+  int64_t fee_cents;           /* optional: late fee charged */
+  int64_t running_fee_cents;   /* optional: late fee if returned now */
+} fl_answer_rental;
+
+/* One booking of an answer to "customer". */
+typedef struct fl_answer_booking {
+  char booking[FL_ID_MAX + 1]; /* required */
+  char vehicle[FL_ID_MAX + 1]; /* required */
+  char state[24];              /* required: a booking state */
+  int64_t start_ms;            /* required */
+  int64_t end_ms;              /* required, > start_ms */
+  int64_t deposit_cents;       /* optional */
+} fl_answer_booking;
+
+/* answer: the hub's reply to a query; corr = the query id; seq 0. The lists
+ * and totals belong to one `what`: vehicles to "available", the rest to
+ * "customer". */
+typedef struct fl_answer {
+  fl_query_what what;           /* required: the query's */
+  bool ok;                      /* required: false = refused, see reason */
+  char reason[FL_TEXT_MAX + 1]; /* optional */
+  bool more;                    /* optional: entries were left out (limits, size) */
+  uint32_t n_vehicles;
+  fl_answer_vehicle vehicles[FL_MAX_ANSWER_VEHICLES];
+  uint32_t n_rentals;
+  fl_answer_rental rentals[FL_MAX_ANSWER_RENTALS];
+  uint32_t n_bookings;
+  fl_answer_booking bookings[FL_MAX_ANSWER_BOOKINGS];
+  int64_t charged_cents;   /* optional: customer totals */
+  int64_t refunded_cents;  /* optional */
+  int64_t fees_paid_cents; /* optional */
+  int64_t fees_owed_cents; /* optional */
+} fl_answer;
+
+/* booking_state: retained read model of one booking. */
+typedef struct fl_booking_state {
+  char booking[FL_ID_MAX + 1];  /* required */
+  char vehicle[FL_ID_MAX + 1];  /* required */
+  char customer[FL_ID_MAX + 1]; /* required */
+  char state[24];               /* required: PAYMENT_PENDING, HELD, USED, CANCELLED, REJECTED, EXPIRED */
+  int64_t start_ms;             /* required */
+  int64_t end_ms;               /* required, > start_ms */
+  int64_t charged_cents;        /* optional: deposit charged */
+  int64_t refunded_cents;       /* optional */
+  char reason[FL_TEXT_MAX + 1]; /* optional */
+} fl_booking_state;
+
+/* station_state: retained read model of one station: counts of vehicles. */
+typedef struct fl_station_state {
+  char station[FL_ID_MAX + 1]; /* required */
+  uint32_t available;          /* required: AVAILABLE */
+  uint32_t rented;             /* required: RESERVED or RENTED */
+  uint32_t in_repair;          /* required: REPAIR_REQUESTED or IN_REPAIR */
+  uint32_t booked;             /* required: with a held booking not over yet */
+} fl_station_state;
 
 /* One decoded or to-be-encoded message. body is selected by env.type. */
 typedef struct fl_msg {
@@ -307,6 +407,10 @@ typedef struct fl_msg {
     fl_rental_state rental_state;
     fl_repair_state repair_state;
     fl_notify notify;
+    fl_query query;
+    fl_answer answer;
+    fl_booking_state booking_state;
+    fl_station_state station_state;
   } body;
 } fl_msg;
 
@@ -355,5 +459,7 @@ const char *fl_cmd_status_name(fl_cmd_status s);
 fl_cmd_status fl_cmd_status_from_name(const char *name);
 const char *fl_subject_name(fl_subject s);
 fl_subject fl_subject_from_name(const char *name);
+const char *fl_query_what_name(fl_query_what w);
+fl_query_what fl_query_what_from_name(const char *name);
 
 #endif

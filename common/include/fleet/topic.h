@@ -18,7 +18,8 @@ typedef enum fl_channel {
   FL_CH_DOWN_ACK,  /* down/ack  hub's cumulative ack */
   FL_CH_DOWN_SYNC, /* down/sync answer to hello */
   FL_CH_DOWN_CMD,  /* down/cmd  commands */
-  FL_CH_DOWN_REPLY /* down/reply decisions (default response topic) */
+  FL_CH_DOWN_REPLY, /* down/reply decisions and answers (default response topic) */
+  FL_CH_UP_QUERY    /* up/query  kiosk queries (unsequenced, rev 1.1) */
 } fl_channel;
 
 /* Writes the topic of device dev's channel ch into buf (cap bytes).
@@ -30,7 +31,8 @@ int fl_topic_device(char *buf, size_t cap, const char *dev, fl_channel ch);
 int fl_topic_parse_device(const char *topic, char *dev, size_t devcap, fl_channel *ch);
 
 /* Retained state and notification topics for dashboards:
- * fleet/v1/state/{kind}/{id} and fleet/v1/notify/{kind}. Return as above. */
+ * fleet/v1/state/{kind}/{id} (kind: vehicle, rental, repair, booking,
+ * station) and fleet/v1/notify/{kind}. Return as above. */
 int fl_topic_state(char *buf, size_t cap, const char *kind, const char *id);
 int fl_topic_notify(char *buf, size_t cap, const char *kind);
 
