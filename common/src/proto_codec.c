@@ -587,16 +587,18 @@ static void span_check(const uint8_t *base, uint32_t seen, const struct record *
   unsigned i_start, i_end;
   const struct field *fs = record_field(r, (const uint8_t *)"start_ms", 8, &i_start);
   const struct field *fe = record_field(r, (const uint8_t *)"end_ms", 6, &i_end);
-  bool has_start = fs && (seen & (1u << i_start)), has_end = fe && (seen & (1u << i_end));
+  int64_t start = 0, end = 0;
+  if (fs) memcpy(&start, base + fs->off, sizeof start);
+  if (fe) memcpy(&end, base + fe->off, sizeof end);
+  /* an optional time of 0 is absent: the encoder leaves it out (P-ENC-1) */
+  bool has_start = fs && (seen & (1u << i_start)) && (fs->req || start != 0);
+  bool has_end = fe && (seen & (1u << i_end)) && (fe->req || end != 0);
   if (has_start != has_end) {
     verr_set(e, FL_ERR_MISSING, has_start ? "end_ms" : "start_ms",
              "start_ms and end_ms go together");
     return;
   }
   if (!has_start) return;
-  int64_t start, end;
-  memcpy(&start, base + fs->off, sizeof start);
-  memcpy(&end, base + fe->off, sizeof end);
   if (end <= start) verr_set(e, FL_ERR_BAD_VALUE, "end_ms", "not after start_ms");
 }
 
