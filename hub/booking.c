@@ -155,6 +155,19 @@ static int booking_conflict(hub_txn *t, const hub_vehicle *v, const hub_booking 
   return rc;
 }
 
+int booking_vehicle_free(hub_txn *t, const hub_vehicle *v, int64_t start_ms, int64_t end_ms,
+                         bool *free_then) {
+  *free_then = false;
+  if (v->state == VEHICLE_RETIRED || v->state == VEHICLE_REPAIR_REQUESTED ||
+      v->state == VEHICLE_IN_REPAIR || v->state == VEHICLE_NEW)
+    return FL_OK;
+  hub_booking window = {.start_ms = start_ms, .end_ms = end_ms};
+  char reason[FL_TEXT_MAX + 1];
+  int rc = booking_conflict(t, v, &window, reason, sizeof reason);
+  if (rc == FL_OK) *free_then = reason[0] == '\0';
+  return rc;
+}
+
 int booking_admit_rental(hub_txn *t, const hub_rental *r, bool *allowed, char *reason,
                          size_t cap) {
   hub_booking b;
@@ -185,6 +198,8 @@ int booking_on_rental_active(hub_txn *t, const hub_rental *r) {
   char text[FL_TEXT_MAX + 1];
   snprintf(text, sizeof text, "used by rental %.64s", r->id);
   rc = set_state(t, &s.first, BOOKING_USED, text);
+  if (rc == FL_OK && s.first.charged_cents > 0)
+    rc = publish_payment(t, s.first.id, s.first.customer, "deposit_kept", s.first.charged_cents);
   if (rc == FL_OK) rc = send_bookings(t, r->vehicle);
   return rc;
 }
@@ -352,6 +367,8 @@ static int deposit_done(hub_txn *t, hub_booking *b, hub_step *s, const pay_resul
   int rc;
   if (res->outcome == PAY_OK) {
     b->charged_cents = res->amount_cents;
+    rc = publish_payment(t, b->id, b->customer, "charged", res->amount_cents);
+    if (rc != FL_OK) return rc;
     if (b->state == BOOKING_PAYMENT_PENDING) return hold(t, b);
     /* cancelled while paying: give the money back */
     rc = hub_store_booking_put(t->store, b);
@@ -378,7 +395,10 @@ static int refund_done(hub_txn *t, hub_booking *b, hub_step *s, const pay_result
   }
   b->refunded_cents += res->amount_cents;
   b->updated_ms = t->now_ms;
-  int rc = hub_store_booking_put(t->store, b);
+  int rc = res->amount_cents
+               ? publish_payment(t, b->id, b->customer, "deposit_returned", res->amount_cents)
+               : FL_OK;
+  if (rc == FL_OK) rc = hub_store_booking_put(t->store, b);
   if (rc == FL_OK && b->state == BOOKING_CANCELLED && b->charged_cents > 0) /* voids were answered */
     rc = decide(t, b, true, NULL, 0);
   return rc;
@@ -492,6 +512,8 @@ static int expire_one(void *ctx, const hub_booking *held) {
   if (rc == FL_OK && refund) {
     saga_owner own = owner_of(&b);
     rc = saga_step_start(t, &own, STEP_REFUND, b.charged_cents);
+  } else if (rc == FL_OK && b.charged_cents > 0) {
+    rc = publish_payment(t, b.id, b.customer, "deposit_kept", b.charged_cents);
   }
   return rc;
 }

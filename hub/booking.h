@@ -45,6 +45,11 @@ extern const saga_owner_kind booking_saga_owner;
 int booking_admit_rental(hub_txn *t, const hub_rental *r, bool *allowed, char *reason,
                          size_t cap);
 
+/* Sets *free_then when vehicle v could be booked for [start_ms, end_ms):
+ * in service, no booking or rental of it overlapping the window. */
+int booking_vehicle_free(hub_txn *t, const hub_vehicle *v, int64_t start_ms, int64_t end_ms,
+                         bool *free_then);
+
 /* Rental r became ACTIVE: the HELD booking of its customer for its vehicle
  * whose window holds the rental's start becomes USED. */
 int booking_on_rental_active(hub_txn *t, const hub_rental *r);

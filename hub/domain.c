@@ -9,6 +9,7 @@
 #include "fleet/error.h"
 #include "fleet/log.h"
 #include "publish.h"
+#include "query.h"
 #include "rental.h"
 #include "repair.h"
 #include "saga.h"
@@ -46,9 +47,18 @@ int domain_on_event(hub_txn *t, const hub_origin *o, const fl_msg *m) {
 
 int domain_on_presence(hub_txn *t, const char *device) { return vehicle_on_presence(t, device); }
 
+int domain_on_query(hub_txn *t, const hub_origin *o, const fl_msg *m) {
+  return query_answer(t, o, m);
+}
+
 int domain_on_payment(hub_txn *t, const pay_result *res) { return saga_on_result(t, &owners, res); }
 
 int domain_resume(hub_txn *t, step_status status) { return saga_resume(t, &owners, status); }
+
+int domain_batch_end(hub_txn *t) {
+  int rc = publish_stations(t);
+  return rc == FL_OK ? effects_persist(t->fx, t->store, t->now_ms) : rc;
+}
 
 int domain_tick(hub_txn *t) {
   int rc = saga_resume(t, &owners, STEP_RETRY);

@@ -18,6 +18,9 @@ int domain_on_event(hub_txn *t, const hub_origin *o, const fl_msg *m);
  * presence is published again. */
 int domain_on_presence(hub_txn *t, const char *device);
 
+/* A kiosk's query (up/query): answered on o's reply topic, nothing changed. */
+int domain_on_query(hub_txn *t, const hub_origin *o, const fl_msg *m);
+
 /* A payment call finished: the saga hands it to its owner. */
 int domain_on_payment(hub_txn *t, const pay_result *res);
 
@@ -28,6 +31,11 @@ int domain_resume(hub_txn *t, step_status status);
  * whose retry is due go out again, unused bookings expire, overdue rentals
  * raise their alert (once). */
 int domain_tick(hub_txn *t);
+
+/* The batch is about to commit: what is published once per batch goes out
+ * (station counts), and every state and notification held is written to
+ * the store's outbox (effects_persist). */
+int domain_batch_end(hub_txn *t);
 
 /* Runs an operator command; res gets its code and a sentence. Returns
  * res->code. Commands that change the fleet are logged in the event log

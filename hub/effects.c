@@ -114,8 +114,31 @@ int effects_state(hub_effects *fx, const char *topic, fl_msg *m) {
     return FL_OK;
   }
   rc = effects_publish(fx, topic, buf, len, true, NULL, 0);
-  if (rc == FL_OK) *slot = (int64_t)(fx->n_msgs - 1);
+  if (rc == FL_OK) {
+    *slot = (int64_t)(fx->n_msgs - 1);
+    fx->msgs[fx->n_msgs - 1].durable = true;
+  }
   return rc;
+}
+
+int effects_notice(hub_effects *fx, const char *topic, fl_msg *m) {
+  uint8_t buf[1024];
+  size_t len;
+  int rc = effects_encode(fx, m, "hub", 0, NULL, buf, sizeof buf, &len);
+  if (rc == FL_OK) rc = effects_publish(fx, topic, buf, len, false, NULL, 0);
+  if (rc == FL_OK) fx->msgs[fx->n_msgs - 1].durable = true;
+  return rc;
+}
+
+int effects_persist(hub_effects *fx, hub_store *st, int64_t now_ms) {
+  for (size_t i = 0; i < fx->n_msgs; i++) {
+    hub_effect_msg *o = &fx->msgs[i];
+    if (!o->durable || o->outbox_seq) continue;
+    int rc = hub_store_outbox_put(st, o->topic, o->payload, o->len, o->retain, now_ms,
+                                  &o->outbox_seq);
+    if (rc != FL_OK) return rc;
+  }
+  return FL_OK;
 }
 
 int effects_payment(hub_effects *fx, const pay_job *job) {
@@ -150,6 +173,10 @@ bool effects_sync_once(hub_effects *fx, const char *device) {
   return true;
 }
 
+void effects_tag_last(hub_effects *fx, uint64_t seq) {
+  if (fx->n_msgs) fx->msgs[fx->n_msgs - 1].outbox_seq = seq;
+}
+
 effects_mark effects_mark_now(const hub_effects *fx) {
   return (effects_mark){.msgs = fx->n_msgs, .jobs = fx->n_jobs};
 }
@@ -170,7 +197,7 @@ void effects_flush(hub_effects *fx, const hub_effects_sink *sink) {
   for (size_t i = 0; i < fx->n_msgs; i++) {
     hub_effect_msg *o = &fx->msgs[i];
     int rc = sink->publish(sink->ctx, o->topic, o->payload, o->len, o->retain,
-                           o->corr_len ? o->corr : NULL, o->corr_len);
+                           o->corr_len ? o->corr : NULL, o->corr_len, o->outbox_seq);
     if (rc != FL_OK) fl_debug("publish %s deferred: %s", o->topic, fl_strerror(rc));
   }
   for (size_t i = 0; i < fx->n_acks; i++) {
@@ -184,7 +211,7 @@ void effects_flush(hub_effects *fx, const hub_effects_sink *sink) {
     m.body.ack.upto = a->upto;
     if (fl_topic_device(topic, sizeof topic, a->dev, FL_CH_DOWN_ACK) > 0 &&
         effects_encode(fx, &m, a->dev, 0, NULL, buf, sizeof buf, &len) == FL_OK)
-      sink->publish(sink->ctx, topic, buf, len, false, NULL, 0);
+      sink->publish(sink->ctx, topic, buf, len, false, NULL, 0, 0);
   }
   for (size_t i = 0; i < fx->n_jobs; i++) sink->pay(sink->ctx, &fx->jobs[i]);
   fx->n_jobs = 0;

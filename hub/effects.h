@@ -18,16 +18,19 @@
 #include "fleet/proto.h"
 #include "fleet/topic.h"
 #include "payment.h"
+#include "store.h"
 
 typedef struct hub_effects hub_effects;
 
 /* Where effects go once the batch has committed. */
 typedef struct hub_effects_sink {
   void *ctx;
-  /* Publishes at QoS 1; returns FL_OK or an fl_err (logged, not retried:
-   * devices resynchronize). */
+  /* Publishes at QoS 1; returns FL_OK or an fl_err (logged, not retried
+   * here: devices resynchronize, and a durable message, tag > 0 (its seq in
+   * the store's outbox), is published again from the outbox). A non-zero
+   * tag asks for the broker's PUBACK to be reported. */
   int (*publish)(void *ctx, const char *topic, const uint8_t *payload, size_t len, bool retain,
-                 const uint8_t *corr, size_t corr_len);
+                 const uint8_t *corr, size_t corr_len, uint64_t tag);
   /* Hands a payment call to the workers. */
   void (*pay)(void *ctx, const pay_job *job);
 } hub_effects_sink;
@@ -40,6 +43,8 @@ typedef struct hub_effect_msg {
   bool retain;
   uint8_t corr[FL_ID_MAX];
   size_t corr_len;
+  bool durable;        /* state or notification: kept in the store's outbox until PUBACK */
+  uint64_t outbox_seq; /* its row, once effects_persist wrote it */
 } hub_effect_msg;
 
 /* A point to undo to (effects_undo). */
@@ -63,8 +68,18 @@ int effects_publish(hub_effects *fx, const char *topic, const uint8_t *payload, 
                     bool retain, const uint8_t *corr, size_t corr_len);
 
 /* Holds m as the retained state on topic, replacing a state held for the
- * same topic earlier in the batch. Returns FL_OK or an fl_err. */
+ * same topic earlier in the batch. Durable (see effects_persist). Returns
+ * FL_OK or an fl_err. */
 int effects_state(hub_effects *fx, const char *topic, fl_msg *m);
+
+/* Holds m, a notification, on topic; durable (see effects_persist). */
+int effects_notice(hub_effects *fx, const char *topic, fl_msg *m);
+
+/* Writes every durable message held (states and notifications) to the
+ * store's outbox, in the batch's transaction, just before it commits: so a
+ * crash between commit and publish loses none of them (they are published
+ * again, the same bytes, from the outbox). Returns FL_OK or the store's fl_err. */
+int effects_persist(hub_effects *fx, hub_store *st, int64_t now_ms);
 
 /* Holds a payment call. Returns FL_OK or FL_ERR_NOMEM. */
 int effects_payment(hub_effects *fx, const pay_job *job);
@@ -75,6 +90,9 @@ int effects_ack(hub_effects *fx, const char *device, uint64_t seq);
 /* A sync (the device's watermark) goes to device in this batch: returns true
  * the first time it is asked for device in a batch, false after that. */
 bool effects_sync_once(hub_effects *fx, const char *device);
+
+/* Marks the publish held last as the outbox row seq (a resend of it). */
+void effects_tag_last(hub_effects *fx, uint64_t seq);
 
 effects_mark effects_mark_now(const hub_effects *fx);
 /* Drops what was held after mark (an input rolled back). */

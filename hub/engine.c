@@ -41,6 +41,14 @@ struct hub_engine {
   hub_inbox *inbox;
   hub_effects *fx;
   strmap telemetry_published;
+  strmap stations_changed;
+  /* outbox rows the broker has (PUBACK), to delete in the next batch; paho's
+   * thread adds, the engine takes */
+  pthread_mutex_t acked_lock;
+  uint64_t *acked;
+  size_t n_acked, cap_acked;
+  uint64_t *forgetting; /* the rows deleted by the batch in hand: back to acked if it rolls back */
+  size_t n_forgetting;
   uint64_t boot;
   bool thread_started;
   pthread_t thread;
@@ -117,9 +125,62 @@ static void on_mqtt_lost(void *ctx, const char *cause) {
 /* ---- where committed effects go ------------------------------------------ */
 
 static int sink_publish(void *ctx, const char *topic, const uint8_t *payload, size_t len,
-                        bool retain, const uint8_t *corr, size_t corr_len) {
+                        bool retain, const uint8_t *corr, size_t corr_len, uint64_t tag) {
   hub_engine *e = ctx;
-  return fl_mqtt_publish(e->mqtt, topic, payload, len, 1, retain, NULL, corr, corr_len, 0);
+  return fl_mqtt_publish(e->mqtt, topic, payload, len, 1, retain, NULL, corr, corr_len, tag);
+}
+
+/* paho's thread: the broker has outbox row tag (PUBACK): note it for deletion. */
+static void on_published(void *ctx, uint64_t tag, fl_err rc) {
+  hub_engine *e = ctx;
+  if (rc != FL_OK || !tag) return; /* kept: published again after the next connect */
+  pthread_mutex_lock(&e->acked_lock);
+  if (e->n_acked == e->cap_acked) {
+    size_t cap = e->cap_acked ? e->cap_acked * 2 : 256;
+    uint64_t *grown = realloc(e->acked, cap * sizeof *grown);
+    if (grown) {
+      e->acked = grown;
+      e->cap_acked = cap;
+    }
+  }
+  if (e->n_acked < e->cap_acked) e->acked[e->n_acked++] = tag;
+  pthread_mutex_unlock(&e->acked_lock);
+}
+
+/* Deletes the outbox rows the broker has (in the batch's transaction). On a
+ * store error the rows not deleted are kept for the next batch. */
+static int outbox_forget(hub_engine *e) {
+  pthread_mutex_lock(&e->acked_lock);
+  size_t n = e->n_acked;
+  uint64_t *seqs = n ? malloc(n * sizeof *seqs) : NULL;
+  if (seqs) {
+    memcpy(seqs, e->acked, n * sizeof *seqs);
+    e->n_acked = 0;
+  }
+  pthread_mutex_unlock(&e->acked_lock);
+  free(e->forgetting);
+  e->forgetting = seqs;
+  e->n_forgetting = seqs ? n : 0;
+  int rc = FL_OK;
+  for (size_t i = 0; rc == FL_OK && i < e->n_forgetting; i++)
+    rc = hub_store_outbox_delete(e->st, seqs[i]);
+  return rc;
+}
+
+/* The batch rolled back: its deletions of outbox rows are undone, so the
+ * rows are to be deleted again by the next batch. */
+static void outbox_unforget(hub_engine *e) {
+  for (size_t i = 0; i < e->n_forgetting; i++) on_published(e, e->forgetting[i], FL_OK);
+  e->n_forgetting = 0;
+}
+
+/* Holds every outbox row for publishing again (after the hub (re)connects). */
+static int outbox_resend_one(void *ctx, uint64_t seq, const char *topic, const uint8_t *payload,
+                             size_t len, bool retain) {
+  hub_effects *fx = ctx;
+  int rc = effects_publish(fx, topic, payload, len, retain, NULL, 0);
+  if (rc == FL_OK) effects_tag_last(fx, seq);
+  return rc;
 }
 
 static void sink_pay(void *ctx, const pay_job *job) {
@@ -154,7 +215,9 @@ static int apply_input(hub_engine *e, hub_txn *t, hub_input *in) {
   case IN_PAYMENT: rc = domain_on_payment(t, &in->pay); break;
   case IN_CONNECTED:
     rc = downlink_resend_online(t);
-    if (rc == FL_OK) fl_info("connected: stored downlink of online devices published again");
+    if (rc == FL_OK) rc = hub_store_outbox_each(e->st, outbox_resend_one, e->fx);
+    if (rc == FL_OK)
+      fl_info("connected: stored downlink of online devices and the outbox published again");
     break;
   default: rc = domain_op(t, &in->call->op, &in->call->res); break;
   }
@@ -195,7 +258,8 @@ static hub_txn txn_for(hub_engine *e, int64_t now) {
                    .now_ms = now,
                    .pay_admit = breaker_admit,
                    .pay_ctx = e->pay,
-                   .telemetry_published = &e->telemetry_published};
+                   .telemetry_published = &e->telemetry_published,
+                   .stations_changed = &e->stations_changed};
 }
 
 /* Applies the batch in one transaction; retries the whole batch while the
@@ -204,15 +268,19 @@ static void run_batch(hub_engine *e, hub_input **in, size_t n) {
   for (int attempt = 0;; attempt++) {
     hub_txn t = txn_for(e, fl_now_ms());
     int rc = hub_store_begin(e->st);
+    if (rc == FL_OK) rc = outbox_forget(e);
     for (size_t i = 0; rc == FL_OK && i < n; i++) rc = apply_input(e, &t, in[i]);
     if (rc == FL_OK && t.now_ms >= e->next_retry_scan_ms) {
       rc = domain_tick(&t);
       e->next_retry_scan_ms = t.now_ms + 500;
     }
+    if (rc == FL_OK) rc = domain_batch_end(&t);
     if (rc == FL_OK) rc = hub_store_commit(e->st);
     if (rc == FL_OK) break;
     hub_store_rollback(e->st);
     effects_discard(e->fx);
+    strmap_clear(&e->stations_changed);
+    outbox_unforget(e);
     fl_error("batch of %zu inputs not committed (%s), attempt %d; retrying", n, fl_strerror(rc),
              attempt + 1);
     if (inbox_stopping(e->inbox) && attempt >= 3) {
@@ -235,6 +303,7 @@ static void recover(hub_engine *e) {
   hub_txn t = txn_for(e, fl_now_ms());
   if (hub_store_begin(e->st) != FL_OK) return;
   int rc = domain_resume(&t, STEP_CALLING);
+  if (rc == FL_OK) rc = domain_batch_end(&t);
   size_t jobs = effects_jobs(e->fx);
   if (rc == FL_OK && hub_store_commit(e->st) == FL_OK) {
     if (jobs) fl_info("recovery: %zu payment steps resumed", jobs);
@@ -286,6 +355,7 @@ int hub_engine_create(const hub_config *cfg, hub_engine **out) {
   if (!e) return FL_ERR_NOMEM;
   e->cfg = *cfg;
   e->started_us = fl_mono_us();
+  pthread_mutex_init(&e->acked_lock, NULL);
   hub_store_opts so = {.backend = cfg->store_backend,
                        .state_dir = cfg->state_dir,
                        .durability = cfg->durability,
@@ -334,7 +404,8 @@ int hub_engine_start(hub_engine *e) {
       .key_file = e->cfg.mqtt_key_file,
   };
   fl_mqtt_callbacks cb = {.ctx = e, .on_message = on_mqtt_message,
-                          .on_connected = on_mqtt_connected, .on_lost = on_mqtt_lost};
+                          .on_connected = on_mqtt_connected, .on_lost = on_mqtt_lost,
+                          .on_published = on_published};
   rc = fl_mqtt_create(&o, &cb, &e->mqtt);
   if (rc != FL_OK) return rc;
   if (pthread_create(&e->thread, NULL, engine_main, e) != 0) return FL_ERR_NOMEM;
@@ -386,5 +457,9 @@ void hub_engine_destroy(hub_engine *e) {
   inbox_destroy(e->inbox);
   effects_destroy(e->fx);
   strmap_free(&e->telemetry_published);
+  strmap_free(&e->stations_changed);
+  free(e->acked);
+  free(e->forgetting);
+  pthread_mutex_destroy(&e->acked_lock);
   free(e);
 }

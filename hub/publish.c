@@ -8,13 +8,11 @@
 #include "fleet/topic.h"
 
 /* Holds a notification of kind/id going from -> to (from "" for a new
- * thing); with always, also when from equals to. */
+ * thing) about customer (may be NULL); with always, also when from equals to. */
 static int notify_any(hub_txn *t, const char *kind, const char *id, const char *from,
-                      const char *to, const char *text, bool always) {
+                      const char *to, const char *text, const char *customer, bool always) {
   if (!always && strcmp(from, to) == 0) return FL_OK;
   char topic[FL_TOPIC_MAX];
-  uint8_t buf[1024];
-  size_t len;
   fl_msg m;
   fl_msg_init(&m, FL_MSG_NOTIFY);
   model_copy(m.body.notify.kind, kind);
@@ -22,14 +20,21 @@ static int notify_any(hub_txn *t, const char *kind, const char *id, const char *
   model_copy(m.body.notify.from, from);
   model_copy(m.body.notify.to, to);
   model_copy(m.body.notify.text, text ? text : "");
+  model_copy(m.body.notify.customer, customer ? customer : "");
   if (fl_topic_notify(topic, sizeof topic, kind) < 0) return FL_ERR_INVALID;
-  int rc = effects_encode(t->fx, &m, "hub", 0, NULL, buf, sizeof buf, &len);
-  return rc == FL_OK ? effects_publish(t->fx, topic, buf, len, false, NULL, 0) : rc;
+  return effects_notice(t->fx, topic, &m);
 }
 
 static int notify(hub_txn *t, const char *kind, const char *id, const char *from, const char *to,
                   const char *text) {
-  return notify_any(t, kind, id, from, to, text, false);
+  return notify_any(t, kind, id, from, to, text, NULL, false);
+}
+
+/* Notes that station's counts may have changed (published at the batch's end). */
+void publish_station_changed(hub_txn *t, const char *station) {
+  bool added;
+  if (t->stations_changed && station && station[0])
+    (void)strmap_put(t->stations_changed, station, &added);
 }
 
 /* Holds m as the retained state of kind/id. */
@@ -54,6 +59,7 @@ int publish_vehicle(hub_txn *t, const hub_vehicle *v, vehicle_state from, const 
     s->lat = v->lat;
     s->lon = v->lon;
   }
+  publish_station_changed(t, v->station);
   hub_device d; /* the vehicle's own agent: is it connected? */
   int rc = hub_store_device_get(t->store, v->id, &d);
   if (rc != FL_OK && rc != FL_ERR_NOT_FOUND) return rc;
@@ -78,8 +84,8 @@ int publish_rental(hub_txn *t, const hub_rental *r, rental_state from) {
   s->fee_cents = r->fee_cents;
   s->due_ms = r->due_ms;
   int rc = state(t, &m, "rental", r->id);
-  return rc == FL_OK ? notify(t, "rental", r->id, rental_state_name(from),
-                              rental_state_name(r->state), r->reason)
+  return rc == FL_OK ? notify_any(t, "rental", r->id, rental_state_name(from),
+                                  rental_state_name(r->state), r->reason, r->customer, false)
                      : rc;
 }
 
@@ -98,15 +104,69 @@ int publish_repair(hub_txn *t, const hub_repair *r, repair_state from) {
 }
 
 int publish_booking(hub_txn *t, const hub_booking *b, booking_state from, const char *text) {
-  return notify(t, "booking", b->id, booking_state_name(from), booking_state_name(b->state), text);
+  if (b->state != BOOKING_NEW) { /* a new booking refused at once has no state to keep */
+    fl_msg m;
+    fl_msg_init(&m, FL_MSG_BOOKING_STATE);
+    fl_booking_state *s = &m.body.booking_state;
+    model_copy(s->booking, b->id);
+    model_copy(s->vehicle, b->vehicle);
+    model_copy(s->customer, b->customer);
+    model_copy(s->state, booking_state_name(b->state));
+    s->start_ms = b->start_ms;
+    s->end_ms = b->end_ms;
+    s->charged_cents = b->charged_cents;
+    s->refunded_cents = b->refunded_cents;
+    model_copy(s->reason, b->reason);
+    int rc = state(t, &m, "booking", b->id);
+    if (rc != FL_OK) return rc;
+  }
+  if (from == BOOKING_HELD || b->state == BOOKING_HELD) { /* the station's booked count */
+    hub_vehicle v;
+    int rc = hub_store_vehicle_get(t->store, b->vehicle, &v);
+    if (rc == FL_OK) publish_station_changed(t, v.station);
+  }
+  return notify_any(t, "booking", b->id, booking_state_name(from), booking_state_name(b->state),
+                    text, b->customer, false);
+}
+
+int publish_payment(hub_txn *t, const char *owner, const char *customer, const char *what,
+                    int64_t amount_cents) {
+  char text[64];
+  snprintf(text, sizeof text, "%lld.%02lld", (long long)(amount_cents / 100),
+           (long long)(amount_cents % 100));
+  return notify_any(t, "payment", owner, "", what, text, customer, true);
+}
+
+int publish_stations(hub_txn *t) {
+  strmap *m = t->stations_changed;
+  if (!m || !m->n) return FL_OK;
+  int rc = FL_OK;
+  for (size_t i = 0; rc == FL_OK && i < m->cap; i++) {
+    const char *station = m->slots[i].key;
+    if (!station) continue;
+    hub_station_counts c;
+    rc = hub_store_station_counts(t->store, station, t->now_ms, &c);
+    if (rc != FL_OK) break;
+    fl_msg msg;
+    fl_msg_init(&msg, FL_MSG_STATION_STATE);
+    fl_station_state *s = &msg.body.station_state;
+    model_copy(s->station, station);
+    s->available = c.available;
+    s->rented = c.rented;
+    s->in_repair = c.in_repair;
+    s->booked = c.booked;
+    rc = state(t, &msg, "station", station);
+  }
+  strmap_clear(m);
+  return rc;
 }
 
 int publish_booking_news(hub_txn *t, const hub_booking *b, const char *text) {
   const char *state = booking_state_name(b->state);
-  return notify_any(t, "booking", b->id, state, state, text, true);
+  return notify_any(t, "booking", b->id, state, state, text, b->customer, true);
 }
 
 int publish_alert(hub_txn *t, const char *id, const char *name, const char *text) {
   fl_warn("alert=%s id=%s %s", name, id, text);
-  return notify(t, "alert", id, "", name, text);
+  return notify_any(t, "alert", id, "", name, text, NULL, true);
 }

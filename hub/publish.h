@@ -18,6 +18,20 @@ int publish_booking(hub_txn *t, const hub_booking *b, booking_state from, const 
  * vehicle): a notification whatever the state. */
 int publish_booking_news(hub_txn *t, const hub_booking *b, const char *text);
 
+/* A payment notice (fleet/v1/notify/payment): money moved for owner (a
+ * rental or booking) of customer; what: charged, refunded, fee_charged,
+ * deposit_kept, deposit_returned. */
+int publish_payment(hub_txn *t, const char *owner, const char *customer, const char *what,
+                    int64_t amount_cents);
+
+/* Notes that station's counts may have changed (see publish_stations). */
+void publish_station_changed(hub_txn *t, const char *station);
+
+/* Publishes the station_state (retained) of every station whose counts may
+ * have changed in this batch (vehicles' states, stations and held bookings):
+ * once per station per batch, at its end. */
+int publish_stations(hub_txn *t);
+
 /* An operator alert (fleet/v1/notify/alert), also logged as a warning. */
 int publish_alert(hub_txn *t, const char *id, const char *name, const char *text);
 

@@ -289,6 +289,8 @@ static int charge_done(hub_txn *t, hub_rental *r, hub_step *s, const pay_result 
   char reason[FL_TEXT_MAX + 1];
   if (res->outcome == PAY_OK) {
     r->charged_cents = res->amount_cents;
+    rc = publish_payment(t, r->id, r->customer, "charged", res->amount_cents);
+    if (rc != FL_OK) return rc;
     if (r->state == RENTAL_PAYMENT_PENDING) {
       hub_vehicle v;
       r->due_ms = t->now_ms + (int64_t)r->minutes * t->cfg->minute_ms;
@@ -325,8 +327,11 @@ static int refund_done(hub_txn *t, hub_rental *r, hub_step *s, const pay_result 
     return saga_step_failed(t, s, res, &gave_up);
   }
   r->refunded_cents += res->amount_cents;
+  int rc = res->amount_cents ? publish_payment(t, r->id, r->customer, "refunded", res->amount_cents)
+                             : FL_OK; /* a void that found nothing to give back */
+  if (rc != FL_OK) return rc;
   if (r->state != RENTAL_CANCEL_REQUESTED) return hub_store_rental_put(t->store, r);
-  int rc = set_state(t, r, RENTAL_CANCELLED, NULL);
+  rc = set_state(t, r, RENTAL_CANCELLED, NULL);
   if (rc == FL_OK) rc = release_vehicle(t, r);
   if (rc == FL_OK) rc = decide(t, r, true, NULL, 0);
   return rc;
@@ -340,9 +345,14 @@ static int fee_done(hub_txn *t, hub_rental *r, hub_step *s, const pay_result *re
     int rc = saga_step_failed(t, s, res, &gave_up);
     if (rc != FL_OK || !gave_up) return rc;
   }
-  if (res->outcome == PAY_OK) r->charged_cents += res->amount_cents;
+  int rc = FL_OK;
+  if (res->outcome == PAY_OK) {
+    r->charged_cents += res->amount_cents;
+    rc = publish_payment(t, r->id, r->customer, "fee_charged", res->amount_cents);
+    if (rc != FL_OK) return rc;
+  }
   if (r->state != RENTAL_RETURNED) return hub_store_rental_put(t->store, r);
-  int rc = set_state(t, r, RENTAL_COMPLETED, res->outcome == PAY_OK ? "" : "late fee owed");
+  rc = set_state(t, r, RENTAL_COMPLETED, res->outcome == PAY_OK ? "" : "late fee owed");
   if (rc == FL_OK) rc = decide(t, r, true, NULL, 0);
   return rc;
 }

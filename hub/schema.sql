@@ -2,7 +2,7 @@
 -- readable source and is embedded by hub/CMakeLists.txt.
 -- Write side: devices, events, vehicles, rentals, saga_steps, repairs,
 -- bookings, downlink, payments. Dead letters and counters for the operator.
-PRAGMA user_version = 3;
+PRAGMA user_version = 4;
 
 CREATE TABLE IF NOT EXISTS meta (
   key   TEXT PRIMARY KEY,
@@ -164,6 +164,18 @@ CREATE TABLE IF NOT EXISTS alerts_raised (
 CREATE INDEX IF NOT EXISTS rentals_due ON rentals(state, due_ms);
 CREATE INDEX IF NOT EXISTS vehicles_station ON vehicles(station);
 CREATE INDEX IF NOT EXISTS bookings_state_start ON bookings(state, start_ms);
+
+-- The hub's outbox to subscribers (schema version 4): retained state and
+-- notifications written in the transaction of the change, deleted once the
+-- broker has them; what a crash left is published again, the same bytes.
+CREATE TABLE IF NOT EXISTS outbox (
+  seq        INTEGER PRIMARY KEY,
+  topic      TEXT NOT NULL,
+  payload    BLOB NOT NULL,
+  retain     INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rentals_customer_state ON rentals(customer, state);
 
 -- Hub -> device messages (decisions, commands) until the device acks them.
 CREATE TABLE IF NOT EXISTS downlink (

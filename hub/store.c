@@ -28,6 +28,9 @@ static bool ops_complete(const hub_store_ops *o) {
       (const void *)o->bookings_holding, (const void *)o->steps_where,
       (const void *)o->vehicles_each, (const void *)o->bookings_starting_before,
       (const void *)o->rentals_overdue, (const void *)o->alert_record,
+      (const void *)o->rentals_of_customer, (const void *)o->bookings_of_customer,
+      (const void *)o->customer_totals, (const void *)o->station_counts,
+      (const void *)o->outbox_put, (const void *)o->outbox_delete, (const void *)o->outbox_each,
       (const void *)o->event_append, (const void *)o->dead_letter, (const void *)o->count,
       (const void *)o->next_id, (const void *)o->downlink_put, (const void *)o->downlink_ack,
       (const void *)o->downlink_each, (const void *)o->downlink_online,
@@ -179,4 +182,32 @@ int hub_store_rentals_overdue(hub_store *st, int64_t now_ms,
 }
 int hub_store_alert_record(hub_store *st, const char *kind, const char *id, int64_t at_ms) {
   return st->ops->alert_record(st->b, kind, id, at_ms);
+}
+int hub_store_rentals_of_customer(hub_store *st, const char *customer, int limit,
+                                  int (*fn)(void *ctx, const hub_rental *r), void *ctx) {
+  return st->ops->rentals_of_customer(st->b, customer, limit, fn, ctx);
+}
+int hub_store_bookings_of_customer(hub_store *st, const char *customer, int limit,
+                                   int (*fn)(void *ctx, const hub_booking *b), void *ctx) {
+  return st->ops->bookings_of_customer(st->b, customer, limit, fn, ctx);
+}
+int hub_store_customer_totals(hub_store *st, const char *customer, hub_customer_totals *out) {
+  return st->ops->customer_totals(st->b, customer, out);
+}
+int hub_store_station_counts(hub_store *st, const char *station, int64_t now_ms,
+                             hub_station_counts *out) {
+  return st->ops->station_counts(st->b, station, now_ms, out);
+}
+int hub_store_outbox_put(hub_store *st, const char *topic, const uint8_t *payload, size_t len,
+                         bool retain, int64_t now_ms, uint64_t *seq) {
+  return st->ops->outbox_put(st->b, topic, payload, len, retain, now_ms, seq);
+}
+int hub_store_outbox_delete(hub_store *st, uint64_t seq) {
+  return st->ops->outbox_delete(st->b, seq);
+}
+int hub_store_outbox_each(hub_store *st,
+                          int (*fn)(void *ctx, uint64_t seq, const char *topic,
+                                    const uint8_t *payload, size_t len, bool retain),
+                          void *ctx) {
+  return st->ops->outbox_each(st->b, fn, ctx);
 }

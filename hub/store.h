@@ -112,6 +112,42 @@ int hub_store_rentals_overdue(hub_store *st, int64_t now_ms,
 /* Records that the alert kind was raised for id. FL_ERR_CONFLICT if it was already. */
 int hub_store_alert_record(hub_store *st, const char *kind, const char *id, int64_t at_ms);
 
+/* Calls fn for each rental (then each booking) of customer: the ones not
+ * over first, then the latest others, at most limit of each. fn must not
+ * write to the store. */
+int hub_store_rentals_of_customer(hub_store *st, const char *customer, int limit,
+                                  int (*fn)(void *ctx, const hub_rental *r), void *ctx);
+int hub_store_bookings_of_customer(hub_store *st, const char *customer, int limit,
+                                   int (*fn)(void *ctx, const hub_booking *b), void *ctx);
+
+/* A customer's money over all their rentals and bookings. */
+typedef struct hub_customer_totals {
+  int64_t charged_cents, refunded_cents, fees_paid_cents, fees_owed_cents;
+} hub_customer_totals;
+int hub_store_customer_totals(hub_store *st, const char *customer, hub_customer_totals *out);
+
+/* Vehicles at station by what they can do now; booked: with a HELD booking
+ * whose window ends after now_ms. */
+typedef struct hub_station_counts {
+  uint32_t available, rented, in_repair, booked;
+} hub_station_counts;
+int hub_store_station_counts(hub_store *st, const char *station, int64_t now_ms,
+                             hub_station_counts *out);
+
+/* ---- the hub's outbox to subscribers ------------------------------------------------ */
+/* Retained state and notifications, written in the transaction of the change
+ * and deleted once the broker has them (PUBACK), so that a crash between
+ * commit and publish loses none: what is left is published again, the same
+ * bytes (same message id). outbox_put gives the row its seq. */
+int hub_store_outbox_put(hub_store *st, const char *topic, const uint8_t *payload, size_t len,
+                         bool retain, int64_t now_ms, uint64_t *seq);
+int hub_store_outbox_delete(hub_store *st, uint64_t seq);
+/* Calls fn for every row, by seq (payload valid during the call). */
+int hub_store_outbox_each(hub_store *st,
+                          int (*fn)(void *ctx, uint64_t seq, const char *topic,
+                                    const uint8_t *payload, size_t len, bool retain),
+                          void *ctx);
+
 /* ---- logs ------------------------------------------------------------------------ */
 /* Appends an accepted event (or operator command: device "op") to the event
  * log. FL_ERR_CONFLICT if (device, seq) is there already. */

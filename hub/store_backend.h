@@ -8,7 +8,7 @@
 #include "store.h"
 
 /* The schema version this hub writes. A store newer than this is refused. */
-#define HUB_SCHEMA_VERSION 3
+#define HUB_SCHEMA_VERSION 4
 
 typedef struct hub_store_ops {
   const char *name;
@@ -48,6 +48,19 @@ typedef struct hub_store_ops {
   int (*rentals_overdue)(void *b, int64_t now_ms, int (*fn)(void *ctx, const hub_rental *r),
                          void *ctx);
   int (*alert_record)(void *b, const char *kind, const char *id, int64_t at_ms);
+  int (*rentals_of_customer)(void *b, const char *customer, int limit,
+                             int (*fn)(void *ctx, const hub_rental *r), void *ctx);
+  int (*bookings_of_customer)(void *b, const char *customer, int limit,
+                              int (*fn)(void *ctx, const hub_booking *bk), void *ctx);
+  int (*customer_totals)(void *b, const char *customer, hub_customer_totals *out);
+  int (*station_counts)(void *b, const char *station, int64_t now_ms, hub_station_counts *out);
+  int (*outbox_put)(void *b, const char *topic, const uint8_t *payload, size_t len, bool retain,
+                    int64_t now_ms, uint64_t *seq);
+  int (*outbox_delete)(void *b, uint64_t seq);
+  int (*outbox_each)(void *b,
+                     int (*fn)(void *ctx, uint64_t seq, const char *topic,
+                               const uint8_t *payload, size_t len, bool retain),
+                     void *ctx);
 
   int (*event_append)(void *b, const char *device, uint64_t seq, const char *type,
                       const char *corr, int64_t device_time_ms, int64_t received_ms,

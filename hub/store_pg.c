@@ -50,6 +50,13 @@ enum pg_stmt_id {
   P_BOOKINGS_STARTING,
   P_RENTALS_OVERDUE,
   P_ALERT_RECORD,
+  P_RENTALS_OF_CUSTOMER,
+  P_BOOKINGS_OF_CUSTOMER,
+  P_CUSTOMER_TOTALS,
+  P_STATION_COUNTS,
+  P_OUTBOX_PUT,
+  P_OUTBOX_DELETE,
+  P_OUTBOX_EACH,
   P__COUNT
 };
 
@@ -154,6 +161,31 @@ static const char *const pg_sql[P__COUNT] = {
                           "AND due_ms < $1 AND NOT EXISTS (SELECT 1 FROM alerts_raised a "
                           "WHERE a.kind = 'rental_overdue' AND a.id = r.id) ORDER BY due_ms",
     [P_ALERT_RECORD] = "INSERT INTO alerts_raised(kind, id, at_ms) VALUES($1, $2, $3)",
+    [P_RENTALS_OF_CUSTOMER] = "SELECT " RENTAL_COLS " FROM rentals WHERE customer = $1 ORDER BY "
+                              "state NOT IN ('REQUESTED','PAYMENT_PENDING','ACTIVE','RETURNED',"
+                              "'CANCEL_REQUESTED'), created_ms DESC, id LIMIT $2",
+    [P_BOOKINGS_OF_CUSTOMER] = "SELECT " BOOKING_COLS " FROM bookings WHERE customer = $1 "
+                               "ORDER BY end_ms <= $3, start_ms DESC, id LIMIT $2",
+    [P_CUSTOMER_TOTALS] =
+        "SELECT (SELECT coalesce(sum(charged_cents), 0) FROM rentals WHERE customer = $1) + "
+        "(SELECT coalesce(sum(charged_cents), 0) FROM bookings WHERE customer = $1), "
+        "(SELECT coalesce(sum(refunded_cents), 0) FROM rentals WHERE customer = $1) + "
+        "(SELECT coalesce(sum(refunded_cents), 0) FROM bookings WHERE customer = $1), "
+        "(SELECT coalesce(sum(r.fee_cents), 0) FROM rentals r JOIN saga_steps s ON s.rental = r.id "
+        "AND s.step = 'fee' AND s.status = 'done' WHERE r.customer = $1), "
+        "(SELECT coalesce(sum(r.fee_cents), 0) FROM rentals r WHERE r.customer = $1 AND "
+        "r.fee_cents > 0 AND NOT EXISTS (SELECT 1 FROM saga_steps s WHERE s.rental = r.id AND "
+        "s.step = 'fee' AND s.status = 'done'))",
+    [P_STATION_COUNTS] =
+        "SELECT count(*) FILTER (WHERE state = 'AVAILABLE'), "
+        "count(*) FILTER (WHERE state IN ('RESERVED', 'RENTED')), "
+        "count(*) FILTER (WHERE state IN ('REPAIR_REQUESTED', 'IN_REPAIR')), "
+        "count(*) FILTER (WHERE EXISTS (SELECT 1 FROM bookings b WHERE b.vehicle = v.id "
+        "AND b.state = 'HELD' AND b.end_ms > $2)) FROM vehicles v WHERE station = $1",
+    [P_OUTBOX_PUT] = "INSERT INTO outbox(topic, payload, retain, created_ms) "
+                     "VALUES($1, $2, $3, $4) RETURNING seq",
+    [P_OUTBOX_DELETE] = "DELETE FROM outbox WHERE seq = $1",
+    [P_OUTBOX_EACH] = "SELECT seq, topic, payload, retain FROM outbox ORDER BY seq",
 };
 
 /* The writes whose statement also logs and projects: the upsert, its kind. */
@@ -184,6 +216,13 @@ static const char *const *pg_migrations[HUB_SCHEMA_VERSION] = {
                                 "CREATE INDEX IF NOT EXISTS vehicles_station ON vehicles(station)",
                                 "CREATE INDEX IF NOT EXISTS bookings_state_start ON "
                                 "bookings(state, start_ms)",
+                                NULL},
+    /* 4: the hub's outbox to subscribers */
+    [3] = (const char *const[]){"CREATE TABLE IF NOT EXISTS outbox (seq BIGSERIAL PRIMARY KEY, "
+                                "topic TEXT NOT NULL, payload BYTEA NOT NULL, retain INTEGER NOT "
+                                "NULL, created_ms BIGINT NOT NULL)",
+                                "CREATE INDEX IF NOT EXISTS rentals_customer_state ON "
+                                "rentals(customer, state)",
                                 NULL},
 };
 
@@ -955,6 +994,110 @@ static int pg_rentals_overdue(void *b_, int64_t now_ms, int (*fn)(void *ctx, con
   return rc;
 }
 
+static int pg_rentals_of_customer(void *b_, const char *customer, int limit,
+                                  int (*fn)(void *ctx, const hub_rental *x), void *ctx) {
+  pg_params p = {0};
+  p_text(&p, customer);
+  p_i64(&p, limit);
+  PGresult *r;
+  int rc = pg_run(b_, P_RENTALS_OF_CUSTOMER, &p, &r);
+  for (int i = 0; rc == FL_OK && i < PQntuples(r); i++) {
+    hub_rental x;
+    if (rental_read(r, i, &x) == FL_OK) rc = fn(ctx, &x);
+  }
+  PQclear(r);
+  return rc;
+}
+
+static int pg_bookings_of_customer(void *b_, const char *customer, int limit,
+                                   int (*fn)(void *ctx, const hub_booking *bk), void *ctx) {
+  pg_params p = {0};
+  p_text(&p, customer);
+  p_i64(&p, limit);
+  p_i64(&p, fl_now_ms());
+  PGresult *r;
+  int rc = pg_run(b_, P_BOOKINGS_OF_CUSTOMER, &p, &r);
+  for (int i = 0; rc == FL_OK && i < PQntuples(r); i++) {
+    hub_booking bk;
+    if (booking_read(r, i, &bk) == FL_OK) rc = fn(ctx, &bk);
+  }
+  PQclear(r);
+  return rc;
+}
+
+static int pg_customer_totals(void *b_, const char *customer, hub_customer_totals *out) {
+  pg_params p = {0};
+  p_text(&p, customer);
+  PGresult *r;
+  int rc = pg_row(b_, P_CUSTOMER_TOTALS, &p, &r);
+  if (rc != FL_OK) return rc == FL_ERR_NOT_FOUND ? FL_ERR_DB : rc;
+  out->charged_cents = col_i64(r, 0, 0);
+  out->refunded_cents = col_i64(r, 0, 1);
+  out->fees_paid_cents = col_i64(r, 0, 2);
+  out->fees_owed_cents = col_i64(r, 0, 3);
+  PQclear(r);
+  return FL_OK;
+}
+
+static int pg_station_counts(void *b_, const char *station, int64_t now_ms,
+                             hub_station_counts *out) {
+  pg_params p = {0};
+  p_text(&p, station);
+  p_i64(&p, now_ms);
+  PGresult *r;
+  int rc = pg_row(b_, P_STATION_COUNTS, &p, &r);
+  if (rc != FL_OK) return rc == FL_ERR_NOT_FOUND ? FL_ERR_DB : rc;
+  out->available = (uint32_t)col_i64(r, 0, 0);
+  out->rented = (uint32_t)col_i64(r, 0, 1);
+  out->in_repair = (uint32_t)col_i64(r, 0, 2);
+  out->booked = (uint32_t)col_i64(r, 0, 3);
+  PQclear(r);
+  return FL_OK;
+}
+
+static int pg_outbox_put(void *b_, const char *topic, const uint8_t *payload, size_t len,
+                         bool retain, int64_t now_ms, uint64_t *seq) {
+  pg_params p = {0};
+  p_text(&p, topic);
+  p_blob(&p, payload, len);
+  p_i64(&p, retain);
+  p_i64(&p, now_ms);
+  PGresult *r;
+  int rc = pg_row(b_, P_OUTBOX_PUT, &p, &r);
+  if (rc != FL_OK) return rc == FL_ERR_NOT_FOUND ? FL_ERR_DB : rc;
+  *seq = (uint64_t)col_i64(r, 0, 0);
+  PQclear(r);
+  return FL_OK;
+}
+
+static int pg_outbox_delete(void *b_, uint64_t seq) {
+  pg_params p = {0};
+  p_i64(&p, (int64_t)seq);
+  return pg_do(b_, P_OUTBOX_DELETE, &p);
+}
+
+static int pg_outbox_each(void *b_,
+                          int (*fn)(void *ctx, uint64_t seq, const char *topic,
+                                    const uint8_t *payload, size_t len, bool retain),
+                          void *ctx) {
+  PGresult *r;
+  pg_params p = {0};
+  int rc = pg_run(b_, P_OUTBOX_EACH, &p, &r);
+  for (int i = 0; rc == FL_OK && i < PQntuples(r); i++) {
+    size_t len = 0;
+    unsigned char *bytes = PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 2), &len);
+    if (!bytes) {
+      rc = FL_ERR_NOMEM;
+      break;
+    }
+    rc = fn(ctx, (uint64_t)col_i64(r, i, 0), PQgetvalue(r, i, 1), bytes, len,
+            col_i64(r, i, 3) != 0);
+    PQfreemem(bytes);
+  }
+  PQclear(r);
+  return rc;
+}
+
 static int pg_alert_record(void *b_, const char *kind, const char *id, int64_t at_ms) {
   pg_params p = {0};
   p_text(&p, kind);
@@ -1137,6 +1280,13 @@ static const hub_store_ops pg_ops = {
     .bookings_starting_before = pg_bookings_starting_before,
     .rentals_overdue = pg_rentals_overdue,
     .alert_record = pg_alert_record,
+    .rentals_of_customer = pg_rentals_of_customer,
+    .bookings_of_customer = pg_bookings_of_customer,
+    .customer_totals = pg_customer_totals,
+    .station_counts = pg_station_counts,
+    .outbox_put = pg_outbox_put,
+    .outbox_delete = pg_outbox_delete,
+    .outbox_each = pg_outbox_each,
     .event_append = pg_event_append,
     .dead_letter = pg_dead_letter,
     .count = pg_count,

@@ -84,6 +84,7 @@ static const char *const stmt_sql[S__COUNT] = {
     [S_BOOKINGS_HOLDING] = "SELECT " BOOKING_COLS " FROM bookings WHERE vehicle = ?1 "
                            "AND state IN ('PAYMENT_PENDING', 'HELD') AND end_ms > ?2 "
                            "AND end_ms > ?3 AND start_ms < ?4 ORDER BY start_ms, id",
+#define OPEN_RENTAL_STATES "('REQUESTED','PAYMENT_PENDING','ACTIVE','RETURNED','CANCEL_REQUESTED')"
 #define VEHICLE_COLS "id, name, station, rate_cents, state, rental, repair_due, energy_pct, lat, " \
                      "lon, odometer_m, updated_ms"
 #define RENTAL_COLS "id, vehicle, customer, kiosk, reply_topic, state, minutes, amount_cents, " \
@@ -97,6 +98,29 @@ static const char *const stmt_sql[S__COUNT] = {
                           "AND due_ms < ?1 AND NOT EXISTS (SELECT 1 FROM alerts_raised a "
                           "WHERE a.kind = 'rental_overdue' AND a.id = r.id) ORDER BY due_ms",
     [S_ALERT_RECORD] = "INSERT INTO alerts_raised(kind, id, at_ms) VALUES(?1, ?2, ?3)",
+    [S_RENTALS_OF_CUSTOMER] = "SELECT " RENTAL_COLS " FROM rentals WHERE customer = ?1 "
+                              "ORDER BY state NOT IN " OPEN_RENTAL_STATES ", created_ms DESC, id LIMIT ?2",
+    [S_BOOKINGS_OF_CUSTOMER] = "SELECT " BOOKING_COLS " FROM bookings WHERE customer = ?1 "
+                               "ORDER BY end_ms <= ?3, start_ms DESC, id LIMIT ?2",
+    [S_CUSTOMER_TOTALS] =
+        "SELECT (SELECT coalesce(sum(charged_cents), 0) FROM rentals WHERE customer = ?1) + "
+        "(SELECT coalesce(sum(charged_cents), 0) FROM bookings WHERE customer = ?1), "
+        "(SELECT coalesce(sum(refunded_cents), 0) FROM rentals WHERE customer = ?1) + "
+        "(SELECT coalesce(sum(refunded_cents), 0) FROM bookings WHERE customer = ?1), "
+        "(SELECT coalesce(sum(r.fee_cents), 0) FROM rentals r JOIN saga_steps s ON s.rental = r.id "
+        "AND s.step = 'fee' AND s.status = 'done' WHERE r.customer = ?1), "
+        "(SELECT coalesce(sum(r.fee_cents), 0) FROM rentals r WHERE r.customer = ?1 AND "
+        "r.fee_cents > 0 AND NOT EXISTS (SELECT 1 FROM saga_steps s WHERE s.rental = r.id AND "
+        "s.step = 'fee' AND s.status = 'done'))",
+    [S_STATION_COUNTS] =
+        "SELECT count(*) FILTER (WHERE state = 'AVAILABLE'), "
+        "count(*) FILTER (WHERE state IN ('RESERVED', 'RENTED')), "
+        "count(*) FILTER (WHERE state IN ('REPAIR_REQUESTED', 'IN_REPAIR')), "
+        "count(*) FILTER (WHERE EXISTS (SELECT 1 FROM bookings b WHERE b.vehicle = v.id "
+        "AND b.state = 'HELD' AND b.end_ms > ?2)) FROM vehicles v WHERE station = ?1",
+    [S_OUTBOX_PUT] = "INSERT INTO outbox(topic, payload, retain, created_ms) VALUES(?1, ?2, ?3, ?4)",
+    [S_OUTBOX_DELETE] = "DELETE FROM outbox WHERE seq = ?1",
+    [S_OUTBOX_EACH] = "SELECT seq, topic, payload, retain FROM outbox ORDER BY seq",
 };
 
 /* Hubs before bookings were taken created a bookings table with fewer
@@ -336,6 +360,72 @@ static int sq_next_id(void *b_, const char *name, uint64_t *out) {
   return rc;
 }
 
+static int sq_customer_totals(void *b_, const char *customer, hub_customer_totals *out) {
+  sq_store *st = b_;
+  sqlite3_stmt *s = st->st[S_CUSTOMER_TOTALS];
+  bind_text(s, 1, customer);
+  int rc = row_fetch(s);
+  if (rc != FL_OK) return rc == FL_ERR_NOT_FOUND ? FL_ERR_DB : rc;
+  out->charged_cents = sqlite3_column_int64(s, 0);
+  out->refunded_cents = sqlite3_column_int64(s, 1);
+  out->fees_paid_cents = sqlite3_column_int64(s, 2);
+  out->fees_owed_cents = sqlite3_column_int64(s, 3);
+  row_done(s);
+  return FL_OK;
+}
+
+static int sq_station_counts(void *b_, const char *station, int64_t now_ms,
+                             hub_station_counts *out) {
+  sq_store *st = b_;
+  sqlite3_stmt *s = st->st[S_STATION_COUNTS];
+  bind_text(s, 1, station);
+  sqlite3_bind_int64(s, 2, now_ms);
+  int rc = row_fetch(s);
+  if (rc != FL_OK) return rc == FL_ERR_NOT_FOUND ? FL_ERR_DB : rc;
+  out->available = (uint32_t)sqlite3_column_int64(s, 0);
+  out->rented = (uint32_t)sqlite3_column_int64(s, 1);
+  out->in_repair = (uint32_t)sqlite3_column_int64(s, 2);
+  out->booked = (uint32_t)sqlite3_column_int64(s, 3);
+  row_done(s);
+  return FL_OK;
+}
+
+static int sq_outbox_put(void *b_, const char *topic, const uint8_t *payload, size_t len,
+                         bool retain, int64_t now_ms, uint64_t *seq) {
+  sq_store *st = b_;
+  sqlite3_stmt *s = st->st[S_OUTBOX_PUT];
+  bind_text(s, 1, topic);
+  sqlite3_bind_blob(s, 2, len ? (const void *)payload : "", (int)len, SQLITE_STATIC);
+  sqlite3_bind_int(s, 3, retain);
+  sqlite3_bind_int64(s, 4, now_ms);
+  int rc = fl_db_step_done(s);
+  if (rc == FL_OK) *seq = (uint64_t)sqlite3_last_insert_rowid(st->db);
+  return rc;
+}
+
+static int sq_outbox_delete(void *b_, uint64_t seq) {
+  sq_store *st = b_;
+  sqlite3_stmt *s = st->st[S_OUTBOX_DELETE];
+  sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
+  return fl_db_step_done(s);
+}
+
+static int sq_outbox_each(void *b_,
+                          int (*fn)(void *ctx, uint64_t seq, const char *topic,
+                                    const uint8_t *payload, size_t len, bool retain),
+                          void *ctx) {
+  sq_store *st = b_;
+  sqlite3_stmt *s = st->st[S_OUTBOX_EACH];
+  int rc, err = FL_OK;
+  while (err == FL_OK && (rc = sqlite3_step(s)) == SQLITE_ROW)
+    err = fn(ctx, (uint64_t)sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
+             sqlite3_column_blob(s, 2), (size_t)sqlite3_column_bytes(s, 2),
+             sqlite3_column_int(s, 3) != 0);
+  if (err == FL_OK && rc != SQLITE_DONE) err = FL_ERR_DB;
+  row_done(s);
+  return err;
+}
+
 static int sq_alert_record(void *b_, const char *kind, const char *id, int64_t at_ms) {
   sq_store *st = b_;
   sqlite3_stmt *s = st->st[S_ALERT_RECORD];
@@ -376,6 +466,13 @@ const hub_store_ops hub_store_sqlite = {
     .bookings_starting_before = sq_bookings_starting_before,
     .rentals_overdue = sq_rentals_overdue,
     .alert_record = sq_alert_record,
+    .rentals_of_customer = sq_rentals_of_customer,
+    .bookings_of_customer = sq_bookings_of_customer,
+    .customer_totals = sq_customer_totals,
+    .station_counts = sq_station_counts,
+    .outbox_put = sq_outbox_put,
+    .outbox_delete = sq_outbox_delete,
+    .outbox_each = sq_outbox_each,
     .event_append = sq_event_append,
     .dead_letter = sq_dead_letter,
     .count = sq_count,

@@ -41,6 +41,13 @@ enum stmt_id {
   S_BOOKINGS_STARTING,
   S_RENTALS_OVERDUE,
   S_ALERT_RECORD,
+  S_RENTALS_OF_CUSTOMER,
+  S_BOOKINGS_OF_CUSTOMER,
+  S_CUSTOMER_TOTALS,
+  S_STATION_COUNTS,
+  S_OUTBOX_PUT,
+  S_OUTBOX_DELETE,
+  S_OUTBOX_EACH,
   S__COUNT
 };
 
@@ -124,5 +131,9 @@ int sq_bookings_starting_before(void *b_, booking_state state, int64_t before_ms
                                 int (*fn)(void *ctx, const hub_booking *bk), void *ctx);
 int sq_rentals_overdue(void *b_, int64_t now_ms, int (*fn)(void *ctx, const hub_rental *r),
                        void *ctx);
+int sq_rentals_of_customer(void *b_, const char *customer, int limit,
+                           int (*fn)(void *ctx, const hub_rental *r), void *ctx);
+int sq_bookings_of_customer(void *b_, const char *customer, int limit,
+                            int (*fn)(void *ctx, const hub_booking *bk), void *ctx);
 
 #endif

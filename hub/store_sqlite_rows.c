@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fleet/clock.h"
 #include "store_sqlite_internal.h"
 
 int sq_device_get(void *b_, const char *id, hub_device *out) {
@@ -429,5 +430,26 @@ int sq_rentals_overdue(void *b_, int64_t now_ms, int (*fn)(void *ctx, const hub_
   sqlite3_stmt *s = st->st[S_RENTALS_OVERDUE];
   sqlite3_bind_int64(s, 1, now_ms);
   row_fn f = {.kind = ROW_RENTAL, .fn.rental = fn, .ctx = ctx};
+  return rows_then_each(s, &f);
+}
+
+int sq_rentals_of_customer(void *b_, const char *customer, int limit,
+                           int (*fn)(void *ctx, const hub_rental *r), void *ctx) {
+  sq_store *st = b_;
+  sqlite3_stmt *s = st->st[S_RENTALS_OF_CUSTOMER];
+  bind_text(s, 1, customer);
+  sqlite3_bind_int(s, 2, limit);
+  row_fn f = {.kind = ROW_RENTAL, .fn.rental = fn, .ctx = ctx};
+  return rows_then_each(s, &f);
+}
+
+int sq_bookings_of_customer(void *b_, const char *customer, int limit,
+                            int (*fn)(void *ctx, const hub_booking *bk), void *ctx) {
+  sq_store *st = b_;
+  sqlite3_stmt *s = st->st[S_BOOKINGS_OF_CUSTOMER];
+  bind_text(s, 1, customer);
+  sqlite3_bind_int(s, 2, limit);
+  sqlite3_bind_int64(s, 3, fl_now_ms());
+  row_fn f = {.kind = ROW_BOOKING, .fn.booking = fn, .ctx = ctx};
   return rows_then_each(s, &f);
 }

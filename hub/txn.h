@@ -25,6 +25,9 @@ typedef struct hub_txn {
   /* When each vehicle's telemetry was last published (hub memory kept
    * across batches; NULL: publish every reading). */
   strmap *telemetry_published;
+  /* Stations whose counts changed in this batch: their station_state is
+   * published once, at the batch's end (publish_stations). NULL: never. */
+  strmap *stations_changed;
 } hub_txn;
 
 /* Asks the breaker (see pay_admit). */

@@ -28,6 +28,7 @@ static bool channel_allows(fl_channel ch, fl_msg_type type) {
   case FL_CH_UP_HELLO: return type == FL_MSG_HELLO;
   case FL_CH_UP_WILL: return type == FL_MSG_OFFLINE;
   case FL_CH_UP_ACK: return type == FL_MSG_DEVICE_ACK;
+  case FL_CH_UP_QUERY: return type == FL_MSG_QUERY;
   default: return false;
   }
 }
@@ -178,6 +179,12 @@ int uplink_apply(hub_txn *t, const uplink_msg *in, uplink_result *res) {
     res->is_event = true;
     return on_event(t, in, res);
   case FL_CH_UP_HELLO: return on_hello(t, m);
+  case FL_CH_UP_QUERY: {
+    char reply[FL_TOPIC_MAX];
+    reply_topic_for(dev, in->response_topic, reply, sizeof reply);
+    hub_origin o = {.device = dev, .reply_topic = reply};
+    return domain_on_query(t, &o, m);
+  }
   default: return on_presence(t, m);
   }
 }

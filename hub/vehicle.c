@@ -141,7 +141,10 @@ int vehicle_edit(hub_txn *t, const char *id, const char *name, int64_t rate_cent
   }
   if (name) model_copy(v.name, name);
   if (rate_cents >= 0) v.rate_cents = rate_cents;
-  if (station) model_copy(v.station, station);
+  if (station) {
+    publish_station_changed(t, v.station); /* it leaves that one */
+    model_copy(v.station, station);
+  }
   v.updated_ms = t->now_ms;
   rc = hub_store_vehicle_put(t->store, &v);
   if (rc == FL_OK) rc = publish_vehicle(t, &v, v.state, NULL);
@@ -160,6 +163,7 @@ int vehicle_returned_at(hub_txn *t, const char *id, const char *station, uint64_
   if (!moved && (!odometer_m || (int64_t)odometer_m <= v.odometer_m)) return FL_OK;
   if (moved) {
     fl_info("vehicle=%s station %s -> %s (one-way return)", v.id, v.station, station);
+    publish_station_changed(t, v.station);
     model_copy(v.station, station);
   }
   if ((int64_t)odometer_m > v.odometer_m) v.odometer_m = (int64_t)odometer_m;

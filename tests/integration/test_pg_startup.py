@@ -65,12 +65,13 @@ def test_empty_database_gets_the_schema_and_a_newer_one_is_refused(broker, tmp_p
     hub = Hub(broker)
     try:
         assert hub.store == "postgresql"
-        assert hub.sql("SELECT max(version) FROM schema_version") == [(3,)]
+        version = hub.sql("SELECT max(version) FROM schema_version")[0][0]
+        assert version >= 4  # the migrations ran to this hub's version
         hub.stop()
-        hub.sql("INSERT INTO schema_version(version) VALUES (4)")
+        hub.sql(f"INSERT INTO schema_version(version) VALUES ({version + 1})")
         rc, out = run_hub(tmp_path, hub.pg.url(hub.pg_database))
         assert rc == 2, out
-        assert "schema version 4, newer than this hub's 3" in out, out
+        assert f"schema version {version + 1}, newer than this hub's {version}" in out, out
         assert hub.sql("SELECT count(*) FROM events") == [(0,)]
     finally:
         hub.close()

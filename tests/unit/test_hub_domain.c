@@ -46,7 +46,7 @@ typedef struct fixture {
 } fixture;
 
 static int sink_publish(void *ctx, const char *topic, const uint8_t *payload, size_t len,
-                        bool retain, const uint8_t *corr, size_t corr_len) {
+                        bool retain, const uint8_t *corr, size_t corr_len, uint64_t tag) {
   fixture *f = ctx;
   if (f->n_recs == MAX_RECS) return FL_ERR_FULL;
   rec *r = &f->recs[f->n_recs];
@@ -75,13 +75,17 @@ static bool admit(void *ctx, uint32_t *retry_after_s) {
 /* Opens a transaction for the next step (what was recorded is forgotten). */
 static void begin(fixture *f) {
   f->n_recs = f->n_jobs = 0;
+  strmap *stations = f->t.stations_changed;
   f->t = (hub_txn){.store = f->st, .fx = f->fx, .cfg = &f->cfg, .now_ms = f->now,
-                   .pay_admit = admit, .pay_ctx = f, .telemetry_published = &f->tele};
+                   .pay_admit = admit, .pay_ctx = f, .telemetry_published = &f->tele,
+                   .stations_changed = stations};
   CHECK(hub_store_begin(f->st) == FL_OK);
 }
 
-/* Commits the step and records what it let out. */
+/* Commits the step (as the engine does: what is published once per batch,
+ * the outbox written) and records what it let out. */
 static void commit(fixture *f) {
+  CHECK(domain_batch_end(&f->t) == FL_OK);
   CHECK(hub_store_commit(f->st) == FL_OK);
   hub_effects_sink sink = {.ctx = f, .publish = sink_publish, .pay = sink_pay};
   effects_flush(f->fx, &sink);
@@ -761,6 +765,94 @@ static void no_shows_and_overdue(void) {
   teardown(&f);
 }
 
+static int count_row(void *ctx, uint64_t seq, const char *topic, const uint8_t *payload,
+                     size_t len, bool retain) {
+  (*(size_t *)ctx)++;
+  return FL_OK;
+}
+
+/* The kiosk asks; returns the answer it got (NULL: none). */
+static const fl_answer *ask(fixture *f, const char *kiosk, const char *id, fl_query_what what,
+                            const char *station, const char *customer, int64_t start, int64_t end) {
+  fl_msg m;
+  fl_msg_init(&m, FL_MSG_QUERY);
+  snprintf(m.env.corr, sizeof m.env.corr, "%s", id);
+  m.body.query.what = what;
+  snprintf(m.body.query.station, sizeof m.body.query.station, "%s", station ? station : "");
+  snprintf(m.body.query.customer, sizeof m.body.query.customer, "%s", customer ? customer : "");
+  m.body.query.start_ms = start;
+  m.body.query.end_ms = end;
+  CHECK(send_on(f, kiosk, FL_CH_UP_QUERY, &m) == FL_OK);
+  const fl_msg *a = published(f, FL_MSG_ANSWER, id);
+  return a ? &a->body.answer : NULL;
+}
+
+static bool has_vehicle(const fl_answer *a, const char *id) {
+  for (uint32_t i = 0; a && i < a->n_vehicles; i++)
+    if (strcmp(a->vehicles[i].vehicle, id) == 0) return true;
+  return false;
+}
+
+static void kiosk_self_service(void) {
+  fixture f;
+  setup(&f);
+  strmap stations = {0};
+  f.t.stations_changed = &stations;
+  f.cfg.fee_tier_hours[0] = 1;
+  f.cfg.fee_tier_cents[0] = 1500;
+  f.cfg.n_fee_tiers = 1;
+  register_vehicle(&f, "V1");
+  register_vehicle(&f, "V2");
+  register_vehicle(&f, "V3");
+  hub_op_result res;
+  hub_op edit = {.kind = HUB_OP_VEHICLE_EDIT, .fields = HUB_OP_FIELD_STATION};
+  snprintf(edit.vehicle, sizeof edit.vehicle, "V3");
+  snprintf(edit.station, sizeof edit.station, "S2");
+  CHECK(op_with(&f, &edit, &res) == FL_OK);
+  rent(&f, "K1", "R1", "V1", "C1", 1);
+  provider(&f, "R1", "charge", PAY_OK);
+  const fl_notify *paid = notice(&f, "payment");
+  CHECK(paid && strcmp(paid->to, "charged") == 0 && strcmp(paid->customer, "C1") == 0 &&
+        strcmp(paid->id, "R1") == 0);
+  CHECK(notice(&f, "rental") && strcmp(notice(&f, "rental")->customer, "C1") == 0);
+  /* available now at S1: V2 only (V1 is rented, V3 is at S2) */
+  const fl_answer *a = ask(&f, "K1", "Q1", FL_QUERY_AVAILABLE, "S1", NULL, 0, 0);
+  CHECK(a && a->ok && a->n_vehicles == 1 && has_vehicle(a, "V2") && !a->more);
+  a = ask(&f, "K1", "Q2", FL_QUERY_AVAILABLE, NULL, NULL, 0, 0);
+  CHECK(a && a->n_vehicles == 2 && has_vehicle(a, "V2") && has_vehicle(a, "V3"));
+  /* for a window in two hours: V1 is free again then (due in a minute), V2 is booked */
+  int64_t h = 3600 * 1000;
+  book(&f, "K2", "B1", "V2", "C2", f.now + 2 * h, f.now + 3 * h);
+  provider(&f, "B1", "deposit", PAY_OK);
+  const fl_msg *bs = published(&f, FL_MSG_BOOKING_STATE, NULL);
+  CHECK(bs && strcmp(bs->body.booking_state.state, "HELD") == 0 &&
+        strcmp(bs->body.booking_state.customer, "C2") == 0);
+  const fl_msg *st = published(&f, FL_MSG_STATION_STATE, NULL); /* S1 now has a booked car */
+  CHECK(st && strcmp(st->body.station_state.station, "S1") == 0 && st->body.station_state.booked == 1 &&
+        st->body.station_state.rented == 1 && st->body.station_state.available == 1);
+  a = ask(&f, "K1", "Q3", FL_QUERY_AVAILABLE, "S1", NULL, f.now + 2 * h, f.now + 3 * h);
+  CHECK(a && a->n_vehicles == 1 && has_vehicle(a, "V1"));
+  /* the customer's own view: the rental running late, its fee, the money */
+  f.now += 5000;
+  a = ask(&f, "K1", "Q4", FL_QUERY_CUSTOMER, NULL, "C1", 0, 0);
+  CHECK(a && a->ok && a->n_rentals == 1 && strcmp(a->rentals[0].rental, "R1") == 0 &&
+        strcmp(a->rentals[0].state, "ACTIVE") == 0 && a->rentals[0].running_fee_cents == 1500 &&
+        a->charged_cents == 10 && a->fees_owed_cents == 0);
+  a = ask(&f, "K2", "Q5", FL_QUERY_CUSTOMER, NULL, "C2", 0, 0);
+  CHECK(a && a->n_bookings == 1 && strcmp(a->bookings[0].state, "HELD") == 0 &&
+        a->bookings[0].deposit_cents == 2000 && a->charged_cents == 2000);
+  a = ask(&f, "K1", "Q6", FL_QUERY_CUSTOMER, NULL, "NOBODY", 0, 0);
+  CHECK(a && a->ok && a->n_rentals == 0 && a->n_bookings == 0); /* P-QRY-4 */
+  /* only a kiosk may ask */
+  a = ask(&f, "V1", "Q7", FL_QUERY_AVAILABLE, NULL, NULL, 0, 0);
+  CHECK(a && !a->ok && strstr(a->reason, "only a kiosk"));
+  /* every state and notice of a batch is in the outbox until the broker has it */
+  size_t kept = 0;
+  CHECK(hub_store_outbox_each(f.st, count_row, &kept) == FL_OK && kept > 10);
+  strmap_free(&stations);
+  teardown(&f);
+}
+
 int main(void) {
   fl_log_set_level(FL_LOG_ERROR);
   rent_pay_ride_return();
@@ -776,5 +868,6 @@ int main(void) {
   state_published_once_per_batch();
   bookings_follow_the_fleet();
   no_shows_and_overdue();
+  kiosk_self_service();
   return unit_report("hub_domain");
 }
