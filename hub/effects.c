@@ -93,7 +93,7 @@ int effects_publish(hub_effects *fx, const char *topic, const uint8_t *payload, 
   return FL_OK;
 }
 
-int effects_state(hub_effects *fx, const char *topic, fl_msg *m) {
+int effects_state(hub_effects *fx, const char *topic, fl_msg *m, uint32_t expiry_s) {
   uint8_t buf[1024];
   size_t len;
   int rc = effects_encode(fx, m, "hub", 0, NULL, buf, sizeof buf, &len);
@@ -111,12 +111,14 @@ int effects_state(hub_effects *fx, const char *topic, fl_msg *m) {
     free(fx->msgs[i].payload);
     fx->msgs[i].payload = p;
     fx->msgs[i].len = len;
+    fx->msgs[i].expiry_s = expiry_s;
     return FL_OK;
   }
   rc = effects_publish(fx, topic, buf, len, true, NULL, 0);
   if (rc == FL_OK) {
     *slot = (int64_t)(fx->n_msgs - 1);
     fx->msgs[fx->n_msgs - 1].durable = true;
+    fx->msgs[fx->n_msgs - 1].expiry_s = expiry_s;
   }
   return rc;
 }
@@ -134,8 +136,8 @@ int effects_persist(hub_effects *fx, hub_store *st, int64_t now_ms) {
   for (size_t i = 0; i < fx->n_msgs; i++) {
     hub_effect_msg *o = &fx->msgs[i];
     if (!o->durable || o->outbox_seq) continue;
-    int rc = hub_store_outbox_put(st, o->topic, o->payload, o->len, o->retain, now_ms,
-                                  &o->outbox_seq);
+    int rc = hub_store_outbox_put(st, o->topic, o->payload, o->len, o->retain, o->expiry_s,
+                                  now_ms, &o->outbox_seq);
     if (rc != FL_OK) return rc;
   }
   return FL_OK;
@@ -173,8 +175,10 @@ bool effects_sync_once(hub_effects *fx, const char *device) {
   return true;
 }
 
-void effects_tag_last(hub_effects *fx, uint64_t seq) {
-  if (fx->n_msgs) fx->msgs[fx->n_msgs - 1].outbox_seq = seq;
+void effects_tag_last(hub_effects *fx, uint64_t seq, uint32_t expiry_s) {
+  if (!fx->n_msgs) return;
+  fx->msgs[fx->n_msgs - 1].outbox_seq = seq;
+  fx->msgs[fx->n_msgs - 1].expiry_s = expiry_s;
 }
 
 effects_mark effects_mark_now(const hub_effects *fx) {
@@ -197,7 +201,7 @@ void effects_flush(hub_effects *fx, const hub_effects_sink *sink) {
   for (size_t i = 0; i < fx->n_msgs; i++) {
     hub_effect_msg *o = &fx->msgs[i];
     int rc = sink->publish(sink->ctx, o->topic, o->payload, o->len, o->retain,
-                           o->corr_len ? o->corr : NULL, o->corr_len, o->outbox_seq);
+                           o->corr_len ? o->corr : NULL, o->corr_len, o->outbox_seq, o->expiry_s);
     if (rc != FL_OK) fl_debug("publish %s deferred: %s", o->topic, fl_strerror(rc));
   }
   for (size_t i = 0; i < fx->n_acks; i++) {
@@ -211,7 +215,7 @@ void effects_flush(hub_effects *fx, const hub_effects_sink *sink) {
     m.body.ack.upto = a->upto;
     if (fl_topic_device(topic, sizeof topic, a->dev, FL_CH_DOWN_ACK) > 0 &&
         effects_encode(fx, &m, a->dev, 0, NULL, buf, sizeof buf, &len) == FL_OK)
-      sink->publish(sink->ctx, topic, buf, len, false, NULL, 0, 0);
+      sink->publish(sink->ctx, topic, buf, len, false, NULL, 0, 0, 0);
   }
   for (size_t i = 0; i < fx->n_jobs; i++) sink->pay(sink->ctx, &fx->jobs[i]);
   fx->n_jobs = 0;

@@ -30,7 +30,7 @@ typedef struct hub_effects_sink {
    * the store's outbox), is published again from the outbox). A non-zero
    * tag asks for the broker's PUBACK to be reported. */
   int (*publish)(void *ctx, const char *topic, const uint8_t *payload, size_t len, bool retain,
-                 const uint8_t *corr, size_t corr_len, uint64_t tag);
+                 const uint8_t *corr, size_t corr_len, uint64_t tag, uint32_t expiry_s);
   /* Hands a payment call to the workers. */
   void (*pay)(void *ctx, const pay_job *job);
 } hub_effects_sink;
@@ -44,6 +44,7 @@ typedef struct hub_effect_msg {
   uint8_t corr[FL_ID_MAX];
   size_t corr_len;
   bool durable;        /* state or notification: kept in the store's outbox until PUBACK */
+  uint32_t expiry_s;   /* MQTT 5 message expiry (the broker drops it then), 0: none */
   uint64_t outbox_seq; /* its row, once effects_persist wrote it */
 } hub_effect_msg;
 
@@ -70,7 +71,7 @@ int effects_publish(hub_effects *fx, const char *topic, const uint8_t *payload, 
 /* Holds m as the retained state on topic, replacing a state held for the
  * same topic earlier in the batch. Durable (see effects_persist). Returns
  * FL_OK or an fl_err. */
-int effects_state(hub_effects *fx, const char *topic, fl_msg *m);
+int effects_state(hub_effects *fx, const char *topic, fl_msg *m, uint32_t expiry_s);
 
 /* Holds m, a notification, on topic; durable (see effects_persist). */
 int effects_notice(hub_effects *fx, const char *topic, fl_msg *m);
@@ -91,8 +92,9 @@ int effects_ack(hub_effects *fx, const char *device, uint64_t seq);
  * the first time it is asked for device in a batch, false after that. */
 bool effects_sync_once(hub_effects *fx, const char *device);
 
-/* Marks the publish held last as the outbox row seq (a resend of it). */
-void effects_tag_last(hub_effects *fx, uint64_t seq);
+/* Marks the publish held last as the outbox row seq (a resend of it) with
+ * its expiry. */
+void effects_tag_last(hub_effects *fx, uint64_t seq, uint32_t expiry_s);
 
 effects_mark effects_mark_now(const hub_effects *fx);
 /* Drops what was held after mark (an input rolled back). */

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cbor_json.h"
 #include "domain.h"
 #include "downlink.h"
 #include "effects.h"
@@ -124,10 +125,34 @@ static void on_mqtt_lost(void *ctx, const char *cause) {
 
 /* ---- where committed effects go ------------------------------------------ */
 
+/* With [mqtt] json_mirror: a state or notification topic's message also as
+ * JSON on fleet/v1/json/... (for dashboards that read no CBOR). Best effort:
+ * the CBOR original is the durable one. */
+static void publish_json_mirror(hub_engine *e, const char *topic, const uint8_t *payload,
+                                size_t len, bool retain, uint32_t expiry_s) {
+  static const char root[] = FL_TOPIC_ROOT "/";
+  const char *rest = topic + sizeof root - 1;
+  if (strncmp(topic, root, sizeof root - 1) != 0 ||
+      (strncmp(rest, "state/", 6) != 0 && strncmp(rest, "notify/", 7) != 0))
+    return;
+  char mirror[FL_TOPIC_MAX];
+  if (snprintf(mirror, sizeof mirror, FL_TOPIC_ROOT "/json/%s", rest) >= (int)sizeof mirror) return;
+  char *json = NULL;
+  if (len && cbor_to_json(payload, len, &json) != FL_OK) return;
+  fl_mqtt_publish_expiring(e->mqtt, mirror, json ? json : "", json ? strlen(json) : 0, 1, retain,
+                           NULL, NULL, 0, 0, expiry_s);
+  free(json);
+}
+
 static int sink_publish(void *ctx, const char *topic, const uint8_t *payload, size_t len,
-                        bool retain, const uint8_t *corr, size_t corr_len, uint64_t tag) {
+                        bool retain, const uint8_t *corr, size_t corr_len, uint64_t tag,
+                        uint32_t expiry_s) {
   hub_engine *e = ctx;
-  return fl_mqtt_publish(e->mqtt, topic, payload, len, 1, retain, NULL, corr, corr_len, tag);
+  int rc = fl_mqtt_publish_expiring(e->mqtt, topic, payload, len, 1, retain, NULL, corr, corr_len,
+                                    tag, expiry_s);
+  if (rc == FL_OK && e->cfg.json_mirror)
+    publish_json_mirror(e, topic, payload, len, retain, expiry_s);
+  return rc;
 }
 
 /* paho's thread: the broker has outbox row tag (PUBACK): note it for deletion. */
@@ -176,10 +201,10 @@ static void outbox_unforget(hub_engine *e) {
 
 /* Holds every outbox row for publishing again (after the hub (re)connects). */
 static int outbox_resend_one(void *ctx, uint64_t seq, const char *topic, const uint8_t *payload,
-                             size_t len, bool retain) {
+                             size_t len, bool retain, uint32_t expiry_s) {
   hub_effects *fx = ctx;
   int rc = effects_publish(fx, topic, payload, len, retain, NULL, 0);
-  if (rc == FL_OK) effects_tag_last(fx, seq);
+  if (rc == FL_OK) effects_tag_last(fx, seq, expiry_s);
   return rc;
 }
 

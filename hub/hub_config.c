@@ -49,6 +49,8 @@ int hub_config_check(const char *path, hub_config *cfg, FILE *out, char *err, si
   cfg->durability = (fl_db_sync)sync;
   rc = FL_OK;
   rc |= get_int(c, "mqtt", "max_inflight", 256, 1, 65535, &cfg->mqtt_max_inflight);
+  rc |= fl_config_bool(c, "mqtt", "json_mirror", false, &cfg->json_mirror);
+  rc |= get_int(c, "mqtt", "ended_state_ttl_s", 86400, 0, 86400 * 365, &cfg->ended_state_ttl_s);
   rc |= get_int(c, "http", "port", 8080, 0, 65535, &cfg->http_port);
   rc |= get_int(c, "engine", "batch_max", 512, 1, 100000, &cfg->batch_max);
   rc |= get_int(c, "engine", "queue_max", 20000, 16, 10000000, &cfg->queue_max);

@@ -3,6 +3,7 @@
 #ifndef HUB_CONFIG_H
 #define HUB_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +22,8 @@ typedef struct hub_config {
   char mqtt_cert_file[256];
   char mqtt_key_file[256];
   int mqtt_max_inflight;    /* [mqtt] max_inflight */
+  int ended_state_ttl_s;    /* [mqtt] ended_state_ttl_s: retained state of ended things expires (0: never) */
+  bool json_mirror;         /* [mqtt] json_mirror: state and notices also as JSON on fleet/v1/json/... */
   char http_bind[64];       /* [http] bind: address of the operator API */
   int http_port;            /* [http] port; 0 disables the API */
   char store_backend[16];   /* [store] backend: sqlite | postgresql */

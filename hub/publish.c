@@ -37,11 +37,18 @@ void publish_station_changed(hub_txn *t, const char *station) {
     (void)strmap_put(t->stations_changed, station, &added);
 }
 
-/* Holds m as the retained state of kind/id. */
-static int state(hub_txn *t, fl_msg *m, const char *kind, const char *id) {
+/* Holds m as the retained state of kind/id; a thing that ended (ended:
+ * true) keeps it only [mqtt] ended_state_ttl_s (MQTT 5 message expiry), so
+ * that the broker does not keep one message per rental ever made. */
+static int state_of(hub_txn *t, fl_msg *m, const char *kind, const char *id, bool ended) {
   char topic[FL_TOPIC_MAX];
   if (fl_topic_state(topic, sizeof topic, kind, id) < 0) return FL_ERR_INVALID;
-  return effects_state(t->fx, topic, m);
+  uint32_t ttl = ended && t->cfg->ended_state_ttl_s > 0 ? (uint32_t)t->cfg->ended_state_ttl_s : 0;
+  return effects_state(t->fx, topic, m, ttl);
+}
+
+static int state(hub_txn *t, fl_msg *m, const char *kind, const char *id) {
+  return state_of(t, m, kind, id, false);
 }
 
 int publish_vehicle(hub_txn *t, const hub_vehicle *v, vehicle_state from, const char *text) {
@@ -83,7 +90,9 @@ int publish_rental(hub_txn *t, const hub_rental *r, rental_state from) {
   s->refunded_cents = r->refunded_cents;
   s->fee_cents = r->fee_cents;
   s->due_ms = r->due_ms;
-  int rc = state(t, &m, "rental", r->id);
+  bool ended = r->state == RENTAL_COMPLETED || r->state == RENTAL_CANCELLED ||
+               r->state == RENTAL_REJECTED;
+  int rc = state_of(t, &m, "rental", r->id, ended);
   return rc == FL_OK ? notify_any(t, "rental", r->id, rental_state_name(from),
                                   rental_state_name(r->state), r->reason, r->customer, false)
                      : rc;
@@ -97,7 +106,7 @@ int publish_repair(hub_txn *t, const hub_repair *r, repair_state from) {
   model_copy(s->vehicle, r->vehicle);
   model_copy(s->state, repair_state_name(r->state));
   snprintf(s->text, sizeof s->text, "%s %s", r->dtcs, r->text);
-  int rc = state(t, &m, "repair", r->id);
+  int rc = state_of(t, &m, "repair", r->id, r->state == REPAIR_COMPLETED);
   return rc == FL_OK ? notify(t, "repair", r->id, repair_state_name(from),
                               repair_state_name(r->state), r->dtcs)
                      : rc;
@@ -117,7 +126,8 @@ int publish_booking(hub_txn *t, const hub_booking *b, booking_state from, const 
     s->charged_cents = b->charged_cents;
     s->refunded_cents = b->refunded_cents;
     model_copy(s->reason, b->reason);
-    int rc = state(t, &m, "booking", b->id);
+    bool ended = b->state != BOOKING_PAYMENT_PENDING && b->state != BOOKING_HELD;
+    int rc = state_of(t, &m, "booking", b->id, ended);
     if (rc != FL_OK) return rc;
   }
   if (from == BOOKING_HELD || b->state == BOOKING_HELD) { /* the station's booked count */

@@ -173,7 +173,8 @@ CREATE TABLE IF NOT EXISTS outbox (
   topic      TEXT NOT NULL,
   payload    BLOB NOT NULL,
   retain     INTEGER NOT NULL,
-  created_ms INTEGER NOT NULL
+  created_ms INTEGER NOT NULL,
+  expiry_s   INTEGER NOT NULL DEFAULT 0         -- MQTT 5 message expiry (ended things' state)
 );
 CREATE INDEX IF NOT EXISTS rentals_customer_state ON rentals(customer, state);
 

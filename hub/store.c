@@ -199,15 +199,16 @@ int hub_store_station_counts(hub_store *st, const char *station, int64_t now_ms,
   return st->ops->station_counts(st->b, station, now_ms, out);
 }
 int hub_store_outbox_put(hub_store *st, const char *topic, const uint8_t *payload, size_t len,
-                         bool retain, int64_t now_ms, uint64_t *seq) {
-  return st->ops->outbox_put(st->b, topic, payload, len, retain, now_ms, seq);
+                         bool retain, uint32_t expiry_s, int64_t now_ms, uint64_t *seq) {
+  return st->ops->outbox_put(st->b, topic, payload, len, retain, expiry_s, now_ms, seq);
 }
 int hub_store_outbox_delete(hub_store *st, uint64_t seq) {
   return st->ops->outbox_delete(st->b, seq);
 }
 int hub_store_outbox_each(hub_store *st,
                           int (*fn)(void *ctx, uint64_t seq, const char *topic,
-                                    const uint8_t *payload, size_t len, bool retain),
+                                    const uint8_t *payload, size_t len, bool retain,
+                                    uint32_t expiry_s),
                           void *ctx) {
   return st->ops->outbox_each(st->b, fn, ctx);
 }

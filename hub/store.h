@@ -140,12 +140,13 @@ int hub_store_station_counts(hub_store *st, const char *station, int64_t now_ms,
  * commit and publish loses none: what is left is published again, the same
  * bytes (same message id). outbox_put gives the row its seq. */
 int hub_store_outbox_put(hub_store *st, const char *topic, const uint8_t *payload, size_t len,
-                         bool retain, int64_t now_ms, uint64_t *seq);
+                         bool retain, uint32_t expiry_s, int64_t now_ms, uint64_t *seq);
 int hub_store_outbox_delete(hub_store *st, uint64_t seq);
 /* Calls fn for every row, by seq (payload valid during the call). */
 int hub_store_outbox_each(hub_store *st,
                           int (*fn)(void *ctx, uint64_t seq, const char *topic,
-                                    const uint8_t *payload, size_t len, bool retain),
+                                    const uint8_t *payload, size_t len, bool retain,
+                                    uint32_t expiry_s),
                           void *ctx);
 
 /* ---- logs ------------------------------------------------------------------------ */

@@ -182,10 +182,10 @@ static const char *const pg_sql[P__COUNT] = {
         "count(*) FILTER (WHERE state IN ('REPAIR_REQUESTED', 'IN_REPAIR')), "
         "count(*) FILTER (WHERE EXISTS (SELECT 1 FROM bookings b WHERE b.vehicle = v.id "
         "AND b.state = 'HELD' AND b.end_ms > $2)) FROM vehicles v WHERE station = $1",
-    [P_OUTBOX_PUT] = "INSERT INTO outbox(topic, payload, retain, created_ms) "
-                     "VALUES($1, $2, $3, $4) RETURNING seq",
+    [P_OUTBOX_PUT] = "INSERT INTO outbox(topic, payload, retain, created_ms, expiry_s) "
+                     "VALUES($1, $2, $3, $4, $5) RETURNING seq",
     [P_OUTBOX_DELETE] = "DELETE FROM outbox WHERE seq = $1",
-    [P_OUTBOX_EACH] = "SELECT seq, topic, payload, retain FROM outbox ORDER BY seq",
+    [P_OUTBOX_EACH] = "SELECT seq, topic, payload, retain, expiry_s FROM outbox ORDER BY seq",
 };
 
 /* The writes whose statement also logs and projects: the upsert, its kind. */
@@ -220,7 +220,8 @@ static const char *const *pg_migrations[HUB_SCHEMA_VERSION] = {
     /* 4: the hub's outbox to subscribers */
     [3] = (const char *const[]){"CREATE TABLE IF NOT EXISTS outbox (seq BIGSERIAL PRIMARY KEY, "
                                 "topic TEXT NOT NULL, payload BYTEA NOT NULL, retain INTEGER NOT "
-                                "NULL, created_ms BIGINT NOT NULL)",
+                                "NULL, created_ms BIGINT NOT NULL, expiry_s BIGINT NOT NULL "
+                                "DEFAULT 0)",
                                 "CREATE INDEX IF NOT EXISTS rentals_customer_state ON "
                                 "rentals(customer, state)",
                                 NULL},
@@ -1056,12 +1057,13 @@ static int pg_station_counts(void *b_, const char *station, int64_t now_ms,
 }
 
 static int pg_outbox_put(void *b_, const char *topic, const uint8_t *payload, size_t len,
-                         bool retain, int64_t now_ms, uint64_t *seq) {
+                         bool retain, uint32_t expiry_s, int64_t now_ms, uint64_t *seq) {
   pg_params p = {0};
   p_text(&p, topic);
   p_blob(&p, payload, len);
   p_i64(&p, retain);
   p_i64(&p, now_ms);
+  p_i64(&p, expiry_s);
   PGresult *r;
   int rc = pg_row(b_, P_OUTBOX_PUT, &p, &r);
   if (rc != FL_OK) return rc == FL_ERR_NOT_FOUND ? FL_ERR_DB : rc;
@@ -1078,7 +1080,8 @@ static int pg_outbox_delete(void *b_, uint64_t seq) {
 
 static int pg_outbox_each(void *b_,
                           int (*fn)(void *ctx, uint64_t seq, const char *topic,
-                                    const uint8_t *payload, size_t len, bool retain),
+                                    const uint8_t *payload, size_t len, bool retain,
+                                    uint32_t expiry_s),
                           void *ctx) {
   PGresult *r;
   pg_params p = {0};
@@ -1091,7 +1094,7 @@ static int pg_outbox_each(void *b_,
       break;
     }
     rc = fn(ctx, (uint64_t)col_i64(r, i, 0), PQgetvalue(r, i, 1), bytes, len,
-            col_i64(r, i, 3) != 0);
+            col_i64(r, i, 3) != 0, (uint32_t)col_i64(r, i, 4));
     PQfreemem(bytes);
   }
   PQclear(r);

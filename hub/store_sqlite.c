@@ -118,9 +118,10 @@ static const char *const stmt_sql[S__COUNT] = {
         "count(*) FILTER (WHERE state IN ('REPAIR_REQUESTED', 'IN_REPAIR')), "
         "count(*) FILTER (WHERE EXISTS (SELECT 1 FROM bookings b WHERE b.vehicle = v.id "
         "AND b.state = 'HELD' AND b.end_ms > ?2)) FROM vehicles v WHERE station = ?1",
-    [S_OUTBOX_PUT] = "INSERT INTO outbox(topic, payload, retain, created_ms) VALUES(?1, ?2, ?3, ?4)",
+    [S_OUTBOX_PUT] = "INSERT INTO outbox(topic, payload, retain, created_ms, expiry_s) "
+                     "VALUES(?1, ?2, ?3, ?4, ?5)",
     [S_OUTBOX_DELETE] = "DELETE FROM outbox WHERE seq = ?1",
-    [S_OUTBOX_EACH] = "SELECT seq, topic, payload, retain FROM outbox ORDER BY seq",
+    [S_OUTBOX_EACH] = "SELECT seq, topic, payload, retain, expiry_s FROM outbox ORDER BY seq",
 };
 
 /* Hubs before bookings were taken created a bookings table with fewer
@@ -391,13 +392,14 @@ static int sq_station_counts(void *b_, const char *station, int64_t now_ms,
 }
 
 static int sq_outbox_put(void *b_, const char *topic, const uint8_t *payload, size_t len,
-                         bool retain, int64_t now_ms, uint64_t *seq) {
+                         bool retain, uint32_t expiry_s, int64_t now_ms, uint64_t *seq) {
   sq_store *st = b_;
   sqlite3_stmt *s = st->st[S_OUTBOX_PUT];
   bind_text(s, 1, topic);
   sqlite3_bind_blob(s, 2, len ? (const void *)payload : "", (int)len, SQLITE_STATIC);
   sqlite3_bind_int(s, 3, retain);
   sqlite3_bind_int64(s, 4, now_ms);
+  sqlite3_bind_int64(s, 5, expiry_s);
   int rc = fl_db_step_done(s);
   if (rc == FL_OK) *seq = (uint64_t)sqlite3_last_insert_rowid(st->db);
   return rc;
@@ -412,7 +414,8 @@ static int sq_outbox_delete(void *b_, uint64_t seq) {
 
 static int sq_outbox_each(void *b_,
                           int (*fn)(void *ctx, uint64_t seq, const char *topic,
-                                    const uint8_t *payload, size_t len, bool retain),
+                                    const uint8_t *payload, size_t len, bool retain,
+                                    uint32_t expiry_s),
                           void *ctx) {
   sq_store *st = b_;
   sqlite3_stmt *s = st->st[S_OUTBOX_EACH];
@@ -420,7 +423,7 @@ static int sq_outbox_each(void *b_,
   while (err == FL_OK && (rc = sqlite3_step(s)) == SQLITE_ROW)
     err = fn(ctx, (uint64_t)sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
              sqlite3_column_blob(s, 2), (size_t)sqlite3_column_bytes(s, 2),
-             sqlite3_column_int(s, 3) != 0);
+             sqlite3_column_int(s, 3) != 0, (uint32_t)sqlite3_column_int64(s, 4));
   if (err == FL_OK && rc != SQLITE_DONE) err = FL_ERR_DB;
   row_done(s);
   return err;

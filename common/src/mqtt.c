@@ -61,6 +61,7 @@ struct pub_ctx {
   uint8_t *payload, *corr;
   size_t len, corr_len;
   bool retain;
+  uint32_t expiry_s; /* MQTT 5 Message Expiry Interval, 0: none */
 };
 
 static void out_drain(fl_mqtt *m);
@@ -367,7 +368,7 @@ static void on_pub_fail(void *ctx, MQTTAsync_failureData5 *resp);
 /* Hands one publish to paho. pc (may be NULL for QoS 0) gets the PUBACK. */
 static fl_err pub_send(fl_mqtt *m, const char *topic, const void *payload, size_t len, int qos,
                     bool retain, const char *response_topic, const void *corr, size_t corr_len,
-                    struct pub_ctx *pc) {
+                    uint32_t expiry_s, struct pub_ctx *pc) {
   MQTTAsync_message msg = MQTTAsync_message_initializer;
   MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
   MQTTProperties props = MQTTProperties_initializer;
@@ -385,6 +386,11 @@ static fl_err pub_send(fl_mqtt *m, const char *topic, const void *payload, size_
     MQTTProperty p = {.identifier = MQTTPROPERTY_CODE_CORRELATION_DATA};
     p.value.data.data = (char *)corr;
     p.value.data.len = (int)corr_len;
+    MQTTProperties_add(&props, &p);
+  }
+  if (expiry_s) {
+    MQTTProperty p = {.identifier = MQTTPROPERTY_CODE_MESSAGE_EXPIRY_INTERVAL};
+    p.value.integer4 = expiry_s;
     MQTTProperties_add(&props, &p);
   }
   msg.properties = props;
@@ -432,7 +438,7 @@ static void out_drain(fl_mqtt *m) {
     m->out_inflight++;
     pthread_mutex_unlock(&m->out_lock);
     fl_err rc = pub_send(m, pc->topic, pc->payload, pc->len, 1, pc->retain, pc->response_topic,
-                      pc->corr, pc->corr_len, pc);
+                      pc->corr, pc->corr_len, pc->expiry_s, pc);
     if (rc != FL_OK) { /* disconnected meanwhile: report it, the caller's protocol resends */
       pthread_mutex_lock(&m->out_lock);
       m->out_inflight--;
@@ -494,10 +500,20 @@ static struct pub_ctx *pub_copy(fl_mqtt *m, const char *topic, const void *paylo
 int fl_mqtt_publish(fl_mqtt *m, const char *topic, const void *payload, size_t len, int qos,
                     bool retain, const char *response_topic, const void *corr, size_t corr_len,
                     uint64_t tag) {
+  return fl_mqtt_publish_expiring(m, topic, payload, len, qos, retain, response_topic, corr,
+                                  corr_len, tag, 0);
+}
+
+int fl_mqtt_publish_expiring(fl_mqtt *m, const char *topic, const void *payload, size_t len,
+                             int qos, bool retain, const char *response_topic, const void *corr,
+                             size_t corr_len, uint64_t tag, uint32_t expiry_s) {
   if (!atomic_load(&m->connected)) return FL_ERR_UNAVAILABLE;
-  if (qos == 0) return pub_send(m, topic, payload, len, 0, retain, response_topic, corr, corr_len, NULL);
+  if (qos == 0)
+    return pub_send(m, topic, payload, len, 0, retain, response_topic, corr, corr_len, expiry_s,
+                    NULL);
   struct pub_ctx *pc = pub_copy(m, topic, payload, len, retain, response_topic, corr, corr_len, tag);
   if (!pc) return FL_ERR_NOMEM;
+  pc->expiry_s = expiry_s;
   pthread_mutex_lock(&m->out_lock);
   if (m->out_tail)
     m->out_tail->next = pc;

@@ -1,11 +1,12 @@
-"""Whether a vehicle's agent is connected, as a dashboard and the operator
-see it: the retained fleet/v1/state/vehicle/{id} carries `online`, and the
+"""What a dashboard sees: whether a vehicle's agent is connected, as a
+dashboard and the operator see it: the retained fleet/v1/state/vehicle/{id} carries `online`, and the
 hub's devices list agrees, when the agent starts, when it stops cleanly
 (its will is published: P-TOP-4), and when it is killed.
 
 Real mosquitto, hub and fleet-agent processes; a dashboard client with
 Debian's paho-mqtt."""
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -72,3 +73,67 @@ def test_online_follows_the_agent(broker, make_hub):
         assert retained_vehicle(broker, "V1")["state"] == "AVAILABLE"  # presence is not a state change
     finally:
         agent.close()
+
+
+def test_json_mirror_for_dashboards(broker, make_hub):
+    """With [mqtt] json_mirror = true a dashboard that reads no CBOR
+    (Node-RED, Grafana's MQTT source) gets the same state and notices as JSON
+    on fleet/v1/json/... (docs/dashboards.md)."""
+    import json
+    hub = make_hub(config={"mqtt": {"json_mirror": "true"}})
+    got = {}
+    client = mqtt.Client(client_id=f"dash-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5)
+    client.on_message = lambda c, u, msg: got.setdefault(msg.topic, []).append(json.loads(msg.payload))
+    client.connect("127.0.0.1", broker.port, keepalive=30)
+    client.subscribe("fleet/v1/json/#", qos=1)
+    client.loop_start()
+    try:
+        rc, out, err = hub.fleetctl("register", "V7", "--name", "Kangoo", "--station", "S1", "--rate", "900")
+        assert rc == 0, err
+        wait_for(lambda: "fleet/v1/json/state/vehicle/V7" in got and
+                 "fleet/v1/json/notify/vehicle" in got, 10, "the JSON mirror")
+        state = got["fleet/v1/json/state/vehicle/V7"][-1]
+        assert state["type"] == "vehicle_state" and state["dev"] == "hub"
+        assert state["body"]["vehicle"] == "V7" and state["body"]["state"] == "AVAILABLE"
+        assert state["body"]["name"] == "Kangoo" and state["body"]["rate_cents"] == 900
+        note = got["fleet/v1/json/notify/vehicle"][-1]["body"]
+        assert (note["id"], note["to"]) == ("V7", "AVAILABLE")
+        station = None
+        wait_for(lambda: "fleet/v1/json/state/station/S1" in got, 10, "the station's counts")
+        station = got["fleet/v1/json/state/station/S1"][-1]["body"]
+        assert station["available"] == 1 and station["rented"] == 0
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_ended_rentals_leave_the_broker(broker, make_hub):
+    """The retained state of a rental that ended expires ([mqtt]
+    ended_state_ttl_s, MQTT 5 message expiry): the broker does not keep one
+    message per rental ever made. A vehicle's state stays."""
+    import cbor2 as cbor
+    hub = make_hub(config={"mqtt": {"ended_state_ttl_s": "2"}})
+    assert hub.fleetctl("register", "V1", "--name", "Clio", "--station", "S1", "--rate", "600")[0] == 0
+    with Agent(broker, "K1", role="kiosk") as kiosk:
+        rc, out, err = kiosk.ctl("rent", "V1", "C1", 30, "R-ttl-1", "--wait", 20)
+        assert rc == 0 and "ACTIVE" in out, out + err
+        rc, out, err = kiosk.ctl("return", "R-ttl-1", "--wait", 20)
+        assert rc == 0 and "COMPLETED" in out, out + err
+
+    def retained(topic):
+        got = []
+        c = mqtt.Client(client_id=f"dash-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5)
+        c.on_message = lambda cl, u, msg: got.append(cbor.loads(msg.payload)) if msg.retain and msg.payload else None
+        c.connect("127.0.0.1", broker.port, keepalive=30)
+        c.loop_start()
+        try:
+            c.subscribe(topic, qos=1)
+            time.sleep(1)
+            return got
+        finally:
+            c.disconnect()
+            c.loop_stop()
+    assert [m["body"]["state"] for m in retained("fleet/v1/state/rental/R-ttl-1")] == ["COMPLETED"]
+    time.sleep(2.5)
+    assert retained("fleet/v1/state/rental/R-ttl-1") == []  # expired at the broker
+    assert [m["body"]["state"] for m in retained("fleet/v1/state/vehicle/V1")] == ["AVAILABLE"]

@@ -83,6 +83,13 @@ bool fl_mqtt_uri_tls(const char *uri);
  * fl_mqtt_destroy(). */
 int fl_mqtt_create(const fl_mqtt_opts *o, const fl_mqtt_callbacks *cb, fl_mqtt **out);
 
+/* As fl_mqtt_publish, with an MQTT 5 Message Expiry Interval of expiry_s
+ * seconds (0: none): the broker drops the message (a retained one too) once
+ * it is that old. */
+int fl_mqtt_publish_expiring(fl_mqtt *m, const char *topic, const void *payload, size_t len,
+                             int qos, bool retain, const char *response_topic, const void *corr,
+                             size_t corr_len, uint64_t tag, uint32_t expiry_s);
+
 /* Starts connecting in the background; reconnects until fl_mqtt_stop().
  * The first call of a process starts the reconnect scheduler's thread; the
  * fl_mqtt_destroy() of the last started client ends it. Returns FL_OK, or
