@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fleetctl_watch.h"
 #include "fleet/cli.h"
 
 #define CTL_DEFAULT_HUB "http://127.0.0.1:8080"
@@ -500,6 +501,8 @@ static const command *find_command(const ctl *c) {
 }
 
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "watch") == 0) /* a client of the broker, not of the API */
+    return fleetctl_watch(argc - 1, argv + 1);
   ctl c;
   memset(&c, 0, sizeof c);
   c.hub = getenv("FLEETCTL_HUB") ? getenv("FLEETCTL_HUB") : CTL_DEFAULT_HUB;

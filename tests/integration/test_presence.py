@@ -137,3 +137,23 @@ def test_ended_rentals_leave_the_broker(broker, make_hub):
     time.sleep(2.5)
     assert retained("fleet/v1/state/rental/R-ttl-1") == []  # expired at the broker
     assert [m["body"]["state"] for m in retained("fleet/v1/state/vehicle/V1")] == ["AVAILABLE"]
+
+
+def test_fleetctl_watch_prints_the_topics_decoded(broker, make_hub):
+    """fleetctl watch: like mosquitto_sub -v, for people (CBOR decoded)."""
+    import json
+    import subprocess
+    from fleet import BUILD
+    hub = make_hub()
+    assert hub.fleetctl("register", "V3", "--name", "Zoe", "--station", "S1", "--rate", "600")[0] == 0
+    out = subprocess.run([str(BUILD / "hub" / "fleetctl"), "watch", "--broker", broker.uri,
+                          "--count", "1", "--seconds", "10", "fleet/v1/state/vehicle/+"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    topic, payload = out.stdout.splitlines()[0].split(" ", 1)
+    assert topic == "fleet/v1/state/vehicle/V3"
+    body = json.loads(payload)["body"]
+    assert (body["vehicle"], body["state"], body["name"]) == ("V3", "AVAILABLE", "Zoe")
+    bad = subprocess.run([str(BUILD / "hub" / "fleetctl"), "watch", "--count", "x"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "--count" in bad.stderr
