@@ -172,6 +172,11 @@ static void on_published(void *ctx, uint64_t tag, fl_err rc) {
   pthread_mutex_unlock(&e->acked_lock);
 }
 
+static int seq_cmp(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
 /* Deletes the outbox rows the broker has (in the batch's transaction). On a
  * store error the rows not deleted are kept for the next batch. */
 static int outbox_forget(hub_engine *e) {
@@ -186,9 +191,15 @@ static int outbox_forget(hub_engine *e) {
   free(e->forgetting);
   e->forgetting = seqs;
   e->n_forgetting = seqs ? n : 0;
+  /* PUBACKs come back mostly in order: one DELETE per run of seqs */
+  qsort(seqs, n, sizeof *seqs, seq_cmp);
   int rc = FL_OK;
-  for (size_t i = 0; rc == FL_OK && i < e->n_forgetting; i++)
-    rc = hub_store_outbox_delete(e->st, seqs[i]);
+  for (size_t i = 0; rc == FL_OK && i < n;) {
+    size_t j = i;
+    while (j + 1 < n && seqs[j + 1] <= seqs[j] + 1) j++;
+    rc = hub_store_outbox_delete(e->st, seqs[i], seqs[j]);
+    i = j + 1;
+  }
   return rc;
 }
 

@@ -202,8 +202,8 @@ int hub_store_outbox_put(hub_store *st, const char *topic, const uint8_t *payloa
                          bool retain, uint32_t expiry_s, int64_t now_ms, uint64_t *seq) {
   return st->ops->outbox_put(st->b, topic, payload, len, retain, expiry_s, now_ms, seq);
 }
-int hub_store_outbox_delete(hub_store *st, uint64_t seq) {
-  return st->ops->outbox_delete(st->b, seq);
+int hub_store_outbox_delete(hub_store *st, uint64_t first, uint64_t last) {
+  return st->ops->outbox_delete(st->b, first, last);
 }
 int hub_store_outbox_each(hub_store *st,
                           int (*fn)(void *ctx, uint64_t seq, const char *topic,

@@ -141,7 +141,8 @@ int hub_store_station_counts(hub_store *st, const char *station, int64_t now_ms,
  * bytes (same message id). outbox_put gives the row its seq. */
 int hub_store_outbox_put(hub_store *st, const char *topic, const uint8_t *payload, size_t len,
                          bool retain, uint32_t expiry_s, int64_t now_ms, uint64_t *seq);
-int hub_store_outbox_delete(hub_store *st, uint64_t seq);
+/* Deletes the rows with seq in [first, last]. */
+int hub_store_outbox_delete(hub_store *st, uint64_t first, uint64_t last);
 /* Calls fn for every row, by seq (payload valid during the call). */
 int hub_store_outbox_each(hub_store *st,
                           int (*fn)(void *ctx, uint64_t seq, const char *topic,

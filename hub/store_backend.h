@@ -56,7 +56,7 @@ typedef struct hub_store_ops {
   int (*station_counts)(void *b, const char *station, int64_t now_ms, hub_station_counts *out);
   int (*outbox_put)(void *b, const char *topic, const uint8_t *payload, size_t len, bool retain,
                     uint32_t expiry_s, int64_t now_ms, uint64_t *seq);
-  int (*outbox_delete)(void *b, uint64_t seq);
+  int (*outbox_delete)(void *b, uint64_t first, uint64_t last);
   int (*outbox_each)(void *b,
                      int (*fn)(void *ctx, uint64_t seq, const char *topic,
                                const uint8_t *payload, size_t len, bool retain,

@@ -184,7 +184,7 @@ static const char *const pg_sql[P__COUNT] = {
         "AND b.state = 'HELD' AND b.end_ms > $2)) FROM vehicles v WHERE station = $1",
     [P_OUTBOX_PUT] = "INSERT INTO outbox(topic, payload, retain, created_ms, expiry_s) "
                      "VALUES($1, $2, $3, $4, $5) RETURNING seq",
-    [P_OUTBOX_DELETE] = "DELETE FROM outbox WHERE seq = $1",
+    [P_OUTBOX_DELETE] = "DELETE FROM outbox WHERE seq BETWEEN $1 AND $2",
     [P_OUTBOX_EACH] = "SELECT seq, topic, payload, retain, expiry_s FROM outbox ORDER BY seq",
 };
 
@@ -1072,9 +1072,10 @@ static int pg_outbox_put(void *b_, const char *topic, const uint8_t *payload, si
   return FL_OK;
 }
 
-static int pg_outbox_delete(void *b_, uint64_t seq) {
+static int pg_outbox_delete(void *b_, uint64_t first, uint64_t last) {
   pg_params p = {0};
-  p_i64(&p, (int64_t)seq);
+  p_i64(&p, (int64_t)first);
+  p_i64(&p, (int64_t)last);
   return pg_do(b_, P_OUTBOX_DELETE, &p);
 }
 

@@ -120,7 +120,7 @@ static const char *const stmt_sql[S__COUNT] = {
         "AND b.state = 'HELD' AND b.end_ms > ?2)) FROM vehicles v WHERE station = ?1",
     [S_OUTBOX_PUT] = "INSERT INTO outbox(topic, payload, retain, created_ms, expiry_s) "
                      "VALUES(?1, ?2, ?3, ?4, ?5)",
-    [S_OUTBOX_DELETE] = "DELETE FROM outbox WHERE seq = ?1",
+    [S_OUTBOX_DELETE] = "DELETE FROM outbox WHERE seq BETWEEN ?1 AND ?2",
     [S_OUTBOX_EACH] = "SELECT seq, topic, payload, retain, expiry_s FROM outbox ORDER BY seq",
 };
 
@@ -405,10 +405,11 @@ static int sq_outbox_put(void *b_, const char *topic, const uint8_t *payload, si
   return rc;
 }
 
-static int sq_outbox_delete(void *b_, uint64_t seq) {
+static int sq_outbox_delete(void *b_, uint64_t first, uint64_t last) {
   sq_store *st = b_;
   sqlite3_stmt *s = st->st[S_OUTBOX_DELETE];
-  sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
+  sqlite3_bind_int64(s, 1, (sqlite3_int64)first);
+  sqlite3_bind_int64(s, 2, (sqlite3_int64)last);
   return fl_db_step_done(s);
 }
 
