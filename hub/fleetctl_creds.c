@@ -576,8 +576,7 @@ static int creds__list(const creds_opts *o, const creds_store *s) {
     if (text) printf("%s\n", text);
     cJSON_free(text);
   } else {
-    printf("%-*s  %-9s  %-7s  %-14s  %s\n", CREDS_ID_MAX > 12 ? 12 : CREDS_ID_MAX, "ID", "ROLE",
-           "STATUS", "BROKER", "UPDATED");
+    printf("%-12s  %-9s  %-7s  %-14s  %s\n", "ID", "ROLE", "STATUS", "BROKER", "UPDATED");
     const cJSON *r;
     cJSON_ArrayForEach(r, rows) {
       time_t t = (time_t)(cJSON_GetNumberValue(cJSON_GetObjectItem(r, "updated_ms")) / 1000);
