@@ -20,6 +20,7 @@
 #include "fleet/db.h"
 #include "fleet/error.h"
 #include "fleet/log.h"
+#include "fleet/sdnotify.h"
 #include "settings.h"
 
 #define TICK_MS 50
@@ -141,10 +142,20 @@ static int run(const char *config_path, bool check_only, char **argv) {
     goto out;
   }
   fl_info("running: id=%s mqtt=%s db=%s ctl=%s", s.id, s.mqtt_uri, s.db_path, s.socket_path);
+  /* systemd (dist/systemd/fleet-agent@.service): ready once the control
+   * socket serves (an agent works offline, so not waiting for the broker);
+   * the watchdog is fed by this loop, which drives the agent */
+  fl_sd_notify("READY=1");
+  int64_t watchdog_us = fl_sd_watchdog_interval_us(), next_watchdog_us = 0;
   while (!stop_requested) {
     agent_tick(a, fl_mono_us() / 1000);
+    if (watchdog_us > 0 && fl_mono_us() >= next_watchdog_us) {
+      fl_sd_notify("WATCHDOG=1");
+      next_watchdog_us = fl_mono_us() + watchdog_us;
+    }
     fl_sleep_ms(TICK_MS);
   }
+  fl_sd_notify("STOPPING=1");
   fl_info("stopping");
   rc = 0;
 out:

@@ -16,8 +16,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "fleetctl_watch.h"
 #include "fleet/cli.h"
+#include "fleetctl_creds.h"
+#include "fleetctl_watch.h"
 
 #define CTL_DEFAULT_HUB "http://127.0.0.1:8080"
 #define CTL_MAX_ARGS 4
@@ -321,6 +322,7 @@ static int usage(void) {
          "Commands:\n");
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     printf("  %-16s %s\n", commands[i].name, commands[i].usage);
+  printf("  %-16s %s\n", "creds", FLEETCTL_CREDS_HELP);
   return 0;
 }
 
@@ -503,6 +505,9 @@ static const command *find_command(const ctl *c) {
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "watch") == 0) /* a client of the broker, not of the API */
     return fleetctl_watch(argc - 1, argv + 1);
+  int creds = fleetctl_creds_main(argc, argv); /* fleetctl creds ...: fleetctl_creds.c */
+  if (creds >= 0)
+    return creds;
   ctl c;
   memset(&c, 0, sizeof c);
   c.hub = getenv("FLEETCTL_HUB") ? getenv("FLEETCTL_HUB") : CTL_DEFAULT_HUB;

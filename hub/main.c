@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "fleet/clock.h"
 #include "fleet/error.h"
 #include "fleet/log.h"
+#include "fleet/sdnotify.h"
 #include "http.h"
 #include "hub_config.h"
 
@@ -21,6 +23,32 @@ static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) {
   (void)sig;
   stop_requested = 1;
+}
+
+/* systemd (Type=notify, WatchdogSec; dist/systemd/fleet-hub.service):
+ * READY=1 once the engine has recovered and MQTT is connected; WATCHDOG=1
+ * every half WatchdogSec while the engine thread makes progress (its batch
+ * count advances: it runs a batch at least every 0.5 s, idle or not) or has
+ * nothing queued. An engine stuck with work queued stops the pings, and
+ * systemd restarts the hub. Nothing is sent outside systemd. */
+typedef struct service_state {
+  bool ready;
+  int64_t interval_us, next_us;
+  uint64_t batches;
+} service_state;
+
+static void service_notify(hub_engine *e, service_state *s) {
+  hub_health h;
+  hub_engine_health(e, &h);
+  if (!s->ready && h.ready) {
+    s->ready = true;
+    fl_sd_notify("READY=1\nSTATUS=ready");
+  }
+  int64_t now = fl_mono_us();
+  if (s->interval_us <= 0 || now < s->next_us) return;
+  if (h.batches != s->batches || h.queue_depth == 0) fl_sd_notify("WATCHDOG=1");
+  s->batches = h.batches;
+  s->next_us = now + s->interval_us;
 }
 
 static void usage(FILE *f) {
@@ -98,7 +126,12 @@ int main(int argc, char **argv) {
     return 1;
   }
   fl_info("ready mqtt=%s http=%s:%d", cfg.mqtt_uri, cfg.http_bind, cfg.http_port);
-  while (!stop_requested) fl_sleep_ms(100);
+  service_state svc = {.interval_us = fl_sd_watchdog_interval_us(), .batches = UINT64_MAX};
+  while (!stop_requested) {
+    service_notify(engine, &svc);
+    fl_sleep_ms(100);
+  }
+  fl_sd_notify("STOPPING=1");
   fl_info("stopping");
   hub_http_stop(http);
   hub_engine_destroy(engine);
