@@ -43,7 +43,7 @@ function ago(ms) {
   const d = Math.round((Date.now() - ms) / 1000);
   const a = Math.abs(d);
   let t;
-  if (a < 10) return 'just now';
+  if (a < 10) return d >= 0 ? 'just now' : 'in a moment';
   if (a < 60) t = a + ' s';
   else if (a < 3600) t = Math.round(a / 60) + ' min';
   else if (a < 86400 * 2) t = Math.round(a / 3600) + ' h';
@@ -240,6 +240,7 @@ views.fleet = {
       location.hash = '#/fleet' + (q.toString() ? '?' + q : '');
     };
     for (const s of [stateSel, stationSel, onlineSel]) s.addEventListener('change', apply);
+    const stations = el('div');
     root.append(
       el('h1', {}, 'Fleet'),
       counts,
@@ -251,7 +252,7 @@ views.fleet = {
     );
     const form = registerForm();
     form.hidden = true;
-    root.append(form, list);
+    root.append(form, list, stations);
 
     return async () => {
       const [vehicles, devices] = await Promise.all([api('GET', '/v1/vehicles'),
@@ -280,7 +281,7 @@ views.fleet = {
           el('a', {class: 'card' + (filter.state === s ? ' current' : ''), 'data-state': s,
                    href: '#/fleet?state=' + encodeURIComponent(s)},
              el('span', {class: 'n'}, n), badge(s))));
-      const stations = table([...byStation.entries()].sort().map(([name, s]) => ({name, ...s})), [
+      const perStation = table([...byStation.entries()].sort().map(([name, s]) => ({name, ...s})), [
         ['Station', s => link('#/fleet?station=' + encodeURIComponent(s.name), s.name)],
         ['Vehicles', s => s.total, 'num'],
         ['Available', s => s.AVAILABLE, 'num'],
@@ -288,8 +289,10 @@ views.fleet = {
         ['In repair', s => s.repair, 'num'],
         ['Online', s => s.online, 'num'],
       ], s => s.name);
-      stations.id = 'station-counts';
-      counts.replaceChildren(cards, el('h2', {}, 'Per station'), stations);
+      perStation.id = 'station-counts';
+      perStation.classList.add('compact');
+      counts.replaceChildren(cards);
+      stations.replaceChildren(el('h2', {}, 'Per station'), perStation);
 
       const shown = vehicles.filter(v =>
         (!filter.state || v.state === filter.state) &&
@@ -409,10 +412,10 @@ views.vehicle = {
         el('dt', {}, 'Connection'), el('dd', {}, onlineDot(dev && dev.online),
                                           dev ? [' · last contact ', when(dev.last_seen_ms)] : ' · never connected'),
         el('dt', {}, 'Energy'), el('dd', {}, v.energy_pct == null ? '–' : v.energy_pct + ' %'),
-        el('dt', {}, 'Odometer'), el('dd', {}, v.odometer_m == null ? '–' :
+        el('dt', {}, 'Odometer'), el('dd', {}, !v.odometer_m ? '–' :
                                        (v.odometer_m / 1000).toLocaleString(undefined, {maximumFractionDigits: 1}) + ' km'),
         el('dt', {}, 'Position'), el('dd', {}, v.lat == null ? '–' : v.lat.toFixed(5) + ', ' + v.lon.toFixed(5)),
-        el('dt', {}, 'Last telemetry'), el('dd', {}, when(v.updated_ms))));
+        el('dt', {}, 'Last update'), el('dd', {}, when(v.updated_ms), ' · ', localTime(v.updated_ms))));
       if (!filled) {
         edit.elements.name.value = v.name || '';
         edit.elements.station.value = v.station || '';
@@ -427,14 +430,27 @@ views.vehicle = {
       history.replaceChildren(hist == null ? el('p', {class: 'empty'}, 'This hub has no history route.') :
         table(hist, [
           ['When', h => when(h.at_ms)],
-          ['Change', h => el('span', {}, h.from_state ? [badge(h.from_state), ' → '] : 'registered · ',
-                               badge(h.to_state))],
-          ['Rental', h => { const s = parseSnapshot(h.snapshot); return s.rental || '–'; }],
+          ['Change', h => historyChange(h)],
+          ['Rental', h => { const s = parseSnapshot(h.snapshot); return s.rental ?
+            link('#/rental/' + encodeURIComponent(s.rental), s.rental) : '–'; }],
           ['Local time', h => localTime(h.at_ms)],
         ], h => String(h.seq), 'No change recorded.'));
     };
   },
 };
+
+/* One entry of a vehicle's history: a move between states, its
+ * registration, or new details (telemetry, name, station, rate) in a state. */
+function historyChange(h) {
+  if (!h.from_state) return el('span', {}, 'registered as ', badge(h.to_state));
+  if (h.from_state !== h.to_state) return el('span', {}, badge(h.from_state), ' → ', badge(h.to_state));
+  const s = parseSnapshot(h.snapshot);
+  const what = [s.energy_pct != null ? 'energy ' + s.energy_pct + ' %' : null,
+                s.odometer_m ? (s.odometer_m / 1000).toFixed(1) + ' km' : null,
+                s.station ? 'station ' + s.station : null,
+                s.rate_cents != null ? money(s.rate_cents) + ' per hour' : null].filter(Boolean);
+  return el('span', {class: 'muted'}, 'updated while ', badge(h.to_state), what.length ? ': ' + what.join(', ') : '');
+}
 
 function parseSnapshot(s) {
   if (s && typeof s === 'object') return s;

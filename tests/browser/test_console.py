@@ -14,6 +14,7 @@ kiosk and vehicle agents and a fake payment provider (tests/harness):
 
 Run: ctest --test-dir build -L browser (FLEET_TEST_TIMEOUT is raised there).
 """
+import base64
 import os
 import re
 import shutil
@@ -64,14 +65,16 @@ def browser():
         driver.quit()
 
 
-def shot(driver, name, full=True):
-    """Saves a screenshot of the whole page as <SHOTS>/name.png; prints the path."""
+def shot(driver, name):
+    """Saves a screenshot of the whole page (beyond the window) as
+    <SHOTS>/name.png; the paths are printed at the end."""
     path = SHOTS / f"{name}.png"
-    if full:  # grow the window to the page's height so that the screenshot shows it all
-        w = driver.get_window_size()["width"]
-        h = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(w, min(max(h + 20, 600), 4000))
-    driver.save_screenshot(str(path))
+    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    png = driver.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 6000),
+                 "scale": 1}})
+    path.write_bytes(base64.b64decode(png["data"]))
     return path
 
 
@@ -232,10 +235,13 @@ def test_console_runs_the_fleet(fleet, browser):
     shot(d, "devices")
     go(d, "#/dead-letters")
     shot(d, "dead-letters")
-    d.set_window_size(390, 844)
+    # a phone's screen (headless chromium's window is at least 500 px wide: emulated)
+    d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                      {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})
     go(d, "#/fleet")
     until(d, lambda d: row(d, "V1") is not None, 10, "the fleet on a narrow screen")
-    assert d.execute_script("return document.documentElement.scrollWidth") <= 390 + 1, \
+    assert d.execute_script("return innerWidth") == 390
+    assert d.execute_script("return document.documentElement.scrollWidth") <= 390, \
         "the narrow page scrolls sideways"
     shot(d, "fleet-narrow")
     go(d, "#/repairs")
