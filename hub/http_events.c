@@ -125,6 +125,13 @@ static void on_lost(void *ctx, const char *cause) { fl_warn("http events: mqtt l
 
 int http_events_start(const hub_config *cfg, http_events **out) {
   *out = NULL;
+  if (cfg->mqtt_username[0]) {
+    /* A broker with logins may name a session after its login
+     * (use_username_as_clientid, docs/operations.md): a second session as the
+     * hub would take the hub's own over. Without a login of its own, no feed. */
+    fl_info("http events: no live feed with [mqtt] username set (the console polls)");
+    return FL_ERR_CONFIG;
+  }
   http_events *ev = calloc(1, sizeof *ev);
   if (!ev) return FL_ERR_NOMEM;
   pthread_condattr_t attr;
@@ -140,8 +147,6 @@ int http_events_start(const hub_config *cfg, http_events **out) {
   fl_mqtt_opts o = {
       .uri = cfg->mqtt_uri,
       .client_id = client_id,
-      .username = cfg->mqtt_username[0] ? cfg->mqtt_username : NULL,
-      .password = cfg->mqtt_password[0] ? cfg->mqtt_password : NULL,
       .clean_start = true,
       .subscriptions = filters,
       .n_subscriptions = 2,

@@ -26,10 +26,14 @@
 
 typedef struct http_events http_events;
 
-/* Starts the feed: connects to cfg's broker as "<client_id>-console" with the
- * hub's login, in the background (it reconnects by itself). Returns FL_OK and
- * *out, or FL_ERR_NOMEM / FL_ERR_INVALID / FL_ERR_MQTT (*out NULL: the API
- * then answers GET /v1/events with 503). Free with http_events_free. */
+/* Starts the feed: connects to cfg's broker as "<client_id>-console" (TLS as
+ * the hub's), in the background (it reconnects by itself). Only without
+ * [mqtt] username: a broker with logins may turn the client id into the login
+ * (use_username_as_clientid), and a second session as the hub would take the
+ * hub's own over; then FL_ERR_CONFIG. Returns FL_OK and *out, or FL_ERR_CONFIG
+ * / FL_ERR_NOMEM / FL_ERR_INVALID / FL_ERR_MQTT (*out NULL: the API then
+ * answers GET /v1/events with 503 and the console polls). Free with
+ * http_events_free. */
 int http_events_start(const hub_config *cfg, http_events **out);
 
 /* Ends every open stream (their next read returns end of stream) and stops

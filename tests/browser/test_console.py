@@ -9,6 +9,7 @@ kiosk and vehicle agents and a fake payment provider (tests/harness):
 - a vehicle registered, edited and retired from the console;
 - 401 asks for a token, 403 says the role may not do this (the answers are
   stood in for in the page until the hub has auth: test_refused_by_role);
+- without the live feed (a hub with a broker login) the console polls;
 - screenshots (wide and narrow) are written to <build>/console-screenshots
   and their paths printed.
 
@@ -43,9 +44,17 @@ def shots_dir():
     shutil.rmtree(SHOTS, ignore_errors=True)
     SHOTS.mkdir(parents=True)
     yield SHOTS
-    # past pytest's capture, so that ctest's output lists them
-    for path in sorted(SHOTS.glob("*.png")):
-        print(f"screenshot: {path}", file=sys.__stderr__)
+
+
+@pytest.fixture(autouse=True)
+def list_shots(capsys):
+    """After each test, prints the paths of the screenshots it took, past
+    pytest's capture (ctest -V shows them)."""
+    before = set(SHOTS.glob("*.png"))
+    yield
+    with capsys.disabled():
+        for path in sorted(set(SHOTS.glob("*.png")) - before):
+            print(f"\nscreenshot: {path}", end="")
 
 
 @pytest.fixture
@@ -106,9 +115,16 @@ def go(driver, hash_):
 
 
 def click(driver, ident, action):
-    until(driver, lambda d: row(d, ident) and row(d, ident).find_elements(
-        By.CSS_SELECTOR, f'button[data-action="{action}"]'), 15, f"{action} button of {ident}")
-    row(driver, ident).find_element(By.CSS_SELECTOR, f'button[data-action="{action}"]').click()
+    """Clicks the button data-action of row ident; the live feed may redraw
+    the row between finding and clicking (stale: found again and retried)."""
+    def press(d):
+        buttons = row(d, ident).find_elements(By.CSS_SELECTOR, f'button[data-action="{action}"]') \
+            if row(d, ident) else []
+        if not buttons:
+            return False
+        buttons[0].click()
+        return True
+    until(driver, press, 15, f"{action} button of {ident}")
 
 
 def live(driver):
@@ -252,12 +268,17 @@ def test_console_runs_the_fleet(fleet, browser):
 def test_login_and_refused_in_the_page(broker, browser):
     """The console's side of auth, with the hub's 401 and 403 stood in for
     in the page (this hub has no auth yet): 401 asks for a token, which is
-    then sent as a bearer token; 403 says the role may not do this."""
-    with Hub(broker) as hub:
+    then sent as a bearer token; 403 says the role may not do this. This hub
+    logs in to the broker, so it has no live feed (docs/operations.md): the
+    console says so and polls."""
+    with Hub(broker, config={"mqtt": {"username": "hub"}}) as hub:
         hub.api("POST", "/v1/vehicles", {"id": "V1", "name": "x", "station": "s", "rate_cents": 900})
         d = browser
         d.get(hub.url + "/")
         until(d, lambda d: row(d, "V1") is not None, 10, "the fleet")
+        until(d, lambda d: "polling" in d.find_element(By.ID, "live").text, 10, "no live feed")
+        hub.api("POST", "/v1/vehicles", {"id": "V2", "name": "y", "station": "s", "rate_cents": 900})
+        until(d, lambda d: row(d, "V2") is not None, 12, "V2 shown by polling")
         # from now on: GETs without the token get 401, POSTs with it 403
         d.execute_script("""
           const real = window.fetch; window.__auth = [];
