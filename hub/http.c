@@ -30,6 +30,7 @@ struct hub_http {
   struct MHD_Daemon *daemon;
   hub_engine *engine;
   http_reader reader;
+  http_events *events; /* the console's live feed; NULL when it did not start */
   int port;
 };
 
@@ -404,15 +405,18 @@ static const http_op_route op_retry =
 static const http_op_route op_compensate =
     OP_ROUTE(HUB_OP_SAGA_COMPENSATE, "compensate", rental, http_view_rental);
 
-/* A NULL handler is the operator page (HTML, not JSON). */
+/* A NULL handler answers by itself (arg: an http_raw_route): page, files, stream. */
 
 static const http_route routes[] = {
-    {"GET", "/", NULL, NULL},
+    {"GET", "/", NULL, &http_page_route},
+    {"GET", "/console/*", NULL, &http_page_route},
+    {"GET", "/v1/events", NULL, &http_events_route},
     {"GET", "/v1/health", get_health, NULL},
     {"GET", "/v1/vehicles", get_list, &http_view_vehicles},
     {"POST", "/v1/vehicles", post_vehicle, NULL},
     {"GET", "/v1/vehicles/*", get_one, &http_view_vehicle},
     {"POST", "/v1/vehicles/*/retire", post_op, &op_retire},
+    {"GET", "/v1/vehicles/*/history", get_list, &http_view_vehicle_history},
     {"GET", "/v1/rentals", get_list, &http_view_rentals},
     {"GET", "/v1/rentals/*", get_with_steps, &http_view_rental},
     {"POST", "/v1/rentals/*/retry", post_op, &op_retry},
@@ -482,7 +486,7 @@ static enum MHD_Result dispatch(http_request *r, const char *method, const char 
     fail(&out, status, status == MHD_HTTP_NOT_FOUND ? FL_ERR_NOT_FOUND : FL_ERR_INVALID,
          status == MHD_HTTP_NOT_FOUND ? "no such endpoint: %s" : "method not allowed on %s", url);
   else if (!route->handler)
-    return send_body(r->conn, MHD_HTTP_OK, strdup(http_page_html), "text/html; charset=utf-8");
+    return ((const http_raw_route *)route->arg)->serve(r->conn, url, r->server->events);
   else if (r->id && !fl_id_valid(r->id))
     status = fail(&out, MHD_HTTP_BAD_REQUEST, FL_ERR_INVALID, "bad id in the path");
   else if (strcmp(method, "POST") == 0 && !content_is_json(r->conn))
@@ -586,12 +590,16 @@ int hub_http_start(const hub_config *cfg, hub_engine *engine, hub_http **out) {
     free(h);
     return rc;
   }
+  if (http_events_start(cfg, &h->events) != FL_OK)
+    fl_warn("http: no live feed for the console (GET /v1/events answers 503)");
   h->daemon = MHD_start_daemon(flags, (uint16_t)cfg->http_port, NULL, NULL, on_request, h,
                                MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_NOTIFY_COMPLETED,
                                on_completed, h, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
   if (!h->daemon) {
     fl_error("http: cannot serve on %s port %d", cfg->http_bind, cfg->http_port);
+    http_events_close(h->events);
+    http_events_free(h->events);
     http_reader_close(&h->reader);
     free(h);
     return FL_ERR_IO;
@@ -608,7 +616,9 @@ int hub_http_port(const hub_http *h) { return h ? h->port : 0; }
 void hub_http_stop(hub_http *h) {
   if (!h)
     return;
+  http_events_close(h->events); /* ends the streams, or MHD_stop_daemon would wait for them */
   MHD_stop_daemon(h->daemon);
+  http_events_free(h->events);
   http_reader_close(&h->reader);
   free(h);
 }

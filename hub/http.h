@@ -6,12 +6,15 @@
  * a pooled libpq connection to [store] url. Writes are operator commands run
  * by hub_engine_op().
  *
- *   GET  /                              the operator page (HTML, inline JS)
+ *   GET  /                              the operator console (hub/console/index.html)
+ *   GET  /console/{file}                its CSS and script (http_page.c)
+ *   GET  /v1/events                     live feed, text/event-stream (http_events.h)
  *   GET  /v1/health                     200 when ready, else 503
  *   GET  /v1/vehicles[?state=S]         array, by id
  *   GET  /v1/vehicles/{id}
  *   POST /v1/vehicles                   {"id","name","station","rate_cents"} -> 201
  *   POST /v1/vehicles/{id}/retire
+ *   GET  /v1/vehicles/{id}/history[?limit=]  its change log entries, newest first
  *   GET  /v1/rentals[?state=&customer=&vehicle=&limit=]   newest first, limit 100
  *   GET  /v1/rentals/{id}               with "saga_steps"
  *   POST /v1/rentals/{id}/retry | /compensate

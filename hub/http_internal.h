@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "http_events.h"
 #include "ops.h"
 
 /* A read of the store: sql's parameters ?1..?N are bound, in order, from the
@@ -23,7 +24,8 @@ typedef struct http_view {
 
 extern const http_view http_view_vehicles, http_view_vehicle, http_view_rentals, http_view_rental,
     http_view_saga_steps, http_view_sagas, http_view_repairs, http_view_repair, http_view_dead_letters,
-    http_view_devices, http_view_counters, http_view_bookings, http_view_booking;
+    http_view_devices, http_view_counters, http_view_bookings, http_view_booking,
+    http_view_vehicle_history;
 
 /* ---- readers: where the API reads from (one per server) ----------------------- */
 
@@ -112,7 +114,18 @@ unsigned http__view_values(const http_view *view, const char *id, http_arg_fn ar
  * rate_cents. */
 unsigned http__vehicle_op(const char *json, size_t len, hub_op *op, cJSON **out);
 
-/* The operator page: a NUL-terminated HTML document. */
-extern const char http_page_html[];
+/* ---- routes that answer by themselves (not JSON) ------------------------ */
+
+/* Answers c for url: a file, a stream. events is the server's live feed
+ * (NULL when it is not running). */
+typedef struct http_raw_route {
+  enum MHD_Result (*serve)(struct MHD_Connection *c, const char *url, http_events *events);
+} http_raw_route;
+
+/* The operator console (hub/console/, embedded at build time): GET / and
+ * GET /console/{file}. */
+extern const http_raw_route http_page_route;
+/* The live feed, GET /v1/events (http_events.h). */
+extern const http_raw_route http_events_route;
 
 #endif

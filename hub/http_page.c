@@ -1,51 +1,50 @@
-/* The operator page served at GET /: one self-contained HTML document (no
- * external assets) whose script polls the JSON API every 2 s and draws one
- * table per list. Values are inserted with textContent, never as HTML. */
+/* The operator console: the files of hub/console/ (an HTML page, its CSS and
+ * its script; no build step, nothing fetched from elsewhere), compiled into
+ * the program by hub/console/console.cmake and served as they are:
+ *
+ *   GET /                      index.html
+ *   GET /console/console.css   the style (one column below 700 px)
+ *   GET /console/console.js    the application: reads the JSON API, follows
+ *                              GET /v1/events, sends the operator's commands
+ *
+ * The page may run only its own files (Content-Security-Policy); the script
+ * puts values in with textContent, never as HTML. */
+#include <string.h>
+
 #include "http_internal.h"
 
-const char http_page_html[] =
-    "<!doctype html>\n"
-    "<html lang=\"en\"><head><meta charset=\"utf-8\"><title>fleet hub</title>\n"
-    "<style>body{font:14px system-ui,sans-serif;margin:1em 2em}"
-    "table{border-collapse:collapse;margin-bottom:1.5em}"
-    "td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}th{background:#eee}"
-    "#health{font-weight:bold}</style></head>\n"
-    "<body><h1>fleet hub</h1><p id=\"health\">loading&hellip;</p>\n"
-    "<h2>Vehicles</h2><div id=\"vehicles\"></div>\n"
-    "<h2>Rentals (latest 20)</h2><div id=\"rentals\"></div>\n"
-    "<h2>Repairs</h2><div id=\"repairs\"></div>\n"
-    "<h2>Dead letters (latest 20)</h2><div id=\"dead-letters\"></div>\n"
-    "<script>\n"
-    "const views = {\n"
-    "  'vehicles': ['/v1/vehicles',\n"
-    "    ['id','name','station','state','rental','rate_cents','energy_pct']],\n"
-    "  'rentals': ['/v1/rentals?limit=20', ['id','vehicle','customer','state','charged_cents',"
-    "'refunded_cents','fee_cents','reason']],\n"
-    "  'repairs': ['/v1/repairs', ['id','vehicle','state','severity','dtcs','text']],\n"
-    "  'dead-letters': ['/v1/dead-letters?limit=20', ['id','topic','device','error','detail']],\n"
-    "};\n"
-    "function table(rows, cols) {\n"
-    "  const t = document.createElement('table'), h = t.insertRow();\n"
-    "  for (const c of cols) {\n"
-    "    const th = document.createElement('th'); th.textContent = c; h.appendChild(th);\n"
-    "  }\n"
-    "  for (const r of rows) { const tr = t.insertRow();\n"
-    "    for (const c of cols) tr.insertCell().textContent = r[c] == null ? '-' : r[c]; }\n"
-    "  return t;\n"
-    "}\n"
-    "async function refresh() {\n"
-    "  const health = document.getElementById('health');\n"
-    "  try {\n"
-    "    const h = await (await fetch('/v1/health')).json();\n"
-    "    health.textContent = `${h.status}: mqtt ${h.mqtt_connected ? 'connected' : 'DOWN'}, `\n"
-    "      + `${h.events_applied} events, ${h.rejected} rejected, `\n"
-    "      + `breaker ${h.breaker}, up ${h.uptime_s} s`;\n"
-    "    for (const [id, [url, cols]] of Object.entries(views)) {\n"
-    "      const rows = await (await fetch(url)).json();\n"
-    "      const shown = Array.isArray(rows) ? table(rows, cols) : rows.error;\n"
-    "      document.getElementById(id).replaceChildren(shown);\n"
-    "    }\n"
-    "  } catch (e) { health.textContent = 'hub unreachable: ' + e; }\n"
-    "}\n"
-    "refresh(); setInterval(refresh, 2000);\n"
-    "</script></body></html>\n";
+extern const char hub_console_index_html[], hub_console_css[], hub_console_js[];
+
+typedef struct console_file {
+  const char *url;
+  const char *body;
+  const char *type;
+} console_file;
+
+static const console_file console_files[] = {
+    {"/", hub_console_index_html, "text/html; charset=utf-8"},
+    {"/console/console.css", hub_console_css, "text/css; charset=utf-8"},
+    {"/console/console.js", hub_console_js, "text/javascript; charset=utf-8"},
+};
+
+static enum MHD_Result serve_page(struct MHD_Connection *c, const char *url, http_events *ev) {
+  static const char missing[] = "{\"error\":\"no such file\",\"code\":\"not_found\"}";
+  const console_file *f = NULL;
+  for (size_t i = 0; i < sizeof console_files / sizeof console_files[0]; i++)
+    if (strcmp(console_files[i].url, url) == 0) f = &console_files[i];
+  struct MHD_Response *resp = MHD_create_response_from_buffer(
+      f ? strlen(f->body) : strlen(missing), (void *)(f ? f->body : missing),
+      MHD_RESPMEM_PERSISTENT);
+  if (!resp) return MHD_NO;
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, f ? f->type : "application/json");
+  /* a new hub brings new files: the browser asks again each time (cheap, local) */
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+  MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+  MHD_add_response_header(resp, "Content-Security-Policy",
+                          "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'");
+  enum MHD_Result ret = MHD_queue_response(c, f ? MHD_HTTP_OK : MHD_HTTP_NOT_FOUND, resp);
+  MHD_destroy_response(resp);
+  return ret;
+}
+
+const http_raw_route http_page_route = {serve_page};

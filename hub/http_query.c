@@ -43,6 +43,13 @@ const http_view http_view_bookings = {
 const http_view http_view_booking = {"booking", "SELECT * FROM bookings WHERE id = ?1", {"id"}};
 const http_view http_view_dead_letters = {
     "dead letter", "SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?1", {"limit"}};
+/* A vehicle's history: its entries of the change log, newest first; snapshot
+ * is the row as written, a JSON text. */
+const http_view http_view_vehicle_history = {
+    "vehicle",
+    "SELECT seq, at_ms, from_state, to_state, snapshot FROM changes"
+    " WHERE kind = 'vehicle' AND id = ?1 ORDER BY seq DESC LIMIT ?2",
+    {"id", "limit"}};
 const http_view http_view_devices = {"device", "SELECT * FROM devices ORDER BY id", {NULL}};
 const http_view http_view_counters = {"counter", "SELECT * FROM counters ORDER BY name", {NULL}};
 

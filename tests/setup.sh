@@ -10,7 +10,8 @@ packages=(build-essential cmake pkg-config
   libinih-dev libcjson-dev libcurl4-openssl-dev libmicrohttpd-dev
   python3 python3-paho-mqtt python3-cbor2 python3-pytest openssl
   postgresql libpq-dev  # the hub's second store, and its tests' private clusters
-  clang libclang-rt-14-dev) # the fuzz targets: clang's libFuzzer (tests/fuzz/)
+  clang libclang-rt-14-dev # the fuzz targets: clang's libFuzzer (tests/fuzz/)
+  chromium chromium-driver python3-selenium) # the console's browser test (ctest -L browser)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
