@@ -100,7 +100,7 @@ static const http_view view_metrics = {
     "metric",
     "SELECT 'vehicles' AS kind, state AS name, count(*) AS n FROM rm_fleet GROUP BY state"
     " UNION ALL SELECT 'sagas', status, count(*) FROM rm_sagas"
-    "  WHERE status <> 'done' AND status <> 'declined' GROUP BY status"
+    "  WHERE status NOT IN ('done', 'declined', 'cancelled') GROUP BY status"
     " UNION ALL SELECT 'devices_online', '', count(*) FROM devices WHERE online <> 0"
     " UNION ALL SELECT 'devices', '', count(*) FROM devices"
     " UNION ALL SELECT 'downlink_queued', '', count(*) FROM downlink"
