@@ -3,6 +3,7 @@
 # this machine for about half a minute. Installs and builds what is missing
 # first. Ctrl-C stops everything it started.
 #   DEMO_SECONDS=60 firmware-sim/demo.sh   for a longer run
+#   DEMO_TOKENS=1 firmware-sim/demo.sh     the operator API with a token (printed)
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=$repo/build
@@ -41,6 +42,17 @@ CONF
 /usr/sbin/mosquitto -c "$state/broker/mosquitto.conf" > "$state/broker.log" 2>&1 &
 pids+=($!)
 
+# DEMO_TOKENS=1: the API wants a bearer token (docs/operations.md, Operator
+# API access); the demo makes one operator token and hands it to fleetctl and
+# fleet-sim through FLEET_TOKEN. Without it the API is open on loopback.
+tokens_line=""
+if [ "${DEMO_TOKENS:-0}" = 1 ]; then
+  { read -r FLEET_TOKEN; read -r line; } < <("$build/hub/fleetctl" token new operator demo 2>/dev/null)
+  printf '# role sha256 name (fleetctl token new ROLE NAME)\n%s\n' "$line" > "$state/tokens"
+  export FLEET_TOKEN
+  tokens_line="tokens_file = $state/tokens"
+fi
+
 cat > "$state/hub.ini" <<CONF
 [hub]
 state_dir = $state/hub
@@ -48,6 +60,7 @@ state_dir = $state/hub
 uri = tcp://127.0.0.1:$mqtt_port
 [http]
 port = $http_port
+$tokens_line
 [engine]
 # a rental minute lasts 1 s, so that late returns (and their fees) happen in the demo
 minute_ms = 1000
@@ -68,6 +81,16 @@ cat <<TXT
 demo: broker on tcp://127.0.0.1:$mqtt_port, hub on $hub (open it in a browser for the console)
 demo: running 6 vehicles and 2 kiosks for $seconds s; hub log: $state/hub.log
 TXT
+if [ -n "$tokens_line" ]; then
+  cat <<TXT
+demo: the API wants a token; log in as the demo's operator with
+demo:   export FLEET_TOKEN=$FLEET_TOKEN
+demo:   (or fleetctl --token $FLEET_TOKEN ...; HTTP: Authorization: Bearer $FLEET_TOKEN)
+demo: tokens file: $state/tokens (more: build/hub/fleetctl token new viewer|mechanic|operator NAME)
+TXT
+else
+  echo "demo: the API is open on loopback (no tokens; DEMO_TOKENS=1 runs it with one)"
+fi
 set +e
 "$build/firmware-sim/fleet-sim" --broker "tcp://127.0.0.1:$mqtt_port" --hub "$hub" \
   --state-dir "$state/sim" --register --vehicles 6 --kiosks 2 --duration "$seconds" \

@@ -4,9 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "fleet/clock.h"
 #include "fleet/error.h"
+
+#define SIM_CURSOR_MAX 512
 
 struct body_buf {
   char *data;
@@ -25,15 +28,36 @@ static size_t on_body(char *p, size_t size, size_t n, void *ctx) {
   return add;
 }
 
-int sim_hub_call(const char *base_url, const char *method, const char *path, const char *body,
-                 cJSON **out) {
+/* Keeps an answer's X-Next-Cursor (a list with more pages) in ctx. */
+static size_t on_header(char *line, size_t size, size_t n, void *ctx) {
+  char *cursor = ctx;
+  size_t len = size * n;
+  static const char name[] = "x-next-cursor:";
+  if (len > sizeof name - 1 && strncasecmp(line, name, sizeof name - 1) == 0) {
+    const char *v = line + sizeof name - 1;
+    size_t vlen = len - (sizeof name - 1);
+    while (vlen && *v == ' ') v++, vlen--;
+    while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' ')) vlen--;
+    if (vlen < SIM_CURSOR_MAX) snprintf(cursor, SIM_CURSOR_MAX, "%.*s", (int)vlen, v);
+  }
+  return len;
+}
+
+/* One request; cursor (SIM_CURSOR_MAX bytes) gets the answer's X-Next-Cursor or "". */
+static int hub_call_once(const char *url, const char *method, const char *body, cJSON **out,
+                         char *cursor) {
   if (out) *out = NULL;
+  cursor[0] = '\0';
   CURL *c = curl_easy_init();
   if (!c) return 0;
-  char url[512];
-  snprintf(url, sizeof url, "%s%s", base_url, path);
   struct body_buf b = {0};
   struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+  const char *token = getenv("FLEET_TOKEN"); /* a hub with [http] tokens_file */
+  if (token && *token) {
+    char auth[256];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+    headers = curl_slist_append(headers, auth);
+  }
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
@@ -41,6 +65,8 @@ int sim_hub_call(const char *base_url, const char *method, const char *path, con
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, cursor);
   if (body) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
   long status = 0;
   if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -49,6 +75,30 @@ int sim_hub_call(const char *base_url, const char *method, const char *path, con
   curl_slist_free_all(headers);
   curl_easy_cleanup(c);
   return (int)status;
+}
+
+int sim_hub_call(const char *base_url, const char *method, const char *path, const char *body,
+                 cJSON **out) {
+  char url[1024], cursor[SIM_CURSOR_MAX];
+  snprintf(url, sizeof url, "%s%s", base_url, path);
+  int status = hub_call_once(url, method, body, out, cursor);
+  /* A list answers one page: the sim reads whole lists, so it follows the
+   * cursor and appends the pages' rows to the first page's array. */
+  while (status == 200 && out && cJSON_IsArray(*out) && cursor[0]) {
+    snprintf(url, sizeof url, "%s%s%ccursor=%s", base_url, path, strchr(path, '?') ? '&' : '?',
+             cursor);
+    cJSON *page = NULL;
+    status = hub_call_once(url, method, body, &page, cursor);
+    if (status != 200 || !cJSON_IsArray(page)) {
+      cJSON_Delete(page);
+      cJSON_Delete(*out);
+      *out = NULL;
+      return status == 200 ? 0 : status;
+    }
+    for (cJSON *row; (row = cJSON_DetachItemFromArray(page, 0));) cJSON_AddItemToArray(*out, row);
+    cJSON_Delete(page);
+  }
+  return status;
 }
 
 int sim_hub_post_vehicle(const char *base_url, const char *vehicle, const char *name,

@@ -8,9 +8,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Sends method to base_url + path with an optional JSON body. Returns the
+/* Sends method to base_url + path with an optional JSON body (and, when
+ * $FLEET_TOKEN is set, "Authorization: Bearer $FLEET_TOKEN"). Returns the
  * HTTP status (0 when the hub could not be reached); *out gets the parsed
- * JSON answer (caller frees with cJSON_Delete) or NULL. out may be NULL. */
+ * JSON answer (caller frees with cJSON_Delete) or NULL. out may be NULL. A
+ * list the hub answers in pages (X-Next-Cursor) is read to its end: *out is
+ * every page's rows in one array. */
 int sim_hub_call(const char *base_url, const char *method, const char *path, const char *body,
                  cJSON **out);
 

@@ -29,6 +29,7 @@
 #include "fleet/topic.h"
 #include "hub_config.h"
 #include "inbox.h"
+#include "metrics.h"
 #include "store.h"
 #include "strmap.h"
 #include "txn.h"
@@ -301,6 +302,7 @@ static hub_txn txn_for(hub_engine *e, int64_t now) {
 /* Applies the batch in one transaction; retries the whole batch while the
  * store fails (the inputs are kept until they are committed). */
 static void run_batch(hub_engine *e, hub_input **in, size_t n) {
+  int64_t t0 = fl_mono_us();
   for (int attempt = 0;; attempt++) {
     hub_txn t = txn_for(e, fl_now_ms());
     int rc = hub_store_begin(e->st);
@@ -327,6 +329,8 @@ static void run_batch(hub_engine *e, hub_input **in, size_t n) {
     fl_sleep_ms(attempt < 10 ? 100 << (attempt / 2) : 3000);
   }
   atomic_fetch_add(&e->batches, 1);
+  hub_histogram_observe(&hub_metrics_batch, fl_mono_us() - t0);
+  atomic_fetch_add(&hub_metrics_batch_inputs, n);
   flush(e);
   for (size_t i = 0; i < n; i++) {
     if (in[i]->kind == IN_OP) inbox_call_finish(in[i]->call);

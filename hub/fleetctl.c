@@ -4,7 +4,12 @@
  * JSON with --json. Exit status: 0 on success, 2 on a usage error, 1 on any
  * other error; with --json every error is a JSON object on stdout,
  * {"error": message, "code": token}: the hub's own, or one of fleetctl's
- * (code "usage", "unreachable", "bad_answer"). */
+ * (code "usage", "unreachable", "bad_answer").
+ *
+ * With tokens configured on the hub, --token TOKEN (or $FLEET_TOKEN) is sent
+ * as "Authorization: Bearer TOKEN"; `fleetctl token new ROLE NAME` makes a
+ * token without asking the hub. A list prints one page; when more rows
+ * follow, the cursor of the next page goes to stderr (--cursor takes it). */
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <curl/curl.h>
@@ -14,23 +19,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "fleet/cli.h"
 #include "fleetctl_creds.h"
 #include "fleetctl_watch.h"
+#include "token.h"
 
 #define CTL_DEFAULT_HUB "http://127.0.0.1:8080"
 #define CTL_MAX_ARGS 4
 #define CTL_MAX_RESPONSE (16u << 20)
 
 /* The --options a command may take; each takes a value. */
-static const char *const option_names[] = {"state",   "customer", "vehicle", "name",
-                                           "station", "rate",     "limit",   "status"};
+static const char *const option_names[] = {"state",   "customer", "vehicle", "name",  "station",
+                                           "rate",    "limit",    "status",  "cursor"};
 #define N_OPTIONS (sizeof option_names / sizeof option_names[0])
 
 typedef struct ctl {
   const char *hub; /* base URL, without a trailing slash */
+  const char *token;  /* --token or $FLEET_TOKEN: the bearer token, or NULL */
+  const char *cacert; /* --cacert: the CA that signed an https hub's certificate */
+  char next_cursor[512]; /* the answer's X-Next-Cursor */
   bool json;
   const char *options[N_OPTIONS]; /* values, NULL when not given */
   bool help;                      /* --help: print the commands */
@@ -231,6 +241,26 @@ static size_t on_data(char *ptr, size_t size, size_t n, void *user) {
   return add;
 }
 
+/* Keeps the X-Next-Cursor header of an answer in the ctl (user). */
+static size_t on_header(char *line, size_t size, size_t n, void *user) {
+  ctl *c = user;
+  size_t len = size * n;
+  static const char name[] = "x-next-cursor:";
+  if (len > sizeof name - 1 && strncasecmp(line, name, sizeof name - 1) == 0) {
+    const char *v = line + sizeof name - 1;
+    size_t vlen = len - (sizeof name - 1);
+    while (vlen && (*v == ' ' || *v == '\t')) {
+      v++;
+      vlen--;
+    }
+    while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
+      vlen--;
+    if (vlen < sizeof c->next_cursor)
+      snprintf(c->next_cursor, sizeof c->next_cursor, "%.*s", (int)vlen, v);
+  }
+  return len;
+}
+
 /* Sends method path (body: JSON or NULL) to the hub. On an answer returns its
  * HTTP status and sets *json (the parsed body, NULL if it is not JSON; free
  * with cJSON_Delete) and *raw (the body; free it). When the hub cannot be
@@ -239,8 +269,16 @@ static long hub_request(ctl *c, const char *method, const char *path, const char
                         cJSON **json, char **raw) {
   char url[1024];
   response resp = {NULL, 0};
-  struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+  struct curl_slist *headers = NULL;
+  char auth[HUB_TOKEN_LEN + 64];
+  if (body)
+    headers = curl_slist_append(headers, "Content-Type: application/json");
+  if (c->token) {
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->token);
+    headers = curl_slist_append(headers, auth);
+  }
   long status = -1;
+  c->next_cursor[0] = '\0';
   snprintf(url, sizeof url, "%s%s", c->hub, path);
   curl_easy_reset(c->curl);
   curl_easy_setopt(c->curl, CURLOPT_URL, url);
@@ -249,10 +287,14 @@ static long hub_request(ctl *c, const char *method, const char *path, const char
   curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, 30L);
   curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &resp);
-  if (body) {
+  curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, c);
+  if (c->cacert)
+    curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->cacert);
+  if (headers)
     curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
+  if (body)
     curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
-  }
   CURLcode rc = curl_easy_perform(c->curl);
   if (rc == CURLE_OK) {
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
@@ -279,50 +321,66 @@ typedef struct command {
   bool query;              /* pass the options as the query string */
 } command;
 
+/* The commands that are not a request to the hub: see main(). */
+#define CTL_TOKEN_USAGE "new ROLE NAME (a new API token for viewer|mechanic|operator NAME; no hub needed)"
+
 static const command commands[] = {
     {"status", "(the hub's health: broker connection, engine, payment breaker)", 0, "", "GET",
      "/v1/health", NULL, false},
-    {"vehicles", "[--state S]", 0, "state", "GET", "/v1/vehicles", vehicle_cols, true},
+    {"vehicles", "[--state S] [--limit N] [--cursor C]", 0, "state limit cursor", "GET",
+     "/v1/vehicles", vehicle_cols, true},
     {"vehicle", "ID", 1, "", "GET", "/v1/vehicles/{id}", NULL, false},
     {"register", "ID --name N --station S --rate CENTS_PER_HOUR", 1, "name station rate", "POST",
      "/v1/vehicles", NULL, false},
+    {"edit", "ID [--name N] [--station S] [--rate 9.00 (per hour)]", 1, "name station rate",
+     "PATCH", "/v1/vehicles/{id}", NULL, false},
     {"retire", "ID", 1, "", "POST", "/v1/vehicles/{id}/retire", NULL, false},
-    {"rentals", "[--state S] [--customer C] [--vehicle V] [--limit N]", 0,
-     "state customer vehicle limit", "GET", "/v1/rentals", rental_cols, true},
+    {"damage", "VEHICLE TEXT (open a repair: damage reported)", 2, "", "POST",
+     "/v1/vehicles/{id}/repairs", NULL, false},
+    {"rentals", "[--state S] [--customer C] [--vehicle V] [--limit N] [--cursor C]", 0,
+     "state customer vehicle limit cursor", "GET", "/v1/rentals", rental_cols, true},
     {"rental", "ID", 1, "", "GET", "/v1/rentals/{id}", NULL, false},
     {"customer", "ID", 1, "", "GET", "/v1/customers/{id}", NULL, false},
-    {"bookings", "[--state S] [--customer C] [--vehicle V] [--limit N]", 0,
-     "state customer vehicle limit", "GET", "/v1/bookings", booking_list_cols, true},
+    {"bookings", "[--state S] [--customer C] [--vehicle V] [--limit N] [--cursor C]", 0,
+     "state customer vehicle limit cursor", "GET", "/v1/bookings", booking_list_cols, true},
     {"booking", "ID", 1, "", "GET", "/v1/bookings/{id}", NULL, false},
-    {"repairs", "[--state S]", 0, "state", "GET", "/v1/repairs", repair_cols, true},
+    {"unbook", "BOOKING (cancel it: the deposit is refunded)", 1, "", "POST",
+     "/v1/bookings/{id}/cancel", NULL, false},
+    {"repairs", "[--state S] [--limit N] [--cursor C]", 0, "state limit cursor", "GET",
+     "/v1/repairs", repair_cols, true},
     {"repair-start", "ID", 1, "", "POST", "/v1/repairs/{id}/start", NULL, false},
     {"repair-complete", "ID", 1, "", "POST", "/v1/repairs/{id}/complete", NULL, false},
     {"retry", "RENTAL", 1, "", "POST", "/v1/rentals/{id}/retry", NULL, false},
     {"compensate", "RENTAL", 1, "", "POST", "/v1/rentals/{id}/compensate", NULL, false},
-    {"sagas", "[--status calling|retry|failed|done|declined] [--limit N]", 0, "status limit", "GET",
-     "/v1/sagas", saga_list_cols, true},
+    {"sagas", "[--status calling|retry|failed|done|declined] [--limit N] [--cursor C]", 0,
+     "status limit cursor", "GET", "/v1/sagas", saga_list_cols, true},
     {"check", "(read models against a rebuild from the change log)", 0, "", "POST",
      "/v1/read-models/check", NULL, false},
     {"rebuild", "(replace the read models with a rebuild from the change log)", 0, "", "POST",
      "/v1/read-models/rebuild", NULL, false},
-    {"dead-letters", "[--limit N]", 0, "limit", "GET", "/v1/dead-letters", dead_letter_cols, true},
-    {"devices", "(every device: role, online, sequence numbers, last seen)", 0, "", "GET",
-     "/v1/devices", device_cols, false},
+    {"dead-letters", "[--limit N] [--cursor C]", 0, "limit cursor", "GET", "/v1/dead-letters",
+     dead_letter_cols, true},
+    {"devices", "[--limit N] [--cursor C] (role, online, sequence numbers, last seen)", 0,
+     "limit cursor", "GET", "/v1/devices", device_cols, true},
     {"counters", "(the hub's counters: events, batches, publishes, dead letters, ...)", 0, "",
      "GET", "/v1/counters", NULL, false},
 };
 
 /* Prints the help text on stdout; returns 0, the exit status. */
 static int usage(void) {
-  printf("usage: fleetctl [--hub URL] [--json] COMMAND [ARGS]\n"
+  printf("usage: fleetctl [--hub URL] [--token TOKEN] [--cacert FILE] [--json] COMMAND [ARGS]\n"
          "       fleetctl --help | --version\n"
          "The hub's URL defaults to $FLEETCTL_HUB, else " CTL_DEFAULT_HUB ".\n"
+         "The token (when the hub has tokens) defaults to $FLEET_TOKEN; --cacert is the CA of\n"
+         "an https:// hub's certificate. A list shows one page (--limit, default 100); when\n"
+         "more follow, the --cursor of the next page is printed on stderr.\n"
          "--json prints the hub's JSON as it is, and errors as {\"error\": ..., \"code\": ...}.\n"
          "Exit status: 0 done, 1 failed (the hub said no, or cannot be reached), 2 usage error.\n"
          "Commands:\n");
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     printf("  %-16s %s\n", commands[i].name, commands[i].usage);
   printf("  %-16s %s\n", "creds", FLEETCTL_CREDS_HELP);
+  printf("  %-16s %s\n", "token", CTL_TOKEN_USAGE);
   return 0;
 }
 
@@ -356,15 +414,63 @@ static const char *option(const ctl *c, const char *name) {
   return NULL;
 }
 
+/* Parses a rate: "9.00" (money per hour, two decimals) or, when cents_ok, a
+ * whole number of cents ("900"). Returns the cents, or -1 when malformed. */
+static long long parse_rate(const char *text, bool cents_ok) {
+  char *end = NULL;
+  long long whole = strtoll(text, &end, 10);
+  if (end == text || whole < 0 || whole > 1000000)
+    return -1;
+  if (*end == '\0')
+    return cents_ok && whole > 0 ? whole : -1;
+  if (end[0] != '.' || !isdigit((unsigned char)end[1]) || !isdigit((unsigned char)end[2]) ||
+      end[3] != '\0')
+    return -1;
+  long long cents = whole * 100 + (end[1] - '0') * 10 + (end[2] - '0');
+  return cents > 0 ? cents : -1;
+}
+
+/* The body of "edit": returns a JSON text to free, or NULL after printing
+ * what is wrong. */
+static char *edit_body(ctl *c) {
+  const char *name = option(c, "name"), *station = option(c, "station"), *rate = option(c, "rate");
+  long long cents = rate ? parse_rate(rate, false) : 0;
+  if ((!name && !station && !rate) || cents < 0) {
+    fail(FL_CLI_USAGE, "usage",
+         "edit needs at least one of --name N, --station S, --rate 9.00 (money per hour, two "
+         "decimals)");
+    return NULL;
+  }
+  cJSON *j = cJSON_CreateObject();
+  if (name)
+    cJSON_AddStringToObject(j, "name", name);
+  if (station)
+    cJSON_AddStringToObject(j, "station", station);
+  if (rate)
+    cJSON_AddNumberToObject(j, "rate_cents", (double)cents);
+  char *text = cJSON_PrintUnformatted(j);
+  cJSON_Delete(j);
+  return text;
+}
+
+/* The body of "damage": {"text": TEXT}; returns a JSON text to free. */
+static char *damage_body(ctl *c) {
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "text", c->args[2]);
+  char *text = cJSON_PrintUnformatted(j);
+  cJSON_Delete(j);
+  return text;
+}
+
 /* The body of "register": returns a JSON text to free, or NULL after
  * printing what is missing. */
 static char *register_body(ctl *c) {
   const char *name = option(c, "name"), *station = option(c, "station"), *rate = option(c, "rate");
-  char *end = NULL;
-  long long cents = rate ? strtoll(rate, &end, 10) : 0;
-  if (!name || !station || !rate || *end || cents <= 0) {
+  long long cents = rate ? parse_rate(rate, true) : -1;
+  if (!name || !station || !rate || cents <= 0) {
     fail(FL_CLI_USAGE, "usage",
-         "register needs --name N --station S --rate CENTS_PER_HOUR (a positive whole number)");
+         "register needs --name N --station S --rate CENTS_PER_HOUR (a positive whole number, "
+         "or money per hour as 9.00)");
     return NULL;
   }
   cJSON *j = cJSON_CreateObject();
@@ -391,10 +497,17 @@ static int run(ctl *c, const command *cmd) {
   if (cmd->query)
     append_query(c, path, sizeof path);
   char *body = NULL;
-  if (strcmp(cmd->method, "POST") == 0) {
-    body = strcmp(cmd->name, "register") == 0 ? register_body(c) : strdup("{}");
+  if (strcmp(cmd->method, "GET") != 0) {
+    if (strcmp(cmd->name, "register") == 0)
+      body = register_body(c);
+    else if (strcmp(cmd->name, "edit") == 0)
+      body = edit_body(c);
+    else if (strcmp(cmd->name, "damage") == 0)
+      body = damage_body(c);
+    else
+      body = strdup("{}");
     if (!body)
-      return FL_CLI_USAGE; /* register_body said why */
+      return FL_CLI_USAGE; /* the body's maker said why */
   }
   cJSON *json = NULL;
   char *raw = NULL;
@@ -403,6 +516,11 @@ static int run(ctl *c, const command *cmd) {
   const char *error = cJSON_GetStringValue(cJSON_GetObjectItem(json, "error"));
   if (status < 0) {
     /* hub_request said why */
+  } else if (status == 401 && error && !c->token) {
+    if (c->json)
+      printf("%s\n", raw);
+    else
+      fprintf(stderr, "fleetctl: %s (give --token TOKEN or set FLEET_TOKEN)\n", error);
   } else if (status / 100 != 2 && error) {
     /* the hub's answer as given (e.g. its 409 to retry): with --json its
      * body, which is already {"error": ..., "code": ...} */
@@ -424,6 +542,8 @@ static int run(ctl *c, const command *cmd) {
     rc = status / 100 == 2 ? 0 : 1;
     if (rc)
       fprintf(stderr, "fleetctl: the hub answered HTTP %ld\n", status);
+    else if (c->next_cursor[0])
+      fprintf(stderr, "fleetctl: more rows follow: add --cursor %s\n", c->next_cursor);
   }
   cJSON_Delete(json);
   free(raw);
@@ -431,18 +551,20 @@ static int run(ctl *c, const command *cmd) {
   return rc;
 }
 
-enum { OPT_HUB = 256, OPT_JSON, OPT_VERSION, OPT_FIRST_COMMAND_OPTION };
+enum { OPT_HUB = 256, OPT_JSON, OPT_VERSION, OPT_TOKEN, OPT_CACERT, OPT_FIRST_COMMAND_OPTION };
 
 /* Parses argv into c. Returns -1 when the command line is good, else the
  * exit status after printing help, the version, or a usage error. Options
  * may come before or after the command; "--opt VALUE" and "--opt=VALUE". */
 static int parse_args(ctl *c, int argc, char **argv) {
-  struct option long_opts[N_OPTIONS + 5];
+  struct option long_opts[N_OPTIONS + 7];
   size_t n = 0;
   long_opts[n++] = (struct option){"hub", required_argument, NULL, OPT_HUB};
   long_opts[n++] = (struct option){"json", no_argument, NULL, OPT_JSON};
   long_opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
   long_opts[n++] = (struct option){"version", no_argument, NULL, OPT_VERSION};
+  long_opts[n++] = (struct option){"token", required_argument, NULL, OPT_TOKEN};
+  long_opts[n++] = (struct option){"cacert", required_argument, NULL, OPT_CACERT};
   for (size_t k = 0; k < N_OPTIONS; k++)
     long_opts[n++] =
         (struct option){option_names[k], required_argument, NULL, OPT_FIRST_COMMAND_OPTION + (int)k};
@@ -455,6 +577,10 @@ static int parse_args(ctl *c, int argc, char **argv) {
   for (int opt; (opt = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1;) {
     if (opt == OPT_HUB) {
       c->hub = optarg;
+    } else if (opt == OPT_TOKEN) {
+      c->token = optarg;
+    } else if (opt == OPT_CACERT) {
+      c->cacert = optarg;
     } else if (opt == OPT_JSON) {
       c->json = json_errors = true;
     } else if (opt == 'h') {
@@ -476,6 +602,40 @@ static int parse_args(ctl *c, int argc, char **argv) {
     c->args[c->nargs++] = argv[i];
   }
   return -1;
+}
+
+/* fleetctl token new ROLE NAME: prints a new token (line 1) and the line
+ * for the hub's tokens file (line 2). Returns the exit status. */
+static int token_new(const ctl *c) {
+  if (c->nargs != 4 || strcmp(c->args[1], "new") != 0)
+    return fail(FL_CLI_USAGE, "usage", "usage: fleetctl token %s", CTL_TOKEN_USAGE);
+  if (hub_role_from_name(c->args[2]) == HUB_ROLE_NONE)
+    return fail(FL_CLI_USAGE, "usage", "the role must be viewer, mechanic or operator");
+  if (!hub_token_name_valid(c->args[3]))
+    return fail(FL_CLI_USAGE, "usage", "the name must be 1 to %d of A-Z a-z 0-9 . _ : -",
+                FL_ID_MAX);
+  char token[HUB_TOKEN_LEN + 1], hash[HUB_TOKEN_HASH_HEX + 1];
+  if (hub_token_new(token) != 0)
+    return fail(1, "nomem", "no randomness for a token");
+  hub_token_hash_hex(token, hash);
+  if (c->json) {
+    cJSON *j = cJSON_CreateObject();
+    char line[256];
+    snprintf(line, sizeof line, "%s %s %s", c->args[2], hash, c->args[3]);
+    cJSON_AddStringToObject(j, "token", token);
+    cJSON_AddStringToObject(j, "line", line);
+    char *text = cJSON_PrintUnformatted(j);
+    printf("%s\n", text ? text : "{}");
+    cJSON_free(text);
+    cJSON_Delete(j);
+  } else {
+    printf("%s\n%s %s %s\n", token, c->args[2], hash, c->args[3]);
+    fprintf(stderr, "fleetctl: line 1 is the token: give it to %s (fleetctl --token, or "
+                    "FLEET_TOKEN); the hub keeps no copy.\n"
+                    "fleetctl: line 2 goes into the hub's [http] tokens_file; restart the hub.\n",
+            c->args[3]);
+  }
+  return 0;
 }
 
 /* Returns the command named by c->args[0] after checking its arguments and
@@ -511,6 +671,7 @@ int main(int argc, char **argv) {
   ctl c;
   memset(&c, 0, sizeof c);
   c.hub = getenv("FLEETCTL_HUB") ? getenv("FLEETCTL_HUB") : CTL_DEFAULT_HUB;
+  c.token = getenv("FLEET_TOKEN") && *getenv("FLEET_TOKEN") ? getenv("FLEET_TOKEN") : NULL;
   int status = parse_args(&c, argc, argv);
   if (status >= 0)
     return status;
@@ -520,6 +681,8 @@ int main(int argc, char **argv) {
     return fail(FL_CLI_USAGE, "usage", "no command (fleetctl help lists them)");
   if (strcmp(c.args[0], "help") == 0)
     return usage();
+  if (strcmp(c.args[0], "token") == 0)
+    return token_new(&c);
   const command *cmd = find_command(&c);
   if (!cmd)
     return FL_CLI_USAGE;

@@ -6,21 +6,47 @@
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "http_events.h"
+#include "fleet/proto.h"
+#include "hub_config.h"
 #include "ops.h"
+
+/* How many parameters a view may have, and sort-key columns a list has. */
+#define HTTP_VIEW_PARAMS 8
+#define HTTP_VIEW_KEYS 3
 
 /* A read of the store: sql's parameters ?1..?N are bound, in order, from the
  * request values named in params ("id" is the {id} of the path, "limit" a
- * number, "state" a state name, anything else an id from the query string);
- * an absent value binds NULL, so the SQL says what a missing filter means.
- * The SQL is written once for both stores: SQL that SQLite and PostgreSQL
- * read alike (a PostgreSQL reader turns ?N into $N). */
+ * number, "state" a state name, "after0".."after2" the values of the page
+ * cursor, anything else an id from the query string); an absent value binds
+ * NULL, so the SQL says what a missing filter means. "limit" is bound as an
+ * integer, everything else as text (the SQL casts a cursor value that is a
+ * number). The SQL is written once for both stores: SQL that SQLite and
+ * PostgreSQL read alike (a PostgreSQL reader turns ?N into $N).
+ *
+ * A list (a view with a "limit") is paged by its sort key: keys names the
+ * columns of its ORDER BY ('#' before a number column), and the SQL keeps
+ * only the rows after "after0".."after2" in that order; the server asks for
+ * limit + 1 rows to know whether a next page exists. */
 typedef struct http_view {
   const char *noun; /* "vehicle": for messages such as "no vehicle V9" */
   const char *sql;
-  const char *params[4];
+  const char *params[HTTP_VIEW_PARAMS];
+  const char *keys[HTTP_VIEW_KEYS];
 } http_view;
+
+/* The longest cursor text (hex of the sort-key values, '\n' between them). */
+#define HTTP_CURSOR_MAX (2 * HTTP_VIEW_KEYS * (FL_ID_MAX + 2))
+
+/* The parameter values of one request to a view. */
+typedef struct http_view_args {
+  const char *values[HTTP_VIEW_PARAMS]; /* values[i] belongs to view->params[i]; NULL: absent */
+  long limit;                           /* rows per page (the view's "limit"), 0: not a list */
+  char limit_text[24];                  /* limit + 1, what the SQL is given */
+  char after[HTTP_CURSOR_MAX / 2 + 1];  /* the decoded cursor, its values split at NULs */
+} http_view_args;
 
 extern const http_view http_view_vehicles, http_view_vehicle, http_view_rentals, http_view_rental,
     http_view_saga_steps, http_view_sagas, http_view_repairs, http_view_repair, http_view_dead_letters,
@@ -37,7 +63,7 @@ typedef struct http_reader_ops {
   /* Gives back a connection acquire() returned (NULL accepted). */
   void (*release)(void *src, void *conn);
   /* As http_query_rows. */
-  cJSON *(*rows)(void *conn, const http_view *view, const char *const values[4]);
+  cJSON *(*rows)(void *conn, const http_view *view, const char *const values[HTTP_VIEW_PARAMS]);
   /* Frees src. */
   void (*close)(void *src);
 } http_reader_ops;
@@ -77,7 +103,8 @@ cJSON *http_json_hex(const unsigned char *b, size_t n);
  * keys; integers and reals as numbers, text as strings, blobs as lowercase
  * hex, NULL as null (the same on both stores). Returns NULL on a store error
  * or out of memory (logged). The caller frees the array with cJSON_Delete. */
-cJSON *http_query_rows(http_read *r, const http_view *view, const char *const values[4]);
+cJSON *http_query_rows(http_read *r, const http_view *view,
+                       const char *const values[HTTP_VIEW_PARAMS]);
 
 /* Adds the rows of view for the single value id to obj under key. Returns
  * false on a store error or out of memory (obj is then unchanged). */
@@ -86,10 +113,19 @@ bool http_query_attach(cJSON *obj, const char *key, http_read *r, const http_vie
 
 /* Returns a new JSON object for customer id: "customer", "rentals" (count of
  * all), "fees_owed_cents" (late fees whose "fee" saga step is not done),
- * "open_rentals" and "held_bookings" (arrays), or NULL
- * when the customer has neither rentals nor bookings (*err = FL_ERR_NOT_FOUND)
- * or on a store error (*err = FL_ERR_DB). */
-cJSON *http_query_customer(http_read *r, const char *id, int *err);
+ * "fees_paid_cents" (those whose step is done), "open_rentals" (each ACTIVE
+ * one past its due time with "running_fee_cents": the late fee a return at
+ * now_ms would cost, by cfg's tiers as hub/rental.c charges it) and
+ * "held_bookings" (arrays), or NULL when the customer has neither rentals nor
+ * bookings (*err = FL_ERR_NOT_FOUND) or on a store error (*err = FL_ERR_DB). */
+cJSON *http_query_customer(http_read *r, const char *id, const hub_config *cfg, int64_t now_ms,
+                           int *err);
+
+/* Returns the figures of the store that GET /metrics shows, as a new JSON
+ * object: "vehicles" {state: n}, "devices_online", "devices", "sagas"
+ * {status: n}, "downlink_queued", "rejected" {reason: n}; NULL on a store
+ * error (logged). */
+cJSON *http_query_metrics(http_read *r);
 
 /* ---- the request parsers, exposed for tests/fuzz (not an API) ----------- */
 
@@ -97,15 +133,21 @@ cJSON *http_query_customer(http_read *r, const char *id, int *err);
  * (unescaped, owned by the request), or NULL when absent. */
 typedef const char *(*http_arg_fn)(void *ctx, const char *name);
 
-/* Fills values[] for view's params: "id" from id (the path's {id}, already
- * checked), the others from the query string through arg(ctx, name). A
- * missing "limit" is the default; a present one is a number from 1 to 1000,
- * a "state" is a state name (A-Z and _), anything else an id. Returns
- * MHD_HTTP_OK (200), or 400 with *out set (a new error object, the caller
- * frees it) when a value is malformed. values[] point into id, arg's strings
- * or static text. */
+/* Fills a->values for view's params: "id" from id (the path's {id}, already
+ * checked), "after0".. from the query string's "cursor" (a cursor of this
+ * view's answers), the others from the query string through arg(ctx, name).
+ * A missing "limit" is the default (100); a present one is a number from 1
+ * to 1000, a "state" is a state name (A-Z and _), anything else an id.
+ * Returns MHD_HTTP_OK (200), or 400 with *out set (a new error object, the
+ * caller frees it) when a value or the cursor is malformed. a->values point
+ * into id, arg's strings, a or static text. */
 unsigned http__view_values(const http_view *view, const char *id, http_arg_fn arg, void *ctx,
-                           const char *values[4], cJSON **out);
+                           http_view_args *a, cJSON **out);
+
+/* Writes the cursor of the page that follows row (the last row of a page of
+ * view) into out (HTTP_CURSOR_MAX + 1 bytes). Returns false when row lacks a
+ * sort-key value. */
+bool http__cursor_of(const http_view *view, const cJSON *row, char *out);
 
 /* Turns json, the body of POST /v1/vehicles (len bytes; NULL is an empty
  * body) into a HUB_OP_VEHICLE_REGISTER op. Returns MHD_HTTP_OK (200) with
@@ -127,5 +169,21 @@ typedef struct http_raw_route {
 extern const http_raw_route http_page_route;
 /* The live feed, GET /v1/events (http_events.h). */
 extern const http_raw_route http_events_route;
+
+/* Turns json, the body of PATCH /v1/vehicles/{id} (id: vehicle), into a
+ * HUB_OP_VEHICLE_EDIT op: any of "name", "station", "rate_cents" (at least
+ * one, nothing else), each checked as for a registration; fields says which.
+ * Returns MHD_HTTP_OK with *op filled, or 400 with *out set. */
+unsigned http__vehicle_edit_op(const char *json, size_t len, const char *vehicle, hub_op *op,
+                               cJSON **out);
+
+/* Turns json, the body of POST /v1/vehicles/{id}/repairs ({"text": ...}),
+ * into a HUB_OP_REPAIR_OPEN op. Returns MHD_HTTP_OK or 400 with *out set. */
+unsigned http__repair_open_op(const char *json, size_t len, const char *vehicle, hub_op *op,
+                              cJSON **out);
+
+
+/* The API's contract, docs/openapi.yaml, NUL-terminated (embedded at build). */
+extern const char hub_openapi_yaml[];
 
 #endif

@@ -114,13 +114,14 @@ static cJSON *value_json(const PGresult *r, int row, int col) {
   }
 }
 
-static cJSON *pg_rows(void *conn, const http_view *view, const char *const values[4]) {
+static cJSON *pg_rows(void *conn, const http_view *view,
+                      const char *const values[HTTP_VIEW_PARAMS]) {
   PGconn *c = conn;
   char sql[2048];
   dollar_params(view->sql, sql, sizeof sql);
-  unsigned int types[4];
+  unsigned int types[HTTP_VIEW_PARAMS];
   int n = 0;
-  for (; n < 4 && view->params[n]; n++)
+  for (; n < HTTP_VIEW_PARAMS && view->params[n]; n++)
     types[n] = strcmp(view->params[n], "limit") == 0 ? OID_INT8 : OID_TEXT;
   PGresult *r = PQexecParams(c, sql, n, types, values, NULL, NULL, 0);
   if (PQresultStatus(r) != PGRES_TUPLES_OK && PQstatus(c) != CONNECTION_OK) {

@@ -27,8 +27,8 @@ static cJSON *column_json(sqlite3_stmt *st, int i) {
   }
 }
 
-static int bind_values(sqlite3_stmt *st, const http_view *view, const char *const values[4]) {
-  for (int i = 0; i < 4 && view->params[i]; i++) {
+static int bind_values(sqlite3_stmt *st, const http_view *view, const char *const values[HTTP_VIEW_PARAMS]) {
+  for (int i = 0; i < HTTP_VIEW_PARAMS && view->params[i]; i++) {
     int rc;
     if (!values[i])
       rc = sqlite3_bind_null(st, i + 1);
@@ -42,7 +42,7 @@ static int bind_values(sqlite3_stmt *st, const http_view *view, const char *cons
   return SQLITE_OK;
 }
 
-static cJSON *sqlite_rows(void *conn, const http_view *view, const char *const values[4]) {
+static cJSON *sqlite_rows(void *conn, const http_view *view, const char *const values[HTTP_VIEW_PARAMS]) {
   sqlite3 *db = conn;
   sqlite3_stmt *st = NULL;
   cJSON *rows = cJSON_CreateArray();

@@ -35,6 +35,9 @@ int hub_config_check(const char *path, hub_config *cfg, FILE *out, char *err, si
   copy_str(cfg->mqtt_cert_file, sizeof cfg->mqtt_cert_file, fl_config_str(c, "mqtt", "cert_file", ""));
   copy_str(cfg->mqtt_key_file, sizeof cfg->mqtt_key_file, fl_config_str(c, "mqtt", "key_file", ""));
   copy_str(cfg->http_bind, sizeof cfg->http_bind, fl_config_str(c, "http", "bind", "127.0.0.1"));
+  copy_str(cfg->http_tokens_file, sizeof cfg->http_tokens_file, fl_config_str(c, "http", "tokens_file", ""));
+  copy_str(cfg->http_cert_file, sizeof cfg->http_cert_file, fl_config_str(c, "http", "cert_file", ""));
+  copy_str(cfg->http_key_file, sizeof cfg->http_key_file, fl_config_str(c, "http", "key_file", ""));
   copy_str(cfg->payment_provider, sizeof cfg->payment_provider, fl_config_str(c, "payment", "provider", "sim"));
   copy_str(cfg->payment_url, sizeof cfg->payment_url, fl_config_str(c, "payment", "url", ""));
   copy_str(cfg->store_backend, sizeof cfg->store_backend, fl_config_str(c, "store", "backend", "sqlite"));
@@ -52,6 +55,7 @@ int hub_config_check(const char *path, hub_config *cfg, FILE *out, char *err, si
   rc |= fl_config_bool(c, "mqtt", "json_mirror", false, &cfg->json_mirror);
   rc |= get_int(c, "mqtt", "ended_state_ttl_s", 86400, 0, 86400 * 365, &cfg->ended_state_ttl_s);
   rc |= get_int(c, "http", "port", 8080, 0, 65535, &cfg->http_port);
+  rc |= fl_config_bool(c, "http", "metrics_open", true, &cfg->http_metrics_open);
   rc |= get_int(c, "engine", "batch_max", 512, 1, 100000, &cfg->batch_max);
   rc |= get_int(c, "engine", "queue_max", 20000, 16, 10000000, &cfg->queue_max);
   rc |= get_int(c, "engine", "linger_us", 500, 0, 100000, &cfg->linger_us);
@@ -101,6 +105,11 @@ int hub_config_check(const char *path, hub_config *cfg, FILE *out, char *err, si
   cfg->booking_no_show_refund = strcmp(no_show, "refund") == 0;
   if (strcmp(cfg->store_backend, "sqlite") != 0 && strcmp(cfg->store_backend, "postgresql") != 0) {
     snprintf(err, errcap, "config [store] backend = '%s': must be sqlite or postgresql", cfg->store_backend);
+    fl_config_free(c);
+    return FL_ERR_CONFIG;
+  }
+  if (!cfg->http_cert_file[0] != !cfg->http_key_file[0]) {
+    snprintf(err, errcap, "config [http] cert_file and key_file: set both (HTTPS) or neither");
     fl_config_free(c);
     return FL_ERR_CONFIG;
   }

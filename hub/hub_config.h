@@ -26,6 +26,10 @@ typedef struct hub_config {
   bool json_mirror;         /* [mqtt] json_mirror: state and notices also as JSON on fleet/v1/json/... */
   char http_bind[64];       /* [http] bind: address of the operator API */
   int http_port;            /* [http] port; 0 disables the API */
+  char http_tokens_file[256]; /* [http] tokens_file: "ROLE SHA256 NAME" lines (hub/token.h); "": open API */
+  bool http_metrics_open;   /* [http] metrics_open: GET /metrics without a token (default true) */
+  char http_cert_file[256]; /* [http] cert_file, key_file: PEM; both set: HTTPS */
+  char http_key_file[256];
   char store_backend[16];   /* [store] backend: sqlite | postgresql */
   char store_url[512];      /* [store] url: PostgreSQL connection URL ("": the PG* environment) */
   fl_db_sync durability;    /* [store] durability: off | normal | full (sqlite) */

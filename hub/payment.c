@@ -10,6 +10,7 @@
 #include "fleet/log.h"
 #include "breaker.h"
 #include "hub_config.h"
+#include "metrics.h"
 
 struct job_node {
   pay_job job;
@@ -69,6 +70,7 @@ static void *worker_main(void *arg) {
     int64_t t0 = fl_mono_us();
     p->provider.call(p->provider.impl, &n->job, &res);
     int64_t now = fl_mono_us();
+    hub_histogram_observe(&hub_metrics_payment_call, now - t0);
     free(n);
 
     pthread_mutex_lock(&p->lock);

@@ -7,8 +7,9 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 packages=(build-essential cmake pkg-config
   libpaho-mqtt-dev mosquitto libcbor-dev libsqlite3-dev sqlite3
-  libinih-dev libcjson-dev libcurl4-openssl-dev libmicrohttpd-dev
+  libinih-dev libcjson-dev libcurl4-openssl-dev libmicrohttpd-dev libssl-dev
   python3 python3-paho-mqtt python3-cbor2 python3-pytest openssl
+  python3-yaml python3-jsonschema  # the API's contract test (docs/openapi.yaml)
   postgresql libpq-dev  # the hub's second store, and its tests' private clusters
   clang libclang-rt-14-dev # the fuzz targets: clang's libFuzzer (tests/fuzz/)
   chromium chromium-driver python3-selenium) # the console's browser test (ctest -L browser)

@@ -4,8 +4,8 @@
  * string (what follows '?'). The harness splits it into arguments and
  * unescapes them with libmicrohttpd's MHD_http_unescape, as the server does
  * before the handler looks them up. Either a 400 with an error object, or
- * every value is what the view's SQL may be given: a limit of 1..1000, a
- * state name, or an id. */
+ * every value is what the view's SQL may be given: a limit of 1..1000 (bound
+ * as one more), a state name, an id, or a cursor's sort-key values. */
 #include <microhttpd.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -75,18 +75,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   text[size - 1] = '\0';
   query q;
   query_parse(text, &q);
-  const char *values[4];
+  http_view_args a;
   cJSON *out = NULL;
-  unsigned status = http__view_values(view, "V1", query_lookup, &q, values, &out);
+  unsigned status = http__view_values(view, "V1", query_lookup, &q, &a, &out);
   if (status == 200) {
     expect(out == NULL, "no error object on success");
-    for (int i = 0; i < 4; i++) {
-      const char *name = view->params[i], *v = values[i];
+    for (int i = 0; i < HTTP_VIEW_PARAMS; i++) {
+      const char *name = view->params[i], *v = a.values[i];
       if (!name || !v) continue;
       if (strcmp(name, "limit") == 0) {
         char *end = NULL;
         long n = strtol(v, &end, 10);
-        expect(*end == '\0' && n >= 1 && n <= 1000, "limit is 1..1000");
+        expect(*end == '\0' && n >= 2 && n <= 1001, "limit + 1 is 2..1001");
+      } else if (strncmp(name, "after", 5) == 0) {
+        size_t k = (size_t)(name[5] - '0');
+        expect(view->keys[k] != NULL, "a cursor value belongs to a sort key");
+        if (view->keys[k][0] == '#') {
+          char *end = NULL;
+          (void)strtoll(v, &end, 10);
+          expect(*end == '\0' && end != v, "a number key of the cursor is a number");
+        } else {
+          expect(fl_id_valid(v), "an id key of the cursor is an id");
+        }
       } else if (strcmp(name, "state") == 0) {
         expect(state_like(v), "state is a state name");
       } else {

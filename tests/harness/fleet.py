@@ -344,15 +344,20 @@ class Hub(_Service):
     arguments named as in HUB_SETTINGS (decline_rate=1.0), or any
     {section: {key: value}} in config=; env= adds environment variables
     (tests/harness/faultvfs.py preloads a failing SQLite VFS so). Starting waits for GET /v1/health to
-    answer 200."""
+    answer 200. With [http] cert_file set the hub is https:// and cafile= is
+    the CA its clients trust; token= is the bearer token api() and fleetctl()
+    send (an API with [http] tokens_file needs one)."""
 
     name = "fleet-hub"
 
-    def __init__(self, broker, start=True, config=None, env=None, **settings):
+    def __init__(self, broker, start=True, config=None, env=None, token=None, cafile=None,
+                 **settings):
         super().__init__(env)
         self.broker = broker
         self.port = free_port()
-        self.url = f"http://{LOOPBACK}:{self.port}"
+        self.token, self.cafile = token, cafile
+        tls = bool((config or {}).get("http", {}).get("cert_file"))
+        self.url = f"{'https' if tls else 'http'}://{LOOPBACK}:{self.port}"
         sections = {
             "hub": {"state_dir": str(self.dir)},
             "mqtt": {"uri": broker.uri if broker else "tcp://127.0.0.1:1"},
@@ -403,26 +408,39 @@ class Hub(_Service):
                 return False
         wait_for(healthy, timeout, f"{self.url}/v1/health to answer 200")
 
-    def api(self, method, path, body=None, timeout=10):
-        """Calls the HTTP API. Returns (status, parsed JSON or None)."""
+    def request(self, method, path, body=None, timeout=10, token=None):
+        """Calls the HTTP API with token (default: the hub's token= ; "" for
+        none). Returns (status, headers, raw body bytes)."""
+        import ssl
         data = json.dumps(body).encode() if body is not None else None
-        if data is None and method == "POST":
+        if data is None and method in ("POST", "PATCH"):
             data = b"{}"
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        token = self.token if token is None else token
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        context = ssl.create_default_context(cafile=self.cafile) if self.cafile else None
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                status, raw = resp.status, resp.read()
+            with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
+                return resp.status, resp.headers, resp.read()
         except urllib.error.HTTPError as e:
-            status, raw = e.code, e.read()
+            return e.code, e.headers, e.read()
+
+    def api(self, method, path, body=None, timeout=10, token=None):
+        """Calls the HTTP API. Returns (status, parsed JSON or None)."""
+        status, _, raw = self.request(method, path, body, timeout, token)
         try:
             return status, json.loads(raw)
         except ValueError:
             return status, None
 
     def fleetctl(self, *args, timeout=30):
-        """Runs fleetctl against this hub; returns (returncode, stdout, stderr)."""
-        return fleetctl(*args, hub=self, timeout=timeout)
+        """Runs fleetctl against this hub (with its token and CA, if any);
+        returns (returncode, stdout, stderr)."""
+        extra = (["--token", self.token] if self.token else []) + \
+            (["--cacert", str(self.cafile)] if self.cafile else [])
+        return fleetctl(*extra, *args, hub=self, timeout=timeout)
 
 
 class Agent(_Service):
