@@ -140,7 +140,7 @@ def test_book_overlap_cancel_and_offline_unlock(broker, make_hub):
             rows = hub.sql("SELECT seq, payload FROM events WHERE device = 'V1' AND "
                            "type = 'lock' AND seq IN (?, ?)", (allowed_seq, refused_seq))
             return {seq: cbor2.loads(payload)["body"] for seq, payload in rows}
-        events = wait_for(lambda: len(lock_events()) == 2 and lock_events(), 30,
+        events = wait_for(lambda: len(lock_events()) == 2 and lock_events(), 60,
                           "the hub to record the offline lock events")
         assert events[allowed_seq]["customer"] == "C1"
         assert not events[allowed_seq].get("refused") and events[allowed_seq].get("offline")
