@@ -6,7 +6,9 @@ With --store postgresql (saga, ingest) the hub's store is a fresh database in
 a PostgreSQL cluster the bench starts itself (tests/harness/pg.py, fsync on,
 as a real server), like the tests."""
 import argparse
+import json
 import os
+import time
 import platform
 import statistics
 import subprocess
@@ -31,6 +33,17 @@ def loadgen(*args, timeout=300):
         key, _, value = line.partition("=")
         out[key] = float(value)
     return out
+
+
+def series(out, prefix):
+    """The series a loadgen printed as prefix.N=value, as [(N, value)] by N."""
+    pts = [(float(k[len(prefix) + 1:]), v) for k, v in out.items() if k.startswith(prefix + ".")]
+    return sorted(pts)
+
+
+def progress(msg):
+    """A line on stderr while a bench runs (its figures go to stdout)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def baseline(broker, count=100000):
@@ -72,14 +85,19 @@ def run_saga(args):
             register(hub, "max-V", args.lanes)
             register(hub, "paced-V", args.lanes)
             cpu0 = cpu_seconds(hub.proc.pid)
+            progress(f"saga: {args.lanes} kiosks as fast as the hub answers, {args.seconds:.0f} s")
             out = loadgen("saga", "--broker", broker.uri, "--lanes", args.lanes, "--seconds",
                           args.seconds, "--rate", 0, "--window", 256, "--prefix", "max-")
+            figures["series.completed_per_s"] = series(out, "series.completed_per_s")
+            figures["series.decisions_le_ms"] = series(out, "series.decisions_le_ms")
             figures["saga_hub_cpu_percent"] = 100 * (cpu_seconds(hub.proc.pid) - cpu0) / out["saga_seconds"]
             figures["saga_max_decision_p50_ms"] = out["saga_decision_p50_ms"]
             figures["saga_max_decision_p99_ms"] = out["saga_decision_p99_ms"]
             figures["saga_max_rejected"] = out["saga_rejected"] + out["saga_timeouts"]
+            progress(f"saga: paced at {args.rate} requests/s, {args.seconds:.0f} s")
             paced = loadgen("saga", "--broker", broker.uri, "--lanes", args.lanes, "--seconds",
                             args.seconds, "--rate", args.rate, "--window", 256, "--prefix", "paced-")
+            figures["series.paced_decisions_le_ms"] = series(paced, "series.decisions_le_ms")
             figures[f"saga_at_{args.rate}_per_s_p50_ms"] = paced["saga_decision_p50_ms"]
             figures[f"saga_at_{args.rate}_per_s_p99_ms"] = paced["saga_decision_p99_ms"]
             figures[f"saga_at_{args.rate}_per_s_achieved"] = paced["saga_completed_rentals_per_s"]
@@ -100,8 +118,10 @@ def run_ingest(args):
         try:
             register(hub, "B-T", args.devices)
             cpu0 = cpu_seconds(hub.proc.pid)
+            progress(f"ingest: {args.devices} vehicles, {args.seconds:.0f} s")
             out = loadgen("ingest", "--broker", broker.uri, "--devices", args.devices,
                           "--seconds", args.seconds, "--window", args.window, "--prefix", "B-")
+            figures["series.events_per_s"] = series(out, "series.events_per_s")
             figures["ingest_hub_cpu_percent"] = 100 * (cpu_seconds(hub.proc.pid) - cpu0) / out["ingest_seconds"]
             figures["ingest_events_per_s"] = out["ingest_events_per_s"]
             figures["ingest_vs_baseline_ratio"] = out["ingest_events_per_s"] / figures["baseline_qos1_msgs_per_s"]
@@ -109,6 +129,23 @@ def run_ingest(args):
             hub.stop()
             hub.close()
     return figures
+
+
+def save(name, args, runs, medians):
+    """Writes the run's figures as JSON: $FLEET_BENCH_RESULTS (a directory,
+    default bench/results/) / NAME-STORE-UTCTIME.json; bench/plot.py draws
+    them. Returns the path."""
+    out_dir = Path(os.environ.get("FLEET_BENCH_RESULTS", Path(__file__).resolve().parent / "results"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = out_dir / f"{name}-{args.store}-{stamp}.json"
+    doc = {"bench": name, "store": args.store, "utc": stamp,
+           "machine": {"node": platform.node(), "cores": os.cpu_count(),
+                       "kernel": platform.release()},
+           "args": {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str))},
+           "runs": runs, "median": medians}
+    path.write_text(json.dumps(doc, indent=1))
+    return path
 
 
 def run_mqtt(args):
@@ -155,16 +192,23 @@ def main():
           f"store={args.store}")
     runs = []
     for i in range(args.runs):
+        progress(f"{name}: run {i + 1} of {args.runs}")
+        started = time.monotonic()
         figures = run(args)
         for k, v in figures.items():
-            print(f"run{i + 1}.{k}={v:.2f}")
+            if not k.startswith("series."):
+                print(f"run{i + 1}.{k}={v:.2f}")
         print(f"run{i + 1}.store={args.store}")
         sys.stdout.flush()
+        progress(f"{name}: run {i + 1} done in {time.monotonic() - started:.0f} s")
         runs.append(figures)
-    keys = list(runs[0])
+    keys = [k for k in runs[0] if not k.startswith("series.")]
+    medians = {k: statistics.median(r[k] for r in runs) for k in keys}
     print(f"median.store={args.store}")
     for k in keys:
-        print(f"median.{k}={statistics.median(r[k] for r in runs):.2f}")
+        print(f"median.{k}={medians[k]:.2f}")
+    path = save(name, args, runs, medians)
+    progress(f"figures saved in {path} (plot them: python3 bench/plot.py {path})")
 
 
 if __name__ == "__main__":

@@ -248,6 +248,8 @@ static int run_saga(const options *o) {
   for (int k = 0; k < 2000 && atomic_load(&s.synced) < o->lanes; k++) fl_sleep_ms(5);
   long completed = 0, rejected = 0, issued = 0, timeouts = 0;
   int64_t t0 = fl_mono_us(), end = t0 + (int64_t)(o->seconds * 1e6);
+  /* completed rentals in each second of the run, for the bench's plots */
+  long n_sec = (long)o->seconds + 2, *per_sec = calloc((size_t)n_sec, sizeof *per_sec);
   double credit = 0;
   int64_t last = t0;
   while (fl_mono_us() < end) {
@@ -271,6 +273,8 @@ static int run_saga(const options *o) {
           }
         } else {
           completed++;
+          long sec = (long)((now - t0) / 1000000);
+          if (per_sec && sec < n_sec) per_sec[sec]++;
           l->state = LANE_IDLE;
         }
         busy = true;
@@ -295,6 +299,15 @@ static int run_saga(const options *o) {
   printf("saga_decision_p50_ms=%.2f\nsaga_decision_p99_ms=%.2f\n", pct_ms(lat, n_lat, 50),
          pct_ms(lat, n_lat, 99));
   printf("saga_completed_rentals_per_s=%.0f\n", completed / secs);
+  /* the series: completed per second, and the decisions' latency distribution */
+  for (long i = 0; per_sec && i < (long)secs && i < n_sec; i++)
+    printf("series.completed_per_s.%ld=%ld\n", i, per_sec[i]);
+  static const int edges_ms[] = {5, 10, 20, 50, 100, 200, 300, 500, 750, 1000, 2000, 5000, 10000};
+  for (size_t e = 0, i = 0; e < sizeof edges_ms / sizeof edges_ms[0]; e++) {
+    while (i < n_lat && lat[i] <= (int64_t)edges_ms[e] * 1000) i++;
+    printf("series.decisions_le_ms.%d=%zu\n", edges_ms[e], i);
+  }
+  free(per_sec);
   fl_mqtt_destroy(s.c.mqtt);
   free(s.lanes);
   free(lat);
@@ -372,7 +385,15 @@ static int run_ingest(const options *o) {
     fl_topic_device(g.devs[i].topic_evt, sizeof g.devs[i].topic_evt, g.devs[i].dev, FL_CH_UP_EVT);
   }
   int64_t t0 = fl_mono_us(), end = t0 + (int64_t)(o->seconds * 1e6);
+  long n_sec = (long)o->seconds + 2, sec_done = 0;
+  uint64_t *acked_at = calloc((size_t)n_sec, sizeof *acked_at); /* acked by the end of second i */
   while (fl_mono_us() < end) {
+    long sec = (long)((fl_mono_us() - t0) / 1000000);
+    while (acked_at && sec_done < sec && sec_done < n_sec) { /* a second has passed: sample */
+      uint64_t acked = 0;
+      for (long i = 0; i < o->devices; i++) acked += atomic_load(&g.devs[i].acked);
+      acked_at[sec_done++] = acked;
+    }
     bool sent = false;
     for (long i = 0; i < o->devices; i++) {
       device *d = &g.devs[i];
@@ -398,6 +419,9 @@ static int run_ingest(const options *o) {
   printf("ingest_devices=%ld\ningest_window=%ld\ningest_seconds=%.1f\n", o->devices, o->window, secs);
   printf("ingest_events_sent=%" PRIu64 "\ningest_events_acked=%" PRIu64 "\n", sent_total, acked_total);
   printf("ingest_events_per_s=%.0f\n", acked_total / secs);
+  for (long i = 0; acked_at && i < sec_done; i++)
+    printf("series.events_per_s.%ld=%" PRIu64 "\n", i, acked_at[i] - (i ? acked_at[i - 1] : 0));
+  free(acked_at);
   fl_mqtt_destroy(g.c.mqtt);
   free(g.devs);
   return acked_total == sent_total ? 0 : 1;
