@@ -1,5 +1,8 @@
 /* Internals of the operator HTTP API, shared by http.c (server, routes,
- * operator commands), http_query.c (read side) and http_page.c (the page). */
+ * dispatch), http_auth.c (tokens, TLS, each request's Authorization),
+ * http_reads.c (the read routes), http_ops.c (operator commands),
+ * http_metrics.c (GET /metrics), http_query.c (the views' SQL), the readers
+ * (http_reader_*.c) and http_page.c (the page). */
 #ifndef HUB_HTTP_INTERNAL_H
 #define HUB_HTTP_INTERNAL_H
 
@@ -8,10 +11,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "http.h"
 #include "http_events.h"
 #include "fleet/proto.h"
 #include "hub_config.h"
 #include "ops.h"
+#include "token.h"
 
 /* How many parameters a view may have, and sort-key columns a list has. */
 #define HTTP_VIEW_PARAMS 8
@@ -182,6 +187,106 @@ unsigned http__vehicle_edit_op(const char *json, size_t len, const char *vehicle
 unsigned http__repair_open_op(const char *json, size_t len, const char *vehicle, hub_op *op,
                               cJSON **out);
 
+/* ---- the server and its requests (http.c and the route handlers) -------- */
+
+struct hub_http {
+  struct MHD_Daemon *daemon;
+  hub_engine *engine;
+  http_reader reader;
+  http_events *events; /* the console's live feed; NULL when it did not start */
+  int port;
+  hub_config cfg;     /* fee tiers (the customer view), metrics_open */
+  hub_token *tokens;  /* [http] tokens_file; none: the API is open */
+  size_t n_tokens;
+  char *tls_cert, *tls_key; /* PEM texts for MHD, or NULL */
+};
+
+/* One request in progress: its body, collected across MHD's calls. */
+typedef struct http_request {
+  hub_http *server;
+  struct MHD_Connection *conn;
+  const char *id; /* the {id} segment of the path, or NULL */
+  char id_buf[FL_ID_MAX + 2];
+  char *body;
+  size_t body_len;
+  bool body_too_large;
+  const hub_token *who;                 /* the caller's token, NULL when the API is open */
+  char next_cursor[HTTP_CURSOR_MAX + 1]; /* a list's X-Next-Cursor, "" when it is the last page */
+  bool challenge;                       /* 401: add WWW-Authenticate */
+  char *text;                           /* a handler's answer that is not JSON (freed after) */
+  const char *text_type;
+} http_request;
+
+/* A handler answers with a status and a JSON body (owned by the caller). */
+typedef unsigned (*http_handler)(http_request *r, const void *arg, cJSON **out);
+
+/* What a route needs from its caller when tokens are configured. */
+typedef enum http_access {
+  HTTP_OPEN,     /* nothing: health, the contract, the page */
+  HTTP_METRICS,  /* nothing with [http] metrics_open = true (default), else viewer */
+  HTTP_VIEWER,   /* every read */
+  HTTP_MECHANIC, /* repairs: open, start, complete */
+  HTTP_OPERATOR, /* every other change */
+} http_access;
+
+/* An operator command route: which op, and what to show once it is done. */
+typedef struct http_op_route {
+  hub_op_kind kind;
+  const char *name; /* for the log */
+  size_t target;    /* offsetof the hub_op field that gets the {id} */
+  const http_view *result;
+} http_op_route;
+
+/* Sets *out to a new {"error": message, "code": fl_errname(code)} (the
+ * caller frees it) and returns status (http.c). */
+unsigned http__fail(cJSON **out, unsigned status, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Checks the request's "Authorization: Bearer TOKEN" against the server's
+ * tokens when it has any, for a route of access. Returns MHD_HTTP_OK
+ * (r->who set when a known token was given), 401 (no token, or one the hub
+ * does not know; r->challenge set) or 403 (its role is below what the route
+ * needs), with *out set (a new error object, the caller frees it)
+ * (http_auth.c). */
+unsigned http__authorize(http_request *r, http_access access, cJSON **out);
+
+/* Loads the tokens and the TLS certificate and key that cfg names into h
+ * (h->tokens, h->tls_cert, h->tls_key, freed with h). Returns FL_OK, or
+ * FL_ERR_CONFIG (logged) (http_auth.c). */
+int http__security_load(hub_http *h, const hub_config *cfg);
+
+/* Runs view for r (values from r->id and the query string); with single it
+ * answers the first row (or 404 "no <noun> <id>"), else one page of the list
+ * (r->next_cursor set when more rows follow). Returns the status with *out
+ * set to the answer or an error object, which the caller frees
+ * (http_reads.c). */
+unsigned http__read_view(http_request *r, const http_view *view, bool single, cJSON **out);
+
+/* The read routes (http_reads.c), as http_handler: a page of the list view
+ * arg; the entity of view arg with the path's {id}; a rental or booking
+ * (arg: its view) with its "saga_steps"; GET /v1/customers/{id}; the
+ * counters as one object {"name": value}. */
+unsigned http__get_list(http_request *r, const void *view, cJSON **out);
+unsigned http__get_one(http_request *r, const void *view, cJSON **out);
+unsigned http__get_with_steps(http_request *r, const void *view, cJSON **out);
+unsigned http__get_customer(http_request *r, const void *arg, cJSON **out);
+unsigned http__get_counters(http_request *r, const void *arg, cJSON **out);
+
+/* GET /metrics (http_metrics.c): answers 200 with r->text, the Prometheus
+ * text (freed after the request), or 500 with *out set. */
+unsigned http__get_metrics(http_request *r, const void *arg, cJSON **out);
+
+/* The operator command routes (http_ops.c), as http_handler: an op on the
+ * path's {id} (arg: an http_op_route); POST /v1/vehicles (201); PATCH
+ * /v1/vehicles/{id}; POST /v1/vehicles/{id}/repairs (201 with the repair);
+ * POST /v1/read-models/check | /rebuild (arg: the hub_op_kind; 200 when
+ * equal or rebuilt, 409 when they differ). Each answers the changed entity
+ * as its GET shows it, or an error object; the caller frees *out. */
+unsigned http__post_op(http_request *r, const void *arg, cJSON **out);
+unsigned http__post_vehicle(http_request *r, const void *arg, cJSON **out);
+unsigned http__patch_vehicle(http_request *r, const void *arg, cJSON **out);
+unsigned http__post_repair(http_request *r, const void *arg, cJSON **out);
+unsigned http__post_readmodel(http_request *r, const void *arg, cJSON **out);
 
 /* The API's contract, docs/openapi.yaml, NUL-terminated (embedded at build). */
 extern const char hub_openapi_yaml[];

@@ -1,7 +1,7 @@
 /* What a store backend provides (hub/store.h is the interface the hub uses).
  * Each backend fills a hub_store_ops table with functions of the same
  * contracts as the hub_store_* functions of the same names, taking its own
- * state as the first argument. Two backends: store_sqlite.c, store_pg.c. */
+ * state as the first argument. Two backends: store_sqlite*.c, store_pg*.c. */
 #ifndef HUB_STORE_BACKEND_H
 #define HUB_STORE_BACKEND_H
 

@@ -1,4 +1,4 @@
-/* Stand-ins for the engine that hub/http.c calls, so that the HTTP API's
+/* Stand-ins for the engine that hub/http*.c call, so that the HTTP API's
  * request parsing links without the hub's engine, store and MQTT client. The
  * fuzz targets call the parsers directly and never reach these. */
 #include <string.h>

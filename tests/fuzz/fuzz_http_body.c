@@ -1,6 +1,6 @@
 /* Fuzz target: the body of POST /v1/vehicles (any bytes, as an operator's
  * client may send them) through http__vehicle_op, the function of
- * hub/http.c that turns it into the engine's register op. Either it refuses
+ * hub/http_ops.c that turns it into the engine's register op. Either it refuses
  * with a 400 and an error object, or the op holds a valid id and station, a
  * name without control characters and a rate within 1..100,000,000 cents. */
 #include <stdint.h>

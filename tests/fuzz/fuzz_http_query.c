@@ -1,5 +1,5 @@
 /* Fuzz target: the query string of the HTTP API's GET views through
- * http__view_values, the function of hub/http.c that turns it into the SQL
+ * http__view_values, the function of hub/http_reads.c that turns it into the SQL
  * parameters of a view. Input: one byte choosing the view, then the query
  * string (what follows '?'). The harness splits it into arguments and
  * unescapes them with libmicrohttpd's MHD_http_unescape, as the server does
