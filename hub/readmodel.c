@@ -36,6 +36,8 @@ static const struct rm_def rm_defs[RM__COUNT] = {
                  "rental = ?3 AND step = ?4", "status",
                  "rental,step,status,amount_cents,attempts,provider_ref,last_error,next_try_ms,"
                  "updated_ms"},
+    [RM_BOOKING] = {"booking", "bookings", "rm_bookings", "bookings.id", "id = ?3", "state",
+                    "id,vehicle,customer,kiosk,state,start_ms,end_ms,deposit_cents,charged_cents,refunded_cents,rental,reason,created_ms,updated_ms"},
 };
 
 struct readmodel {

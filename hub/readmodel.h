@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum rm_kind { RM_VEHICLE, RM_RENTAL, RM_REPAIR, RM_SAGA, RM__COUNT } rm_kind;
+typedef enum rm_kind { RM_VEHICLE, RM_RENTAL, RM_REPAIR, RM_SAGA, RM_BOOKING, RM__COUNT } rm_kind;
 
 typedef struct readmodel readmodel;
 

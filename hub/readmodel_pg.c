@@ -30,6 +30,8 @@ static const struct rm_pg_def rm_pg_defs[RM__COUNT] = {
     [RM_SAGA] = {"saga", "rm_sagas", "rental, step", "w.rental || ':' || w.step", "status",
                  "rental,step,status,amount_cents,attempts,provider_ref,last_error,next_try_ms,"
                  "updated_ms"},
+    [RM_BOOKING] = {"booking", "rm_bookings", "id", "w.id", "state",
+                    "id,vehicle,customer,kiosk,state,start_ms,end_ms,deposit_cents,charged_cents,refunded_cents,rental,reason,created_ms,updated_ms"},
 };
 
 /* How a column appears in generated SQL. */

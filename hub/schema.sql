@@ -236,6 +236,15 @@ CREATE TABLE IF NOT EXISTS rm_sagas (
   provider_ref TEXT, last_error TEXT, next_try_ms INTEGER, updated_ms INTEGER,
   PRIMARY KEY (rental, step)
 );
+-- Bookings, as rentals (schema version 4).
+CREATE TABLE IF NOT EXISTS rm_bookings (
+  id TEXT PRIMARY KEY, vehicle TEXT, customer TEXT, kiosk TEXT, state TEXT, start_ms INTEGER,
+  end_ms INTEGER, deposit_cents INTEGER, charged_cents INTEGER, refunded_cents INTEGER, rental TEXT, reason TEXT,
+  created_ms INTEGER, updated_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS rm_bookings_customer ON rm_bookings(customer);
+CREATE INDEX IF NOT EXISTS rm_bookings_vehicle ON rm_bookings(vehicle, start_ms);
+
 -- A customer's own view: open rentals, what was charged and refunded, fees owed
 -- (a late fee whose step is not done).
 CREATE VIEW IF NOT EXISTS rm_customers AS

@@ -48,6 +48,17 @@ static const char *const *pg_migrations[HUB_SCHEMA_VERSION] = {
                                 "DEFAULT 0)",
                                 "CREATE INDEX IF NOT EXISTS rentals_customer_state ON "
                                 "rentals(customer, state)",
+                                "CREATE TABLE IF NOT EXISTS rm_bookings (id TEXT PRIMARY KEY, vehicle TEXT, customer TEXT, "
+                                "kiosk TEXT, state TEXT, start_ms BIGINT, end_ms BIGINT, deposit_cents "
+                                "BIGINT, charged_cents BIGINT, refunded_cents BIGINT, rental TEXT, "
+                                "reason TEXT, created_ms BIGINT, updated_ms BIGINT)",
+                                "CREATE INDEX IF NOT EXISTS rm_bookings_customer ON rm_bookings(customer)",
+                                "CREATE INDEX IF NOT EXISTS rm_bookings_vehicle ON "
+                                "rm_bookings(vehicle, start_ms)",
+                                "INSERT INTO changes(at_ms, kind, id, from_state, to_state, snapshot) "
+                                "SELECT updated_ms, 'booking', id, NULL, state, json_build_object('id', id, 'vehicle', vehicle, 'customer', customer, 'kiosk', kiosk, 'state', state, 'start_ms', start_ms, 'end_ms', end_ms, 'deposit_cents', deposit_cents, 'charged_cents', charged_cents, 'refunded_cents', refunded_cents, 'rental', rental, 'reason', reason, 'created_ms', created_ms, 'updated_ms', updated_ms)::text "
+                                "FROM bookings ORDER BY created_ms, id",
+                                "INSERT INTO rm_bookings(id, vehicle, customer, kiosk, state, start_ms, end_ms, deposit_cents, charged_cents, refunded_cents, rental, reason, created_ms, updated_ms) SELECT id, vehicle, customer, kiosk, state, start_ms, end_ms, deposit_cents, charged_cents, refunded_cents, rental, reason, created_ms, updated_ms FROM bookings",
                                 NULL},
 };
 

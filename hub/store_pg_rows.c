@@ -317,6 +317,39 @@ int pg_booking_put(void *b_, const hub_booking *bk) {
   return pg__do(b_, P_BOOKING_PUT, &p);
 }
 
+/* Runs statement id with p and calls the row's callback on each row read
+ * well (a damaged row is logged by its reader and skipped): the result holds
+ * every row, so the callback may use the store. */
+typedef struct pg_rows {
+  enum { PG_ROW_VEHICLE, PG_ROW_RENTAL, PG_ROW_BOOKING } kind;
+  union {
+    int (*vehicle)(void *ctx, const hub_vehicle *v);
+    int (*rental)(void *ctx, const hub_rental *r);
+    int (*booking)(void *ctx, const hub_booking *b);
+  } fn;
+  void *ctx;
+} pg_rows;
+
+static int each_row(void *b_, enum pg_stmt_id id, const pg_params *p, const pg_rows *f) {
+  PGresult *r;
+  int rc = pg__run(b_, id, p, &r);
+  for (int i = 0; rc == FL_OK && i < PQntuples(r); i++) {
+    union {
+      hub_vehicle v;
+      hub_rental x;
+      hub_booking bk;
+    } row;
+    if (f->kind == PG_ROW_VEHICLE && vehicle_read(r, i, &row.v) == FL_OK)
+      rc = f->fn.vehicle(f->ctx, &row.v);
+    else if (f->kind == PG_ROW_RENTAL && rental_read(r, i, &row.x) == FL_OK)
+      rc = f->fn.rental(f->ctx, &row.x);
+    else if (f->kind == PG_ROW_BOOKING && booking_read(r, i, &row.bk) == FL_OK)
+      rc = f->fn.booking(f->ctx, &row.bk);
+  }
+  PQclear(r);
+  return rc;
+}
+
 int pg_bookings_holding(void *b_, const char *vehicle, int64_t now_ms, int64_t start_ms,
                         int64_t end_ms, int (*fn)(void *ctx, const hub_booking *bk),
                         void *ctx) {
@@ -325,14 +358,8 @@ int pg_bookings_holding(void *b_, const char *vehicle, int64_t now_ms, int64_t s
   p_i64(&p, now_ms);
   p_i64(&p, start_ms);
   p_i64(&p, end_ms);
-  PGresult *r;
-  int rc = pg__run(b_, P_BOOKINGS_HOLDING, &p, &r);
-  for (int i = 0; rc == FL_OK && i < PQntuples(r); i++) {
-    hub_booking bk;
-    if (booking_read(r, i, &bk) == FL_OK) rc = fn(ctx, &bk);
-  }
-  PQclear(r);
-  return rc;
+  pg_rows f = {.kind = PG_ROW_BOOKING, .fn.booking = fn, .ctx = ctx};
+  return each_row(b_, P_BOOKINGS_HOLDING, &p, &f);
 }
 
 /* The periodic scans (hub/store.h): every row is read before fn runs, so
@@ -341,14 +368,8 @@ int pg_vehicles_each(void *b_, const char *station,
                      int (*fn)(void *ctx, const hub_vehicle *v), void *ctx) {
   pg_params p = {0};
   p_text(&p, station && station[0] ? station : NULL);
-  PGresult *r;
-  int rc = pg__run(b_, P_VEHICLES_AT, &p, &r);
-  for (int i = 0; rc == FL_OK && i < PQntuples(r); i++) {
-    hub_vehicle v;
-    if (vehicle_read(r, i, &v) == FL_OK) rc = fn(ctx, &v);
-  }
-  PQclear(r);
-  return rc;
+  pg_rows f = {.kind = PG_ROW_VEHICLE, .fn.vehicle = fn, .ctx = ctx};
+  return each_row(b_, P_VEHICLES_AT, &p, &f);
 }
 
 int pg_bookings_starting_before(void *b_, booking_state state, int64_t before_ms,
@@ -356,28 +377,16 @@ int pg_bookings_starting_before(void *b_, booking_state state, int64_t before_ms
   pg_params p = {0};
   p_text(&p, booking_state_name(state));
   p_i64(&p, before_ms);
-  PGresult *r;
-  int rc = pg__run(b_, P_BOOKINGS_STARTING, &p, &r);
-  for (int i = 0; rc == FL_OK && i < PQntuples(r); i++) {
-    hub_booking bk;
-    if (booking_read(r, i, &bk) == FL_OK) rc = fn(ctx, &bk);
-  }
-  PQclear(r);
-  return rc;
+  pg_rows f = {.kind = PG_ROW_BOOKING, .fn.booking = fn, .ctx = ctx};
+  return each_row(b_, P_BOOKINGS_STARTING, &p, &f);
 }
 
 int pg_rentals_overdue(void *b_, int64_t now_ms, int (*fn)(void *ctx, const hub_rental *x),
                        void *ctx) {
   pg_params p = {0};
   p_i64(&p, now_ms);
-  PGresult *r;
-  int rc = pg__run(b_, P_RENTALS_OVERDUE, &p, &r);
-  for (int i = 0; rc == FL_OK && i < PQntuples(r); i++) {
-    hub_rental x;
-    if (rental_read(r, i, &x) == FL_OK) rc = fn(ctx, &x);
-  }
-  PQclear(r);
-  return rc;
+  pg_rows f = {.kind = PG_ROW_RENTAL, .fn.rental = fn, .ctx = ctx};
+  return each_row(b_, P_RENTALS_OVERDUE, &p, &f);
 }
 
 int pg_rentals_of_customer(void *b_, const char *customer, int limit,
@@ -385,14 +394,8 @@ int pg_rentals_of_customer(void *b_, const char *customer, int limit,
   pg_params p = {0};
   p_text(&p, customer);
   p_i64(&p, limit);
-  PGresult *r;
-  int rc = pg__run(b_, P_RENTALS_OF_CUSTOMER, &p, &r);
-  for (int i = 0; rc == FL_OK && i < PQntuples(r); i++) {
-    hub_rental x;
-    if (rental_read(r, i, &x) == FL_OK) rc = fn(ctx, &x);
-  }
-  PQclear(r);
-  return rc;
+  pg_rows f = {.kind = PG_ROW_RENTAL, .fn.rental = fn, .ctx = ctx};
+  return each_row(b_, P_RENTALS_OF_CUSTOMER, &p, &f);
 }
 
 int pg_bookings_of_customer(void *b_, const char *customer, int limit,
@@ -401,14 +404,8 @@ int pg_bookings_of_customer(void *b_, const char *customer, int limit,
   p_text(&p, customer);
   p_i64(&p, limit);
   p_i64(&p, fl_now_ms());
-  PGresult *r;
-  int rc = pg__run(b_, P_BOOKINGS_OF_CUSTOMER, &p, &r);
-  for (int i = 0; rc == FL_OK && i < PQntuples(r); i++) {
-    hub_booking bk;
-    if (booking_read(r, i, &bk) == FL_OK) rc = fn(ctx, &bk);
-  }
-  PQclear(r);
-  return rc;
+  pg_rows f = {.kind = PG_ROW_BOOKING, .fn.booking = fn, .ctx = ctx};
+  return each_row(b_, P_BOOKINGS_OF_CUSTOMER, &p, &f);
 }
 
 int pg_customer_totals(void *b_, const char *customer, hub_customer_totals *out) {

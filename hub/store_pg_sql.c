@@ -46,6 +46,15 @@
   "id, vehicle, customer, kiosk, reply_topic, state, start_ms, end_ms, deposit_cents, "          \
   "charged_cents, refunded_cents, rental, reason, created_ms, updated_ms"
 
+#define BOOKING_UPSERT \
+  "INSERT INTO bookings(" BOOKING_COLS ") " \
+  "VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) " \
+  "ON CONFLICT(id) DO UPDATE SET vehicle=EXCLUDED.vehicle, kiosk=EXCLUDED.kiosk, " \
+  "reply_topic=EXCLUDED.reply_topic, state=EXCLUDED.state, " \
+  "charged_cents=EXCLUDED.charged_cents, " \
+  "refunded_cents=EXCLUDED.refunded_cents, rental=EXCLUDED.rental, " \
+  "reason=EXCLUDED.reason, updated_ms=EXCLUDED.updated_ms"
+
 /* The statements; NULL for those composed at open (a write and its read model). */
 const char *const pg__sql[P__COUNT] = {
     [P_DEVICE_GET] = "SELECT id, role, boot, up_seq, down_seq, down_applied, online, "
@@ -87,13 +96,7 @@ const char *const pg__sql[P__COUNT] = {
     [P_NEXT_ID] = "INSERT INTO id_sequences(name, value) VALUES($1, 1) ON CONFLICT(name) "
                   "DO UPDATE SET value = id_sequences.value + 1 RETURNING value",
     [P_BOOKING_GET] = "SELECT " BOOKING_COLS " FROM bookings WHERE id = $1",
-    [P_BOOKING_PUT] = "INSERT INTO bookings(" BOOKING_COLS ") "
-                      "VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) "
-                      "ON CONFLICT(id) DO UPDATE SET vehicle=EXCLUDED.vehicle, kiosk=EXCLUDED.kiosk, "
-                      "reply_topic=EXCLUDED.reply_topic, state=EXCLUDED.state, "
-                      "charged_cents=EXCLUDED.charged_cents, "
-                      "refunded_cents=EXCLUDED.refunded_cents, rental=EXCLUDED.rental, "
-                      "reason=EXCLUDED.reason, updated_ms=EXCLUDED.updated_ms",
+
     [P_BOOKINGS_HOLDING] = "SELECT " BOOKING_COLS " FROM bookings WHERE vehicle = $1 "
                            "AND state IN ('PAYMENT_PENDING', 'HELD') AND end_ms > $2 "
                            "AND end_ms > $3 AND start_ms < $4 ORDER BY start_ms, id",
@@ -138,6 +141,7 @@ const pg_recorded_write pg__recorded[] = {
     {P_RENTAL_PUT, RENTAL_UPSERT, RM_RENTAL},
     {P_STEP_PUT, STEP_UPSERT, RM_SAGA},
     {P_REPAIR_PUT, REPAIR_UPSERT, RM_REPAIR},
+    {P_BOOKING_PUT, BOOKING_UPSERT, RM_BOOKING},
 };
 
 const size_t pg__n_recorded = sizeof pg__recorded / sizeof pg__recorded[0];

@@ -161,6 +161,13 @@ static int schema_migrate(sqlite3 *db, const char *path) {
   }
   rc = bookings_upgrade(db);
   if (rc == FL_OK) rc = fl_db_exec(db, hub_schema_sql);
+  /* 4: bookings joined the read models: the ones made before get their
+   * first change logged and their read-model row, so that a rebuild keeps them */
+  if (rc == FL_OK && version > 0 && version < 4)
+    rc = fl_db_exec(db, "INSERT INTO changes(at_ms, kind, id, from_state, to_state, snapshot) "
+                        "SELECT updated_ms, 'booking', id, NULL, state, json_object('id', id, 'vehicle', vehicle, 'customer', customer, 'kiosk', kiosk, 'state', state, 'start_ms', start_ms, 'end_ms', end_ms, 'deposit_cents', deposit_cents, 'charged_cents', charged_cents, 'refunded_cents', refunded_cents, 'rental', rental, 'reason', reason, 'created_ms', created_ms, 'updated_ms', updated_ms) "
+                        "FROM bookings ORDER BY created_ms, id; "
+                        "INSERT OR REPLACE INTO rm_bookings(id, vehicle, customer, kiosk, state, start_ms, end_ms, deposit_cents, charged_cents, refunded_cents, rental, reason, created_ms, updated_ms) SELECT id, vehicle, customer, kiosk, state, start_ms, end_ms, deposit_cents, charged_cents, refunded_cents, rental, reason, created_ms, updated_ms FROM bookings");
   return rc;
 }
 

@@ -331,7 +331,8 @@ int sq_booking_put(void *b_, const hub_booking *bk) {
   bind_text_or_null(s, 13, bk->reason);
   sqlite3_bind_int64(s, 14, bk->created_ms);
   sqlite3_bind_int64(s, 15, bk->updated_ms);
-  return fl_db_step_done(s);
+  int rc = fl_db_step_done(s);
+  return rc == FL_OK ? readmodel_record(st->rm, RM_BOOKING, bk->id, NULL) : rc;
 }
 
 int sq_bookings_holding(void *b_, const char *vehicle, int64_t now_ms,
