@@ -142,6 +142,7 @@ static const http_route routes[] = {
     {"POST", "/v1/vehicles/*/retire", http__post_op, &op_retire, HTTP_OPERATOR},
     {"POST", "/v1/vehicles/*/repairs", http__post_repair, NULL, HTTP_MECHANIC},
     {"GET", "/v1/vehicles/*/history", http__get_list, &http_view_vehicle_history, HTTP_VIEWER},
+    {"GET", "/v1/stations", http__get_list, &http_view_stations, HTTP_VIEWER},
     {"GET", "/v1/rentals", http__get_list, &http_view_rentals, HTTP_VIEWER},
     {"GET", "/v1/rentals/*", http__get_with_steps, &http_view_rental, HTTP_VIEWER},
     {"POST", "/v1/rentals/*/retry", http__post_op, &op_retry, HTTP_OPERATOR},

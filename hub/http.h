@@ -22,6 +22,7 @@
  *   POST /v1/vehicles/{id}/retire                                  operator
  *   POST /v1/vehicles/{id}/repairs      {"text"} -> 201 the repair mechanic
  *   GET  /v1/vehicles/{id}/history      its change log entries, newest first   viewer
+ *   GET  /v1/stations                   vehicles per station by state, booked   viewer
  *   GET  /v1/rentals[?state=&customer=&vehicle=]   newest first    viewer
  *   GET  /v1/rentals/{id}               with "saga_steps"          viewer
  *   POST /v1/rentals/{id}/retry | /compensate                      operator

@@ -53,7 +53,7 @@ typedef struct http_view_args {
   char after[HTTP_CURSOR_MAX / 2 + 1];  /* the decoded cursor, its values split at NULs */
 } http_view_args;
 
-extern const http_view http_view_vehicles, http_view_vehicle, http_view_rentals, http_view_rental,
+extern const http_view http_view_stations, http_view_vehicles, http_view_vehicle, http_view_rentals, http_view_rental,
     http_view_saga_steps, http_view_sagas, http_view_repairs, http_view_repair, http_view_dead_letters,
     http_view_devices, http_view_counters, http_view_bookings, http_view_booking,
     http_view_vehicle_history;

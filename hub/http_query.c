@@ -28,6 +28,11 @@ const http_view http_view_vehicles = {
     " ORDER BY id LIMIT ?2",
     {"state", "limit", "after0"},
     {"id"}};
+const http_view http_view_stations = {
+    "station",
+    "SELECT * FROM rm_stations WHERE ?2 IS NULL OR station > ?2 ORDER BY station LIMIT ?1",
+    {"limit", "after0"},
+    {"station"}};
 const http_view http_view_vehicle = {"vehicle", "SELECT * FROM rm_fleet WHERE id = ?1", {"id"}, {0}};
 const http_view http_view_rentals = {
     "rental",

@@ -245,6 +245,18 @@ CREATE TABLE IF NOT EXISTS rm_bookings (
 CREATE INDEX IF NOT EXISTS rm_bookings_customer ON rm_bookings(customer);
 CREATE INDEX IF NOT EXISTS rm_bookings_vehicle ON rm_bookings(vehicle, start_ms);
 
+-- Stations: vehicles at each station by what they can do now, and those with
+-- a HELD booking not over (the counts of fleet/v1/state/station/{id}).
+CREATE VIEW IF NOT EXISTS rm_stations AS
+  SELECT f.station AS station,
+         SUM(f.state = 'AVAILABLE') AS available,
+         SUM(f.state IN ('RESERVED', 'RENTED')) AS rented,
+         SUM(f.state IN ('REPAIR_REQUESTED', 'IN_REPAIR')) AS in_repair,
+         SUM(EXISTS (SELECT 1 FROM rm_bookings b WHERE b.vehicle = f.id AND b.state = 'HELD'
+                     AND b.end_ms > CAST(strftime('%s', 'now') AS INTEGER) * 1000)) AS booked,
+         COUNT(*) AS vehicles
+  FROM rm_fleet f WHERE f.station <> '' AND f.state <> 'RETIRED' GROUP BY f.station;
+
 -- A customer's own view: open rentals, what was charged and refunded, fees owed
 -- (a late fee whose step is not done).
 CREATE VIEW IF NOT EXISTS rm_customers AS

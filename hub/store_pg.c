@@ -59,6 +59,15 @@ static const char *const *pg_migrations[HUB_SCHEMA_VERSION] = {
                                 "SELECT updated_ms, 'booking', id, NULL, state, json_build_object('id', id, 'vehicle', vehicle, 'customer', customer, 'kiosk', kiosk, 'state', state, 'start_ms', start_ms, 'end_ms', end_ms, 'deposit_cents', deposit_cents, 'charged_cents', charged_cents, 'refunded_cents', refunded_cents, 'rental', rental, 'reason', reason, 'created_ms', created_ms, 'updated_ms', updated_ms)::text "
                                 "FROM bookings ORDER BY created_ms, id",
                                 "INSERT INTO rm_bookings(id, vehicle, customer, kiosk, state, start_ms, end_ms, deposit_cents, charged_cents, refunded_cents, rental, reason, created_ms, updated_ms) SELECT id, vehicle, customer, kiosk, state, start_ms, end_ms, deposit_cents, charged_cents, refunded_cents, rental, reason, created_ms, updated_ms FROM bookings",
+                                "CREATE OR REPLACE VIEW rm_stations AS SELECT f.station AS station, "
+                                "count(*) FILTER (WHERE f.state = 'AVAILABLE') AS available, "
+                                "count(*) FILTER (WHERE f.state IN ('RESERVED', 'RENTED')) AS rented, "
+                                "count(*) FILTER (WHERE f.state IN ('REPAIR_REQUESTED', 'IN_REPAIR')) "
+                                "AS in_repair, count(*) FILTER (WHERE EXISTS (SELECT 1 FROM rm_bookings b "
+                                "WHERE b.vehicle = f.id AND b.state = 'HELD' AND b.end_ms > "
+                                "(extract(epoch FROM now()) * 1000)::bigint)) AS booked, count(*) AS "
+                                "vehicles FROM rm_fleet f WHERE f.station <> '' AND f.state <> 'RETIRED' "
+                                "GROUP BY f.station",
                                 NULL},
 };
 

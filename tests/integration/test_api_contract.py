@@ -189,6 +189,8 @@ def test_every_route_answers_as_documented(broker, make_hub, tmp_path):
     c.check(hub, "POST", "/v1/repairs/P-none/start", expect=404)
 
     c.check(hub, "GET", "/v1/vehicles/V1/history?limit=5", expect=200)
+    status, stations, _ = c.check(hub, "GET", "/v1/stations", expect=200)
+    assert {s["station"]: s["vehicles"] for s in stations}.get("S1", 0) >= 1, stations
     c.check(hub, "GET", "/v1/events", token="", expect=401)  # the stream itself never ends
     c.check(hub, "GET", "/console/console.js", token="", expect=200)
     c.check(hub, "GET", "/v1/dead-letters", expect=200)

@@ -39,6 +39,10 @@ def test_kiosk_asks_what_is_free_and_what_a_customer_has(broker, make_hub):
     with Agent(broker, "K1", role="kiosk") as kiosk:
         rental, state, _ = rent(kiosk, "V1", "C1", 30)
         assert state == "ACTIVE"
+        status, stations = hub.api("GET", "/v1/stations")
+        assert status == 200
+        counts = {s["station"]: (s["available"], s["rented"], s["vehicles"]) for s in stations}
+        assert counts == {"north": (1, 1, 2), "south": (1, 0, 1)}, stations
         rc, out, err = kiosk.ctl("available", "north", "--wait", 10)
         assert rc == 0, out + err
         lines = out.strip().splitlines()
