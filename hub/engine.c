@@ -192,6 +192,7 @@ static int outbox_forget(hub_engine *e) {
   free(e->forgetting);
   e->forgetting = seqs;
   e->n_forgetting = seqs ? n : 0;
+  if (!seqs) return FL_OK; /* none (or no memory: kept for the next batch) */
   /* PUBACKs come back mostly in order: one DELETE per run of seqs */
   qsort(seqs, n, sizeof *seqs, seq_cmp);
   int rc = FL_OK;
