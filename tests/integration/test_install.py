@@ -67,7 +67,12 @@ def test_link_a_program_with_pkg_config(prefix, tmp_path):
     flags = run("pkg-config", "--cflags", "--libs", "fleetagent", env=env).split()
     assert f"-I{prefix}/lib/pkgconfig/../../include" in flags, flags  # relocatable
     (tmp_path / "tiny.c").write_text(TINY)
-    run("cc", "-std=c11", "-Wall", "-Werror", "-o", tmp_path / "tiny", tmp_path / "tiny.c", *flags)
+    # a sanitizer build installs instrumented libraries: a program links them
+    # with the same runtime (docs: install from a plain build)
+    cache = (BUILD / "CMakeCache.txt").read_text() if (BUILD / "CMakeCache.txt").exists() else ""
+    sanitize = ["-fsanitize=address,undefined"] if "FLEET_SANITIZE:BOOL=ON" in cache else []
+    run("cc", "-std=c11", "-Wall", "-Werror", *sanitize, "-o", tmp_path / "tiny", tmp_path / "tiny.c",
+        *flags)
     assert "agent_create: success" in run(tmp_path / "tiny", tmp_path / "agent-K1.db")
 
 
