@@ -32,7 +32,7 @@ from fake_provider import FakeProvider  # noqa: E402
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -88,11 +88,12 @@ def shot(driver, name):
 
 
 def until(driver, fn, timeout, what):
-    """Waits until fn(driver) is true (DOM changes under it are retried)."""
+    """Waits until fn(driver) is true (DOM changes under it, and elements not
+    drawn yet, are retried)."""
     def probe():
         try:
             return fn(driver)
-        except StaleElementReferenceException:
+        except (StaleElementReferenceException, NoSuchElementException):
             return False
     return wait_for(probe, timeout, what)
 
