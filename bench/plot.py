@@ -25,7 +25,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def label(doc, i):
-    return f"{doc['store']} run {i + 1}"
+    """store, the file's time (HH:MM:SS UTC) and the run."""
+    t = doc.get("utc", "")
+    when = f" {t[9:11]}:{t[11:13]}:{t[13:15]}" if len(t) >= 15 else ""
+    return f"{doc['store']}{when} run {i + 1}"
 
 
 def plot_series(docs, key, title, ylabel, out):
