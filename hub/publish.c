@@ -66,7 +66,7 @@ int publish_vehicle(hub_txn *t, const hub_vehicle *v, vehicle_state from, const 
     s->lat = v->lat;
     s->lon = v->lon;
   }
-  publish_station_changed(t, v->station);
+  if (from != v->state) publish_station_changed(t, v->station); /* not for readings */
   hub_device d; /* the vehicle's own agent: is it connected? */
   int rc = hub_store_device_get(t->store, v->id, &d);
   if (rc != FL_OK && rc != FL_ERR_NOT_FOUND) return rc;

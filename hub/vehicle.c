@@ -144,6 +144,7 @@ int vehicle_edit(hub_txn *t, const char *id, const char *name, int64_t rate_cent
   if (station) {
     publish_station_changed(t, v.station); /* it leaves that one */
     model_copy(v.station, station);
+    publish_station_changed(t, v.station); /* and joins this one */
   }
   v.updated_ms = t->now_ms;
   rc = hub_store_vehicle_put(t->store, &v);
@@ -165,6 +166,7 @@ int vehicle_returned_at(hub_txn *t, const char *id, const char *station, uint64_
     fl_info("vehicle=%s station %s -> %s (one-way return)", v.id, v.station, station);
     publish_station_changed(t, v.station);
     model_copy(v.station, station);
+    publish_station_changed(t, v.station);
   }
   if ((int64_t)odometer_m > v.odometer_m) v.odometer_m = (int64_t)odometer_m;
   v.updated_ms = t->now_ms;
