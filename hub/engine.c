@@ -425,7 +425,7 @@ int hub_engine_start(hub_engine *e) {
   size_t will_len = 0;
   int rc = encode_hub_status(e, false, will, sizeof will, &will_len);
   if (rc != FL_OK) return rc;
-  const char *subs[] = {FL_TOPIC_ALL_UP};
+  const char *subs[] = {FL_TOPIC_ALL_UP, FL_TOPIC_ALL_UP_P};
   fl_mqtt_opts o = {
       .uri = e->cfg.mqtt_uri,
       .client_id = e->cfg.mqtt_client_id,
@@ -439,7 +439,7 @@ int hub_engine_start(hub_engine *e) {
       .will_len = will_len,
       .will_retained = true,
       .subscriptions = subs,
-      .n_subscriptions = 1,
+      .n_subscriptions = 2,
       .ca_file = e->cfg.mqtt_ca_file,
       .cert_file = e->cfg.mqtt_cert_file,
       .key_file = e->cfg.mqtt_key_file,

@@ -29,8 +29,9 @@ struct fl_mqtt {
   bool will_retained, clean_start;
   uint32_t session_expiry_s;
   int keepalive_s, max_inflight;
+  pthread_mutex_t subs_lock; /* subs: renewed on connect, changed by fl_mqtt_subscribe */
   char **subs;
-  int n_subs;
+  int n_subs, cap_subs;
   reconnect__entry reconnect; /* when to connect: mqtt_reconnect.h */
   atomic_int failures; /* connect attempts failed in a row (for the log) */
   /* connections lost within QUICK_LOSS_US of being made, in a row: see do_connect */
@@ -226,6 +227,34 @@ static void do_connect(void *ctx) {
   }
 }
 
+/* Subscribes (QoS 1) to filters[0..n): paho is called without subs_lock. */
+static void subscribe_now(fl_mqtt *m, char *const *filters, int n) {
+  if (n <= 0) return;
+  int *qos = calloc((size_t)n, sizeof *qos);
+  if (!qos) return;
+  for (int i = 0; i < n; i++) qos[i] = 1;
+  MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+  int rc = MQTTAsync_subscribeMany(m->client, n, filters, qos, &ro);
+  if (rc != MQTTASYNC_SUCCESS)
+    fl_warn("mqtt %s: subscribe failed: %s", m->client_id, fl_strerror(err_from_paho(rc)));
+  free(qos);
+}
+
+/* Renews every subscription (after a connect). */
+static void subscribe_all(fl_mqtt *m) {
+  pthread_mutex_lock(&m->subs_lock);
+  int n = m->n_subs;
+  char **copy = n ? calloc((size_t)n, sizeof *copy) : NULL;
+  for (int i = 0; copy && i < n; i++) copy[i] = strdup(m->subs[i]);
+  pthread_mutex_unlock(&m->subs_lock);
+  if (!copy) return;
+  bool whole = true;
+  for (int i = 0; i < n; i++) whole = whole && copy[i];
+  if (whole) subscribe_now(m, copy, n);
+  for (int i = 0; i < n; i++) free(copy[i]);
+  free(copy);
+}
+
 static void on_connected(void *ctx, char *cause) {
   fl_mqtt *m = ctx;
   (void)cause;
@@ -233,17 +262,7 @@ static void on_connected(void *ctx, char *cause) {
   atomic_store(&m->connected, true);
   atomic_store(&m->connected_us, fl_mono_us());
   atomic_fetch_add(&m->connects, 1);
-  if (m->n_subs > 0) {
-    int *qos = calloc((size_t)m->n_subs, sizeof *qos);
-    if (qos) {
-      for (int i = 0; i < m->n_subs; i++) qos[i] = 1;
-      MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-      int rc = MQTTAsync_subscribeMany(m->client, m->n_subs, m->subs, qos, &ro);
-      if (rc != MQTTASYNC_SUCCESS)
-        fl_warn("mqtt %s: subscribe failed: %s", m->client_id, fl_strerror(err_from_paho(rc)));
-      free(qos);
-    }
-  }
+  subscribe_all(m);
   if (m->cb.on_connected) m->cb.on_connected(m->cb.ctx);
   out_drain(m);
 }
@@ -299,6 +318,7 @@ int fl_mqtt_create(const fl_mqtt_opts *o, const fl_mqtt_callbacks *cb, fl_mqtt *
   fl_mqtt *m = calloc(1, sizeof *m);
   if (!m) return FL_ERR_NOMEM;
   pthread_mutex_init(&m->out_lock, NULL);
+  pthread_mutex_init(&m->subs_lock, NULL);
   m->send_quota = 20; /* until the CONNACK says more: mosquitto's default */
   if (cb) m->cb = *cb;
   m->uri = strdup(o->uri);
@@ -326,7 +346,7 @@ int fl_mqtt_create(const fl_mqtt_opts *o, const fl_mqtt_callbacks *cb, fl_mqtt *
     m->subs = calloc((size_t)o->n_subscriptions, sizeof *m->subs);
     if (m->subs)
       for (int i = 0; i < o->n_subscriptions; i++) m->subs[i] = strdup(o->subscriptions[i]);
-    m->n_subs = o->n_subscriptions;
+    m->n_subs = m->cap_subs = o->n_subscriptions;
   }
   if (!m->uri || !m->client_id || (o->n_subscriptions > 0 && !m->subs) ||
       (o->will_topic && o->will_len && !m->will_payload)) {
@@ -526,6 +546,54 @@ int fl_mqtt_publish_expiring(fl_mqtt *m, const char *topic, const void *payload,
   return FL_OK;
 }
 
+int fl_mqtt_subscribe(fl_mqtt *m, const char *filter) {
+  if (!m || !filter || !filter[0]) return FL_ERR_INVALID;
+  pthread_mutex_lock(&m->subs_lock);
+  for (int i = 0; i < m->n_subs; i++)
+    if (strcmp(m->subs[i], filter) == 0) {
+      pthread_mutex_unlock(&m->subs_lock);
+      return FL_OK;
+    }
+  if (m->n_subs == m->cap_subs) {
+    int cap = m->cap_subs ? m->cap_subs * 2 : 8;
+    char **grown = realloc(m->subs, (size_t)cap * sizeof *grown);
+    if (!grown) {
+      pthread_mutex_unlock(&m->subs_lock);
+      return FL_ERR_NOMEM;
+    }
+    m->subs = grown;
+    m->cap_subs = cap;
+  }
+  char *copy = strdup(filter);
+  if (!copy) {
+    pthread_mutex_unlock(&m->subs_lock);
+    return FL_ERR_NOMEM;
+  }
+  m->subs[m->n_subs++] = copy;
+  pthread_mutex_unlock(&m->subs_lock);
+  if (atomic_load(&m->connected)) subscribe_now(m, &copy, 1);
+  return FL_OK;
+}
+
+int fl_mqtt_unsubscribe(fl_mqtt *m, const char *filter) {
+  if (!m || !filter) return FL_ERR_INVALID;
+  bool found = false;
+  pthread_mutex_lock(&m->subs_lock);
+  for (int i = 0; i < m->n_subs; i++)
+    if (strcmp(m->subs[i], filter) == 0) {
+      free(m->subs[i]);
+      m->subs[i] = m->subs[--m->n_subs];
+      found = true;
+      break;
+    }
+  pthread_mutex_unlock(&m->subs_lock);
+  if (!found) return FL_ERR_NOT_FOUND;
+  if (!atomic_load(&m->connected)) return FL_OK;
+  MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+  int rc = MQTTAsync_unsubscribe(m->client, filter, &ro);
+  return err_from_paho(rc);
+}
+
 /* Returns true while paho still has QoS 1 publishes waiting for a PUBACK. */
 static bool deliveries_pending(fl_mqtt *m) {
   pthread_mutex_lock(&m->out_lock);
@@ -594,5 +662,6 @@ void fl_mqtt_destroy(fl_mqtt *m) {
     pub_free(pc);
   }
   pthread_mutex_destroy(&m->out_lock);
+  pthread_mutex_destroy(&m->subs_lock);
   free(m);
 }

@@ -109,6 +109,15 @@ int fl_mqtt_publish(fl_mqtt *m, const char *topic, const void *payload, size_t l
                     bool retain, const char *response_topic, const void *corr, size_t corr_len,
                     uint64_t tag);
 
+/* Adds filter (QoS 1) to the subscriptions renewed on every connect, and
+ * subscribes at once when connected. Returns FL_OK (also when already
+ * subscribed), FL_ERR_INVALID or FL_ERR_NOMEM. Not from a callback. */
+int fl_mqtt_subscribe(fl_mqtt *m, const char *filter);
+
+/* Removes filter from the subscriptions and unsubscribes when connected.
+ * Returns FL_OK, FL_ERR_NOT_FOUND (not subscribed), or an fl_err of paho. */
+int fl_mqtt_unsubscribe(fl_mqtt *m, const char *filter);
+
 /* Disconnects cleanly, waiting at most timeout_ms for in-flight publishes,
  * with MQTT 5 reason "disconnect with will message": the broker publishes
  * the client's will, so that a client that stops shows as gone. No

@@ -26,9 +26,26 @@ typedef enum fl_channel {
  * Returns the length, or a negative fl_err (FL_ERR_BUFFER, FL_ERR_INVALID). */
 int fl_topic_device(char *buf, size_t cap, const char *dev, fl_channel ch);
 
-/* Parses a device topic. On success returns FL_OK, copies the device id into
- * dev (cap devcap) and sets *ch. Returns FL_ERR_TOPIC for anything else. */
+/* As fl_topic_device, in the topic family of revision 1.2 when part >= 0:
+ * fleet/v1/p/{part}/dev/{dev}/{dir}/{name} (part in decimal, no leading
+ * zeros); part < 0 gives the family of 1.0 and 1.1 (fl_topic_device). */
+int fl_topic_device_p(char *buf, size_t cap, const char *dev, fl_channel ch, int part);
+
+/* Parses a device topic of either family. On success returns FL_OK, copies
+ * the device id into dev (cap devcap) and sets *ch. Returns FL_ERR_TOPIC for
+ * anything else. */
 int fl_topic_parse_device(const char *topic, char *dev, size_t devcap, fl_channel *ch);
+
+/* As fl_topic_parse_device, also setting *part to the topic's partition
+ * (-1: the family of 1.0 and 1.1, which names none). */
+int fl_topic_parse_device_p(const char *topic, char *dev, size_t devcap, fl_channel *ch,
+                            int *part);
+
+/* fleet/v1/p/{part}/status: the partition's retained status (rev 1.2). */
+int fl_topic_partition_status(char *buf, size_t cap, unsigned part);
+
+/* fleet/v1/p/{part}/dev/+/up/#: the filter of one partition's uplink. */
+int fl_topic_partition_up(char *buf, size_t cap, unsigned part);
 
 /* Retained state and notification topics for dashboards:
  * fleet/v1/state/{kind}/{id} (kind: vehicle, rental, repair, booking,
@@ -38,5 +55,6 @@ int fl_topic_notify(char *buf, size_t cap, const char *kind);
 
 #define FL_TOPIC_HUB_STATUS FL_TOPIC_ROOT "/hub/status"
 #define FL_TOPIC_ALL_UP FL_TOPIC_ROOT "/dev/+/up/#"
+#define FL_TOPIC_ALL_UP_P FL_TOPIC_ROOT "/p/+/dev/+/up/#"
 
 #endif
