@@ -8,13 +8,17 @@
 #include "fleet/error.h"
 #include "fleet/log.h"
 #include "fleet/topic.h"
+#include "outflow.h"
 #include "strmap.h"
 
 /* Per-device acknowledgement owed after commit. */
 struct ack_owed {
   char dev[FL_ID_MAX + 1];
   uint64_t upto;
-  bool synced; /* a sync went out in this batch already */
+  uint64_t covered; /* the highest upto a decision to it carries in this batch */
+  bool hold;        /* a decision for its request is pending */
+  bool repeat;      /* it sent an event again */
+  bool synced;      /* a sync went out in this batch already */
 };
 
 struct hub_effects {
@@ -27,6 +31,7 @@ struct hub_effects {
   struct ack_owed *acks;
   size_t n_acks, cap_acks;
   strmap state_topics; /* retained topic -> index in msgs */
+  strmap families;     /* device -> its partition + 1 (0: the family of 1.0 and 1.1) */
 };
 
 static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
@@ -55,6 +60,7 @@ void effects_destroy(hub_effects *fx) {
   free(fx->jobs);
   free(fx->acks);
   strmap_free(&fx->state_topics);
+  strmap_free(&fx->families);
   free(fx);
 }
 
@@ -168,6 +174,45 @@ int effects_ack(hub_effects *fx, const char *device, uint64_t seq) {
   return FL_OK;
 }
 
+int effects_ack_covered(hub_effects *fx, const char *device, uint64_t upto) {
+  if (!fx->n_msgs) return FL_ERR_INVALID;
+  hub_effect_msg *o = &fx->msgs[fx->n_msgs - 1];
+  o->covers = upto;
+  snprintf(o->covers_dev, sizeof o->covers_dev, "%s", device);
+  return FL_OK;
+}
+
+int effects_ack_repeat(hub_effects *fx, const char *device) {
+  struct ack_owed *a = ack_find(fx, device, true);
+  if (!a) return FL_ERR_NOMEM;
+  a->repeat = true;
+  return FL_OK;
+}
+
+int effects_ack_hold(hub_effects *fx, const char *device) {
+  struct ack_owed *a = ack_find(fx, device, true);
+  if (!a) return FL_ERR_NOMEM;
+  a->hold = true;
+  return FL_OK;
+}
+
+void effects_learn_family(hub_effects *fx, const char *device, int part) {
+  if (part < 0 && !strmap_get(&fx->families, device)) return; /* the default */
+  bool added;
+  int64_t *slot = strmap_put(&fx->families, device, &added);
+  if (slot) *slot = part < 0 ? 0 : (int64_t)part + 1;
+}
+
+int effects_family(const hub_effects *fx, const char *device) {
+  const int64_t *slot = strmap_get(&fx->families, device);
+  return slot ? (int)*slot - 1 : -1;
+}
+
+int effects_device_topic(const hub_effects *fx, char *buf, size_t cap, const char *device,
+                         fl_channel ch) {
+  return fl_topic_device_p(buf, cap, device, ch, effects_family(fx, device));
+}
+
 bool effects_sync_once(hub_effects *fx, const char *device) {
   struct ack_owed *a = ack_find(fx, device, true);
   if (!a || a->synced) return false;
@@ -200,20 +245,30 @@ void effects_discard(hub_effects *fx) {
 void effects_flush(hub_effects *fx, const hub_effects_sink *sink) {
   for (size_t i = 0; i < fx->n_msgs; i++) {
     hub_effect_msg *o = &fx->msgs[i];
+    if (o->covers) {
+      struct ack_owed *a = ack_find(fx, o->covers_dev, true);
+      if (a && o->covers > a->covered) a->covered = o->covers;
+    }
     int rc = sink->publish(sink->ctx, o->topic, o->payload, o->len, o->retain,
                            o->corr_len ? o->corr : NULL, o->corr_len, o->outbox_seq, o->expiry_s);
     if (rc != FL_OK) fl_debug("publish %s deferred: %s", o->topic, fl_strerror(rc));
   }
   for (size_t i = 0; i < fx->n_acks; i++) {
     struct ack_owed *a = &fx->acks[i];
-    if (!a->upto) continue;
+    int part = effects_family(fx, a->dev);
+    if (sink->ack) {
+      unsigned flags = (a->hold ? OUTFLOW_HOLD : 0) | (a->repeat ? OUTFLOW_REPEAT : 0);
+      if (a->upto || a->covered) sink->ack(sink->ctx, a->dev, part, a->upto, a->covered, flags);
+      continue;
+    }
+    if (!a->upto || (part >= 0 && a->covered >= a->upto && !a->repeat)) continue; /* the decision was the ack */
     fl_msg m;
     uint8_t buf[256];
     size_t len;
     char topic[FL_TOPIC_MAX];
     fl_msg_init(&m, FL_MSG_ACK);
     m.body.ack.upto = a->upto;
-    if (fl_topic_device(topic, sizeof topic, a->dev, FL_CH_DOWN_ACK) > 0 &&
+    if (fl_topic_device_p(topic, sizeof topic, a->dev, FL_CH_DOWN_ACK, part) > 0 &&
         effects_encode(fx, &m, a->dev, 0, NULL, buf, sizeof buf, &len) == FL_OK)
       sink->publish(sink->ctx, topic, buf, len, false, NULL, 0, 0, 0);
   }

@@ -92,7 +92,9 @@ int publish_rental(hub_txn *t, const hub_rental *r, rental_state from) {
   s->due_ms = r->due_ms;
   bool ended = r->state == RENTAL_COMPLETED || r->state == RENTAL_CANCELLED ||
                r->state == RENTAL_REJECTED;
-  int rc = state_of(t, &m, "rental", r->id, ended);
+  /* rev 1.2: no retained state per rental unless asked for ([mqtt]
+   * rental_states): decisions carry it to kiosks, notices to dashboards */
+  int rc = t->cfg->rental_states ? state_of(t, &m, "rental", r->id, ended) : FL_OK;
   return rc == FL_OK ? notify_any(t, "rental", r->id, rental_state_name(from),
                                   rental_state_name(r->state), r->reason, r->customer, false)
                      : rc;
