@@ -74,15 +74,21 @@ static bool sys_message(const fl_mqtt_msg *msg) {
   return true;
 }
 
-/* Waits for a value of the counter newer than now (mosquitto publishes
- * $SYS every sys_interval seconds) and returns it; 0 after 10 s without. */
-static uint64_t sys_fresh(void) {
+/* Waits until the counter has stood still for 2.2 s (mosquitto publishes a
+ * $SYS value every sys_interval seconds, 1 here, and only when it changed)
+ * and returns it; after 20 s, the latest value. */
+static uint64_t sys_settled(void) {
   long seen = atomic_load(&sys_updates);
-  for (int i = 0; i < 1000; i++) {
-    if (atomic_load(&sys_updates) > seen) return atomic_load(&sys_received);
-    fl_sleep_ms(10);
+  int64_t still_since = fl_mono_us(), give_up = still_since + 20000000;
+  while (fl_mono_us() - still_since < 2200000 && fl_mono_us() < give_up) {
+    fl_sleep_ms(50);
+    long now = atomic_load(&sys_updates);
+    if (now != seen) {
+      seen = now;
+      still_since = fl_mono_us();
+    }
   }
-  return 0;
+  return atomic_load(&sys_received);
 }
 
 /* Yields the core for 50 us: the broker and the hub share this machine. */
@@ -295,8 +301,7 @@ static int run_saga(const options *o) {
   for (int k = 0; k < 2000 && atomic_load(&s.synced) < o->lanes; k++) fl_sleep_ms(5);
   uint64_t sys0 = 0;
   if (o->count_broker) {
-    fl_sleep_ms(1500); /* what the hellos caused is counted before the start */
-    sys0 = sys_fresh();
+    sys0 = sys_settled(); /* what the hellos caused is counted before the start */
   }
   long completed = 0, rejected = 0, issued = 0, timeouts = 0;
   int64_t t0 = fl_mono_us(), end = t0 + (int64_t)(o->seconds * 1e6);
@@ -364,11 +369,10 @@ static int run_saga(const options *o) {
   }
   double secs = (double)((draining ? end : fl_mono_us()) - t0) / 1e6;
   if (o->count_broker) {
-    fl_sleep_ms(2500); /* held states and acks go out ([mqtt] state_interval_ms) */
-    uint64_t sys1 = sys_fresh();
+    uint64_t sys1 = sys_settled(); /* held states and acks have gone out by then */
     long rentals = completed + drained;
     printf("saga_broker_publishes=%" PRIu64 "\nsaga_rentals_counted=%ld\n", sys1 - sys0, rentals);
-    if (sys0 && sys1 && rentals)
+    if (sys1 > sys0 && rentals)
       printf("saga_msgs_per_rental=%.2f\n", (double)(sys1 - sys0) / (double)rentals);
   }
   qsort(lat, n_lat, sizeof *lat, cmp_i64);
