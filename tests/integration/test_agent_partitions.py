@@ -188,3 +188,71 @@ def test_bad_topic_settings_stop_the_daemon(broker):
         assert "mqtt.topic_family = legacy" in done.stdout, done.stdout
     finally:
         agent.close()
+
+
+def test_acl_lines_of_rev_1_2(tmp_path):
+    # the ACL of docs/protocol.md (P-TOP-6) with the lines of rev 1.2: a
+    # device with its own login reaches its partitioned subtree and its
+    # partition's status, and cannot write into another device's subtree
+    from fleet import Broker
+    acl_text = Path(__file__).with_name("test_broker_security.py").read_text()
+    acl_text = acl_text.split('ACL = """', 1)[1].split('"""', 1)[0]
+    assert "pattern read  fleet/v1/p/+/status" in acl_text
+    users = {"hub": "hub-secret", "K1": "k1-secret", "V2": "v2-secret"}
+    passwords = tmp_path / "passwd"
+    for i, (user, password) in enumerate(users.items()):
+        subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []), str(passwords),
+                        user, password], check=True, capture_output=True)
+    acl = tmp_path / "acl"
+    acl.write_text(acl_text)
+    passwords.chmod(0o600)
+    acl.chmod(0o600)
+    p = fnv1a32("K1") % 256
+    base = "fleet/v1/p/%d/dev/K1/" % p
+    with Broker(allow_anonymous="false", password_file=passwords, acl_file=acl,
+                use_username_as_clientid="true") as b:
+        import paho.mqtt.client as mqtt
+
+        class LoggedInHub(FakeHub):
+            def __init__(self, broker):
+                self.got, self.mids = [], 0
+                self.c = mqtt.Client(client_id="hub", protocol=mqtt.MQTTv5)
+                self.c.username_pw_set("hub", users["hub"])
+                self.c.on_message = lambda cl, ud, msg: self.got.append(
+                    (msg.topic, cbor2.loads(msg.payload) if msg.payload else None,
+                     msg.properties))
+                self.c.connect("127.0.0.1", broker.port, keepalive=30)
+                self.c.loop_start()
+                self.c.subscribe("fleet/v1/#", qos=1)
+                time.sleep(0.3)
+
+        hub = LoggedInHub(b)
+        try:
+            hub.publish("fleet/v1/p/%d/status" % p, "partition_status", "hub",
+                        {"partition": p, "epoch": 1, "hub": "hub-a", "online": True},
+                        retain=True)
+            with Agent(b, "K1", role="kiosk", config={"mqtt": {"password": users["K1"]}}) as k1:
+                wait_for(lambda: hub.messages(base + "up/hello", "hello"), 20, "K1's hello")
+                hub.publish(base + "down/sync", "sync", "K1",
+                            {"acked": 0, "next_seq": 1, "down_seq": 0})
+                wait_for(lambda: status(k1).get("synced") == "yes", 20, "K1 synced")
+                n = len(hub.messages(base + "up/hello", "hello"))
+                hub.publish("fleet/v1/p/%d/status" % p, "partition_status", "hub",
+                            {"partition": p, "epoch": 2, "hub": "hub-b", "online": True},
+                            retain=True)
+                wait_for(lambda: len(hub.messages(base + "up/hello", "hello")) == n + 1, 20,
+                         "K1 read its partition's status and said hello")
+                # V2, logged in as itself, writes into K1's partitioned subtree: dropped
+                c = mqtt.Client(client_id="V2", protocol=mqtt.MQTTv5)
+                c.username_pw_set("V2", users["V2"])
+                c.connect("127.0.0.1", b.port)
+                c.loop_start()
+                c.publish(base + "up/evt", b"\xa0", qos=1).wait_for_publish(10)
+                c.publish(base + "down/cmd", b"\xa0", qos=1).wait_for_publish(10)
+                c.disconnect()
+                c.loop_stop()
+                time.sleep(1)
+                assert not [t for t, _, _ in hub.got if t in (base + "up/evt", base + "down/cmd")]
+                assert "dropped message" not in k1.log()
+        finally:
+            hub.close()
