@@ -38,9 +38,10 @@
 #define FL_MAX_ANSWER_VEHICLES 32 /* vehicles in one answer to "available" */
 #define FL_MAX_ANSWER_RENTALS 16  /* rentals in one answer to "customer" */
 #define FL_MAX_ANSWER_BOOKINGS 16 /* bookings in one answer to "customer" */
-#define FL_MAX_NOTICES 16         /* changes in one "notices" message (rev 1.2): 16 of
-                                     the longest take 5,376 bytes, so that a full
-                                     message stays far below FL_MAX_MSG_BYTES */
+#define FL_MAX_NOTICES 16         /* changes in one "notices" message (rev 1.2): with
+                                     every field at its longest a full message takes
+                                     5,673 bytes (23 changes would take 8,025): room
+                                     under FL_MAX_MSG_BYTES for later optional fields */
 #define FL_PARTITION_MAX 4095     /* highest partition number (FL_PARTITIONS_MAX - 1) */
 
 typedef enum fl_msg_type {
