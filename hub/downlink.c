@@ -23,6 +23,16 @@ int downlink_send(hub_txn *t, const char *device, const char *topic, fl_msg *m, 
   d.down_seq++;
   rc = hub_store_device_put(t->store, &d);
   if (rc != FL_OK) return rc;
+  uint64_t upto = 0;
+  if (m->env.type == FL_MSG_DECISION) {
+    /* rev 1.2: the decision carries the device's committed watermark; for
+     * a device of that revision it is the ack (P-ACK-1). The event being
+     * applied commits with the decision. */
+    upto = d.up_seq;
+    if (t->event_device && strcmp(t->event_device, device) == 0 && t->event_seq > upto)
+      upto = t->event_seq;
+    m->body.decision.upto = upto;
+  }
   uint8_t buf[FL_MAX_MSG_BYTES];
   hub_downlink dl;
   memset(&dl, 0, sizeof dl);
@@ -39,8 +49,10 @@ int downlink_send(hub_txn *t, const char *device, const char *topic, fl_msg *m, 
   dl.payload = buf;
   rc = hub_store_downlink_put(t->store, &dl, t->now_ms);
   /* An offline device gets it with the resend that answers its hello. */
-  if (rc == FL_OK && d.online)
+  if (rc == FL_OK && d.online) {
     rc = effects_publish(t->fx, topic, buf, dl.len, false, dl.corr, dl.corr_len);
+    if (rc == FL_OK && upto) rc = effects_ack_covered(t->fx, device, upto);
+  }
   return rc;
 }
 

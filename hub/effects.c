@@ -30,6 +30,8 @@ struct hub_effects {
   size_t n_jobs, cap_jobs;
   struct ack_owed *acks;
   size_t n_acks, cap_acks;
+  hub_notice *notices;
+  size_t n_notices, cap_notices;
   strmap state_topics; /* retained topic -> index in msgs */
   strmap families;     /* device -> its partition + 1 (0: the family of 1.0 and 1.1) */
 };
@@ -59,6 +61,7 @@ void effects_destroy(hub_effects *fx) {
   free(fx->msgs);
   free(fx->jobs);
   free(fx->acks);
+  free(fx->notices);
   strmap_free(&fx->state_topics);
   strmap_free(&fx->families);
   free(fx);
@@ -100,7 +103,7 @@ int effects_publish(hub_effects *fx, const char *topic, const uint8_t *payload, 
 }
 
 int effects_state(hub_effects *fx, const char *topic, fl_msg *m, uint32_t expiry_s) {
-  uint8_t buf[1024];
+  uint8_t buf[FL_MAX_MSG_BYTES];
   size_t len;
   int rc = effects_encode(fx, m, "hub", 0, NULL, buf, sizeof buf, &len);
   if (rc != FL_OK) return rc;
@@ -130,7 +133,7 @@ int effects_state(hub_effects *fx, const char *topic, fl_msg *m, uint32_t expiry
 }
 
 int effects_notice(hub_effects *fx, const char *topic, fl_msg *m) {
-  uint8_t buf[1024];
+  uint8_t buf[FL_MAX_MSG_BYTES];
   size_t len;
   int rc = effects_encode(fx, m, "hub", 0, NULL, buf, sizeof buf, &len);
   if (rc == FL_OK) rc = effects_publish(fx, topic, buf, len, false, NULL, 0);
@@ -226,18 +229,34 @@ void effects_tag_last(hub_effects *fx, uint64_t seq, uint32_t expiry_s) {
   fx->msgs[fx->n_msgs - 1].expiry_s = expiry_s;
 }
 
+int effects_collect(hub_effects *fx, const char *kind, const fl_notice *change) {
+  if (grow((void **)&fx->notices, &fx->cap_notices, fx->n_notices + 1, sizeof *fx->notices) != FL_OK)
+    return FL_ERR_NOMEM;
+  hub_notice *n = &fx->notices[fx->n_notices++];
+  snprintf(n->kind, sizeof n->kind, "%s", kind);
+  n->change = *change;
+  return FL_OK;
+}
+
+size_t effects_collected(const hub_effects *fx) { return fx->n_notices; }
+const hub_notice *effects_collected_at(const hub_effects *fx, size_t i) {
+  return i < fx->n_notices ? &fx->notices[i] : NULL;
+}
+void effects_collected_clear(hub_effects *fx) { fx->n_notices = 0; }
+
 effects_mark effects_mark_now(const hub_effects *fx) {
-  return (effects_mark){.msgs = fx->n_msgs, .jobs = fx->n_jobs};
+  return (effects_mark){.msgs = fx->n_msgs, .jobs = fx->n_jobs, .notices = fx->n_notices};
 }
 
 void effects_undo(hub_effects *fx, effects_mark mark) {
   for (size_t i = mark.msgs; i < fx->n_msgs; i++) free(fx->msgs[i].payload);
   if (mark.msgs < fx->n_msgs) fx->n_msgs = mark.msgs;
   if (mark.jobs < fx->n_jobs) fx->n_jobs = mark.jobs;
+  if (mark.notices < fx->n_notices) fx->n_notices = mark.notices;
 }
 
 void effects_discard(hub_effects *fx) {
-  effects_undo(fx, (effects_mark){0, 0});
+  effects_undo(fx, (effects_mark){0, 0, 0});
   fx->n_acks = 0;
   strmap_clear(&fx->state_topics);
 }

@@ -56,8 +56,14 @@ typedef struct hub_effect_msg {
 
 /* A point to undo to (effects_undo). */
 typedef struct effects_mark {
-  size_t msgs, jobs;
+  size_t msgs, jobs, notices;
 } effects_mark;
+
+/* One change collected for the batch's notices (effects_collect). */
+typedef struct hub_notice {
+  char kind[16];
+  fl_notice change;
+} hub_notice;
 
 /* Creates empty effects for a hub whose boot id is boot. Returns FL_OK and
  * *out (free with effects_destroy, NULL accepted), or FL_ERR_NOMEM. */
@@ -81,6 +87,17 @@ int effects_state(hub_effects *fx, const char *topic, fl_msg *m, uint32_t expiry
 
 /* Holds m, a notification, on topic; durable (see effects_persist). */
 int effects_notice(hub_effects *fx, const char *topic, fl_msg *m);
+
+/* Collects one change of kind for the batch's notices (rev 1.2: one
+ * fleet/v1/notices/{kind} message per kind per batch, publish_notices).
+ * Undone with the input that made it. Returns FL_OK or FL_ERR_NOMEM. */
+int effects_collect(hub_effects *fx, const char *kind, const fl_notice *change);
+
+/* The changes collected in this batch, in order (pointers valid until the
+ * effects change); effects_collected_clear forgets them. */
+size_t effects_collected(const hub_effects *fx);
+const hub_notice *effects_collected_at(const hub_effects *fx, size_t i);
+void effects_collected_clear(hub_effects *fx);
 
 /* Writes every durable message held (states and notifications) to the
  * store's outbox, in the batch's transaction, just before it commits: so a
