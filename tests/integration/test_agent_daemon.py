@@ -19,9 +19,10 @@ from fleet import broker, make_hub, per_test_timeout  # noqa: E402,F401  (pytest
 
 AGENT = str(BUILD / "agent" / "fleet-agent")
 
-# Until the hub answers devices on the partitioned topic family of rev 1.2
-# (its side of 1.2), these devices use the family of 1.0/1.1, which hubs keep
-# serving; test_agent_partitions.py covers the partitioned family.
+# These devices use the topic family of 1.0/1.1, which hubs of 1.2 keep
+# serving (docs/protocol.md P-PART-3), so that it stays covered and the test
+# does not depend on the hub's side of 1.2; test_agent_partitions.py and the
+# other integration tests run the partitioned default.
 LEGACY = {"mqtt": {"topic_family": "legacy"}}
 
 
