@@ -135,15 +135,16 @@ static void on_mqtt_lost(void *ctx, const char *cause) {
 
 /* ---- where committed effects go ------------------------------------------ */
 
-/* With [mqtt] json_mirror: a state or notification topic's message also as
- * JSON on fleet/v1/json/... (for dashboards that read no CBOR). Best effort:
+/* With [mqtt] json_mirror: a state, notification or notices topic's message
+ * also as JSON on fleet/v1/json/... (for dashboards that read no CBOR). Best effort:
  * the CBOR original is the durable one. */
 static void publish_json_mirror(hub_engine *e, const char *topic, const uint8_t *payload,
                                 size_t len, bool retain, uint32_t expiry_s) {
   static const char root[] = FL_TOPIC_ROOT "/";
   const char *rest = topic + sizeof root - 1;
   if (strncmp(topic, root, sizeof root - 1) != 0 ||
-      (strncmp(rest, "state/", 6) != 0 && strncmp(rest, "notify/", 7) != 0))
+      (strncmp(rest, "state/", 6) != 0 && strncmp(rest, "notify/", 7) != 0 &&
+       strncmp(rest, "notices/", 8) != 0))
     return;
   char mirror[FL_TOPIC_MAX];
   if (snprintf(mirror, sizeof mirror, FL_TOPIC_ROOT "/json/%s", rest) >= (int)sizeof mirror) return;

@@ -91,12 +91,15 @@ def test_json_mirror_for_dashboards(broker, make_hub):
         rc, out, err = hub.fleetctl("register", "V7", "--name", "Kangoo", "--station", "S1", "--rate", "900")
         assert rc == 0, err
         wait_for(lambda: "fleet/v1/json/state/vehicle/V7" in got and
-                 "fleet/v1/json/notify/vehicle" in got, 10, "the JSON mirror")
+                 "fleet/v1/json/notices/vehicle" in got, 10, "the JSON mirror")
         state = got["fleet/v1/json/state/vehicle/V7"][-1]
         assert state["type"] == "vehicle_state" and state["dev"] == "hub"
         assert state["body"]["vehicle"] == "V7" and state["body"]["state"] == "AVAILABLE"
         assert state["body"]["name"] == "Kangoo" and state["body"]["rate_cents"] == 900
-        note = got["fleet/v1/json/notify/vehicle"][-1]["body"]
+        # rev 1.2: a batch's changes of one kind in one notices message
+        notices = got["fleet/v1/json/notices/vehicle"][-1]
+        assert notices["type"] == "notices" and notices["body"]["kind"] == "vehicle"
+        note = notices["body"]["changes"][-1]
         assert (note["id"], note["to"]) == ("V7", "AVAILABLE")
         station = None
         wait_for(lambda: "fleet/v1/json/state/station/S1" in got, 10, "the station's counts")
