@@ -9,6 +9,7 @@
 #include "fleet/log.h"
 #include "fleet/topic.h"
 #include "outflow.h"
+#include "grow.h"
 #include "strmap.h"
 
 /* Per-device acknowledgement owed after commit. */
@@ -35,17 +36,6 @@ struct hub_effects {
   strmap state_topics; /* retained topic -> index in msgs */
   strmap families;     /* device -> its partition + 1 (0: the family of 1.0 and 1.1) */
 };
-
-static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
-  if (need <= *cap) return FL_OK;
-  size_t n = *cap ? *cap * 2 : 64;
-  while (n < need) n *= 2;
-  void *p = realloc(*arr, n * elem);
-  if (!p) return FL_ERR_NOMEM;
-  *arr = p;
-  *cap = n;
-  return FL_OK;
-}
 
 int effects_create(uint64_t boot, hub_effects **out) {
   hub_effects *fx = calloc(1, sizeof *fx);
@@ -84,7 +74,7 @@ int effects_encode(hub_effects *fx, fl_msg *m, const char *dev, uint64_t seq, co
 
 int effects_publish(hub_effects *fx, const char *topic, const uint8_t *payload, size_t len,
                     bool retain, const uint8_t *corr, size_t corr_len) {
-  if (grow((void **)&fx->msgs, &fx->cap_msgs, fx->n_msgs + 1, sizeof *fx->msgs) != FL_OK)
+  if (hub_grow((void **)&fx->msgs, &fx->cap_msgs, fx->n_msgs + 1, sizeof *fx->msgs) != FL_OK)
     return FL_ERR_NOMEM;
   hub_effect_msg *o = &fx->msgs[fx->n_msgs];
   memset(o, 0, sizeof *o);
@@ -153,7 +143,7 @@ int effects_persist(hub_effects *fx, hub_store *st, int64_t now_ms) {
 }
 
 int effects_payment(hub_effects *fx, const pay_job *job) {
-  if (grow((void **)&fx->jobs, &fx->cap_jobs, fx->n_jobs + 1, sizeof *fx->jobs) != FL_OK)
+  if (hub_grow((void **)&fx->jobs, &fx->cap_jobs, fx->n_jobs + 1, sizeof *fx->jobs) != FL_OK)
     return FL_ERR_NOMEM;
   fx->jobs[fx->n_jobs++] = *job;
   return FL_OK;
@@ -162,7 +152,7 @@ int effects_payment(hub_effects *fx, const pay_job *job) {
 static struct ack_owed *ack_find(hub_effects *fx, const char *dev, bool create) {
   for (size_t i = 0; i < fx->n_acks; i++)
     if (strcmp(fx->acks[i].dev, dev) == 0) return &fx->acks[i];
-  if (!create || grow((void **)&fx->acks, &fx->cap_acks, fx->n_acks + 1, sizeof *fx->acks) != FL_OK)
+  if (!create || hub_grow((void **)&fx->acks, &fx->cap_acks, fx->n_acks + 1, sizeof *fx->acks) != FL_OK)
     return NULL;
   struct ack_owed *a = &fx->acks[fx->n_acks++];
   memset(a, 0, sizeof *a);
@@ -230,7 +220,7 @@ void effects_tag_last(hub_effects *fx, uint64_t seq, uint32_t expiry_s) {
 }
 
 int effects_collect(hub_effects *fx, const char *kind, const fl_notice *change) {
-  if (grow((void **)&fx->notices, &fx->cap_notices, fx->n_notices + 1, sizeof *fx->notices) != FL_OK)
+  if (hub_grow((void **)&fx->notices, &fx->cap_notices, fx->n_notices + 1, sizeof *fx->notices) != FL_OK)
     return FL_ERR_NOMEM;
   hub_notice *n = &fx->notices[fx->n_notices++];
   snprintf(n->kind, sizeof n->kind, "%s", kind);

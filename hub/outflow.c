@@ -7,6 +7,7 @@
 #include "fleet/error.h"
 #include "fleet/log.h"
 #include "fleet/topic.h"
+#include "grow.h"
 #include "strmap.h"
 
 /* A retained topic's pacing. */
@@ -50,17 +51,6 @@ struct hub_outflow {
   size_t prune_at; /* topics kept before the quiet ones are forgotten */
 };
 
-static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
-  if (need <= *cap) return FL_OK;
-  size_t n = *cap ? *cap * 2 : 64;
-  while (n < need) n *= 2;
-  void *p = realloc(*arr, n * elem);
-  if (!p) return FL_ERR_NOMEM;
-  *arr = p;
-  *cap = n;
-  return FL_OK;
-}
-
 int outflow_create(int state_interval_ms, int ack_hold_ms, hub_effects *fx,
                    const outflow_sink *sink, hub_outflow **out) {
   hub_outflow *o = calloc(1, sizeof *o);
@@ -96,7 +86,7 @@ static struct paced *paced_of(hub_outflow *o, const char *topic, size_t *ix) {
   int64_t *slot = strmap_put(&o->topic_ix, topic, &added);
   if (!slot) return NULL;
   if (added) {
-    if (grow((void **)&o->topics, &o->cap_topics, o->n_topics + 1, sizeof *o->topics) != FL_OK)
+    if (hub_grow((void **)&o->topics, &o->cap_topics, o->n_topics + 1, sizeof *o->topics) != FL_OK)
       return NULL;
     struct paced *p = &o->topics[o->n_topics];
     memset(p, 0, sizeof *p);
@@ -138,7 +128,7 @@ int outflow_state(hub_outflow *o, const char *topic, const uint8_t *payload, siz
     if (p->outbox_seq && o->sink.forget) o->sink.forget(o->sink.ctx, p->outbox_seq);
     free(p->payload);
     o->states_skipped++;
-  } else if (grow((void **)&o->held, &o->cap_held, o->n_held + 1, sizeof *o->held) == FL_OK) {
+  } else if (hub_grow((void **)&o->held, &o->cap_held, o->n_held + 1, sizeof *o->held) == FL_OK) {
     o->held[o->n_held++] = ix;
   } else {
     free(copy);
@@ -175,7 +165,7 @@ static struct dev_acks *dev_of(hub_outflow *o, const char *dev, size_t *ix) {
   int64_t *slot = strmap_put(&o->dev_ix, dev, &added);
   if (!slot) return NULL;
   if (added) {
-    if (grow((void **)&o->devs, &o->cap_devs, o->n_devs + 1, sizeof *o->devs) != FL_OK) return NULL;
+    if (hub_grow((void **)&o->devs, &o->cap_devs, o->n_devs + 1, sizeof *o->devs) != FL_OK) return NULL;
     struct dev_acks *d = &o->devs[o->n_devs];
     memset(d, 0, sizeof *d);
     snprintf(d->dev, sizeof d->dev, "%s", dev);
@@ -231,7 +221,7 @@ void outflow_ack(hub_outflow *o, const char *dev, int part, uint64_t upto, uint6
     return;
   }
   if (hold && part >= 0 && o->hold_ms && !d->hold_until) {
-    if (grow((void **)&o->holding, &o->cap_holding, o->n_holding + 1, sizeof *o->holding) == FL_OK) {
+    if (hub_grow((void **)&o->holding, &o->cap_holding, o->n_holding + 1, sizeof *o->holding) == FL_OK) {
       d->hold_until = now_ms + o->hold_ms;
       o->holding[o->n_holding++] = ix;
       return;
