@@ -110,7 +110,7 @@ int main(int argc, char **argv) {
       refused++;
   }
   /* everything handed over must be reported, once the broker stays up */
-  int64_t wait_end = fl_mono_us() + 30 * 1000000;
+  int64_t wait_end = fl_mono_us() + 20 * 1000000;
   while (atomic_load(&reported) < published && fl_mono_us() < wait_end) fl_sleep_ms(10);
   fl_sleep_ms(500); /* the reader's last messages */
   uint64_t n_reported = atomic_load(&reported);
