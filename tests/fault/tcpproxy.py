@@ -4,8 +4,10 @@ that need to break MQTT connections without stopping the broker.
     with TcpProxy(broker.port) as proxy:
         uri = proxy.uri                 # give this to the client
         proxy.reset_all()               # every open connection gets an RST
-        proxy.drop_next(3, after_s=0.5) # the next 3 connections are closed
-                                        # 0.5 s after they open
+        proxy.drop_next(3, after_s=0.5, client_id="fleet-hub")
+                                        # the next 3 connections of that
+                                        # client are closed 0.5 s after
+                                        # their CONNECT
 
 With log_publish=True it parses the client-to-broker stream into MQTT
 packets and keeps every PUBLISH (header flags, packet id, topic bytes) in
@@ -33,6 +35,8 @@ class _Conn:
         self.opened = time.monotonic()
         self.closed = False
         self.buf = b""  # client-to-broker bytes not yet parsed into packets
+        self.client_id = None  # from its CONNECT
+        self.drop_at = None
 
 
 class TcpProxy:
@@ -46,7 +50,7 @@ class TcpProxy:
         self.dropped = 0  # closed by drop_next
         self._lock = threading.Lock()
         self._conns = []
-        self._drop = []  # [after_s] for the next connections to open
+        self._drop = []  # [(client id or None, after_s)] for the next connections
         self._stop = False
         self._listener = socket.socket()
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -56,10 +60,11 @@ class TcpProxy:
         self._thread.start()
 
     # -- faults
-    def drop_next(self, n, after_s):
-        """Closes each of the next n connections after_s seconds after it opens."""
+    def drop_next(self, n, after_s, client_id=None):
+        """Closes each of the next n connections (of client_id only, when
+        given) after_s seconds after its CONNECT."""
         with self._lock:
-            self._drop += [after_s] * n
+            self._drop += [(client_id, after_s)] * n
 
     def reset_all(self):
         """Ends every open connection with an RST to the client (and closes
@@ -103,7 +108,9 @@ class TcpProxy:
             if len(c.buf) < i + length:
                 return
             packet, c.buf = c.buf[:i + length], c.buf[i + length:]
-            if packet[0] >> 4 == 3:
+            if packet[0] >> 4 == 1 and c.client_id is None:
+                self._connected(c, packet[i:])
+            if packet[0] >> 4 == 3 and self.log_publish:
                 body = packet[i:]
                 tlen = int.from_bytes(body[:2], "big")
                 topic = body[2:2 + tlen]
@@ -111,14 +118,41 @@ class TcpProxy:
                 pid = int.from_bytes(body[2 + tlen:4 + tlen], "big") if qos else None
                 self.publishes.append((c.n, packet[0] & 0x0F, pid, topic))
 
+    def _connected(self, c, body):
+        """A CONNECT: notes its client id, and plans its drop if asked."""
+        try:
+            n = int.from_bytes(body[:2], "big")
+            pos = 2 + n
+            level = body[pos]
+            pos += 4  # level, flags, keep alive
+            if level >= 5:  # properties: a variable byte integer length
+                mult, plen = 1, 0
+                while True:
+                    b = body[pos]
+                    pos += 1
+                    plen += (b & 0x7F) * mult
+                    mult *= 128
+                    if not b & 0x80:
+                        break
+                pos += plen
+            n = int.from_bytes(body[pos:pos + 2], "big")
+            c.client_id = body[pos + 2:pos + 2 + n].decode(errors="replace")
+        except IndexError:
+            c.client_id = ""
+        with self._lock:
+            for k, (cid, after_s) in enumerate(self._drop):
+                if cid is None or cid == c.client_id:
+                    c.drop_at = time.monotonic() + after_s
+                    del self._drop[k]
+                    break
+
     def _run(self):
         while not self._stop:
             with self._lock:
                 conns = [c for c in self._conns if not c.closed]
             now = time.monotonic()
             for c in conns:
-                deadline = getattr(c, "drop_at", None)
-                if deadline is not None and now >= deadline:
+                if c.drop_at is not None and now >= c.drop_at:
                     self.dropped += 1
                     self._close(c, rst=False)
             socks = [self._listener]
@@ -144,7 +178,7 @@ class TcpProxy:
                     self._close(c, rst=False)
                     continue
                 other = c.upstream if s is c.client else c.client
-                if s is c.client and self.log_publish:
+                if s is c.client and (self.log_publish or c.client_id is None):
                     self._parse(c, data)
                 try:
                     other.sendall(data)
@@ -166,10 +200,7 @@ class TcpProxy:
         upstream.settimeout(None)
         with self._lock:
             self.connections += 1
-            c = _Conn(client, upstream, self.connections)
-            if self._drop:
-                c.drop_at = c.opened + self._drop.pop(0)
-            self._conns.append(c)
+            self._conns.append(_Conn(client, upstream, self.connections))
 
     def close(self):
         self._stop = True
