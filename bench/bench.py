@@ -72,6 +72,8 @@ def bench_hub(broker, args, **settings):
         config.setdefault("store", {}).update(backend="postgresql", url=cluster.url(database))
     else:
         config.setdefault("store", {}).update(backend="sqlite")
+    if args.publish_connections:
+        config.setdefault("mqtt", {})["publish_connections"] = args.publish_connections
     return Hub(broker, config=config, **settings)
 
 
@@ -192,6 +194,8 @@ def main():
     p.add_argument("--rate", type=int, default=1000, help="saga: paced rental requests per second")
     p.add_argument("--devices", type=int, default=200, help="ingest: vehicles")
     p.add_argument("--window", type=int, default=32, help="ingest: unacked events per vehicle")
+    p.add_argument("--publish-connections", type=int, default=0,
+                   help="saga, ingest: the hub's [mqtt] publish_connections (0: its default)")
     p.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite",
                    help="saga, ingest: the hub's store")
     p.add_argument("--family", choices=("partitioned", "legacy"), default="partitioned",

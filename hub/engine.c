@@ -31,6 +31,7 @@
 #include "inbox.h"
 #include "metrics.h"
 #include "outflow.h"
+#include "outlets.h"
 #include "store.h"
 #include "strmap.h"
 #include "txn.h"
@@ -40,6 +41,7 @@ struct hub_engine {
   hub_config cfg;
   hub_store *st;
   fl_mqtt *mqtt;
+  hub_outlets *outlets; /* [mqtt] publish_connections > 1: they carry the publishes */
   hub_payments *pay;
   hub_inbox *inbox;
   hub_effects *fx;
@@ -133,7 +135,26 @@ static void on_mqtt_lost(void *ctx, const char *cause) {
   fl_warn("mqtt lost uri=%s cause=%s", e->cfg.mqtt_uri, cause);
 }
 
+/* An outlet (hub/outlets.h) connected: what it owed is published again, as
+ * after the main connection's connect (devices drop the duplicates). */
+static void on_outlet_connected(void *ctx, int k) {
+  hub_engine *e = ctx;
+  fl_info("mqtt publishing connection %d connected", k);
+  hub_input *in = inbox_connected_input();
+  if (!in || inbox_push(e->inbox, in, false) != FL_OK) atomic_store(&e->resend_due, true);
+}
+
+static void on_outlet_lost(void *ctx, int k, const char *cause) {
+  (void)ctx;
+  fl_warn("mqtt publishing connection %d lost cause=%s", k, cause);
+}
+
 /* ---- where committed effects go ------------------------------------------ */
+
+/* The connection that carries topic: its outlet, or the main one. */
+static fl_mqtt *publisher(hub_engine *e, const char *topic) {
+  return e->outlets ? hub_outlets_for(e->outlets, topic) : e->mqtt;
+}
 
 /* With [mqtt] json_mirror: a state, notification or notices topic's message
  * also as JSON on fleet/v1/json/... (for dashboards that read no CBOR). Best effort:
@@ -150,8 +171,8 @@ static void publish_json_mirror(hub_engine *e, const char *topic, const uint8_t 
   if (snprintf(mirror, sizeof mirror, FL_TOPIC_ROOT "/json/%s", rest) >= (int)sizeof mirror) return;
   char *json = NULL;
   if (len && cbor_to_json(payload, len, &json) != FL_OK) return;
-  fl_mqtt_publish_expiring(e->mqtt, mirror, json ? json : "", json ? strlen(json) : 0, 1, retain,
-                           NULL, NULL, 0, 0, expiry_s);
+  fl_mqtt_publish_expiring(publisher(e, mirror), mirror, json ? json : "", json ? strlen(json) : 0,
+                           1, retain, NULL, NULL, 0, 0, expiry_s);
   free(json);
 }
 
@@ -159,8 +180,8 @@ static int sink_publish(void *ctx, const char *topic, const uint8_t *payload, si
                         bool retain, const uint8_t *corr, size_t corr_len, uint64_t tag,
                         uint32_t expiry_s) {
   hub_engine *e = ctx;
-  int rc = fl_mqtt_publish_expiring(e->mqtt, topic, payload, len, 1, retain, NULL, corr, corr_len,
-                                    tag, expiry_s);
+  int rc = fl_mqtt_publish_expiring(publisher(e, topic), topic, payload, len, 1, retain, NULL,
+                                    corr, corr_len, tag, expiry_s);
   if (rc == FL_OK && e->cfg.json_mirror)
     publish_json_mirror(e, topic, payload, len, retain, expiry_s);
   return rc;
@@ -531,11 +552,18 @@ int hub_engine_start(hub_engine *e) {
                           .on_published = on_published};
   rc = fl_mqtt_create(&o, &cb, &e->mqtt);
   if (rc != FL_OK) return rc;
+  if (e->cfg.mqtt_publish_connections > 1) {
+    hub_outlets_callbacks ocb = {.ctx = e, .on_connected = on_outlet_connected,
+                                 .on_lost = on_outlet_lost, .on_published = on_published};
+    rc = hub_outlets_create(&o, e->cfg.mqtt_publish_connections, &ocb, &e->outlets);
+    if (rc != FL_OK) return rc;
+  }
   if (pthread_create(&e->thread, NULL, engine_main, e) != 0) return FL_ERR_NOMEM;
   e->thread_started = true;
   fl_info("engine started boot=%llu store=%s state_dir=%s", (unsigned long long)e->boot,
           hub_store_backend(e->st), e->cfg.state_dir);
-  return fl_mqtt_start(e->mqtt);
+  rc = e->outlets ? hub_outlets_start(e->outlets) : FL_OK;
+  return rc == FL_OK ? fl_mqtt_start(e->mqtt) : rc;
 }
 
 int hub_engine_op(hub_engine *e, const hub_op *op, hub_op_result *res, int timeout_ms) {
@@ -544,7 +572,8 @@ int hub_engine_op(hub_engine *e, const hub_op *op, hub_op_result *res, int timeo
 
 void hub_engine_health(hub_engine *e, hub_health *h) {
   memset(h, 0, sizeof *h);
-  h->mqtt_connected = e->mqtt && fl_mqtt_connected(e->mqtt);
+  h->mqtt_connected = e->mqtt && fl_mqtt_connected(e->mqtt) &&
+                      (!e->outlets || hub_outlets_connected(e->outlets));
   h->ready = atomic_load(&e->ready) && h->mqtt_connected;
   h->uptime_s = (uint64_t)((fl_mono_us() - e->started_us) / 1000000);
   h->queue_depth = inbox_depth(e->inbox);
@@ -566,6 +595,7 @@ void hub_engine_stop(hub_engine *e) {
   }
   hub_payments_destroy(e->pay);
   e->pay = NULL;
+  hub_outlets_stop(e->outlets, 2000); /* what the last batch published first */
   if (e->mqtt) {
     publish_hub_status(e, false);
     fl_mqtt_stop(e->mqtt, 2000);
@@ -575,6 +605,7 @@ void hub_engine_stop(hub_engine *e) {
 void hub_engine_destroy(hub_engine *e) {
   if (!e) return;
   hub_engine_stop(e);
+  hub_outlets_destroy(e->outlets);
   fl_mqtt_destroy(e->mqtt);
   hub_store_close(e->st);
   inbox_destroy(e->inbox);

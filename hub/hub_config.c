@@ -59,6 +59,11 @@ int hub_config_check(const char *path, hub_config *cfg, FILE *out, char *err, si
   cfg->durability = (fl_db_sync)sync;
   rc = FL_OK;
   rc |= get_int(c, "mqtt", "max_inflight", 256, 1, 65535, &cfg->mqtt_max_inflight);
+  /* 4 windows, but 1 with a login: under use_username_as_clientid (P-TOP-8)
+   * every connection of the login gets the same client id and would take
+   * the others' session over (docs/operations.md) */
+  rc |= get_int(c, "mqtt", "publish_connections", cfg->mqtt_username[0] ? 1 : 4, 1, 16,
+                &cfg->mqtt_publish_connections);
   rc |= fl_config_bool(c, "mqtt", "json_mirror", false, &cfg->json_mirror);
   rc |= get_int(c, "mqtt", "ended_state_ttl_s", 86400, 0, 86400 * 365, &cfg->ended_state_ttl_s);
   rc |= get_int(c, "mqtt", "state_interval_ms", 1000, 0, 3600000, &cfg->state_interval_ms);

@@ -22,6 +22,7 @@ typedef struct hub_config {
   char mqtt_cert_file[256];
   char mqtt_key_file[256];
   int mqtt_max_inflight;    /* [mqtt] max_inflight */
+  int mqtt_publish_connections; /* [mqtt] publish_connections: hub/outlets.h (1: the main one) */
   int ended_state_ttl_s;    /* [mqtt] ended_state_ttl_s: retained state of ended things expires (0: never) */
   bool json_mirror;         /* [mqtt] json_mirror: state and notices also as JSON on fleet/v1/json/... */
   int state_interval_ms;    /* [mqtt] state_interval_ms: one retained state per thing per interval, the newest wins (0: every one) */

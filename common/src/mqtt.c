@@ -19,7 +19,11 @@
 #include "mqtt_reconnect.h"
 
 struct fl_mqtt {
-  MQTTAsync client;
+  /* paho's handle. Replaced (and the old one abandoned, never freed) when
+   * paho has poisoned it: see handle_poison. Read with handle(). */
+  _Atomic(MQTTAsync) client;
+  atomic_bool poisoned;       /* the handle holds a QoS 1 copy built on freed memory */
+  atomic_uint abandoned;      /* handles given up so far */
   fl_mqtt_callbacks cb;
   char *uri, *client_id, *username, *password, *will_topic;
   char *ca_file, *cert_file, *key_file; /* TLS, see fl_mqtt_opts */
@@ -47,6 +51,7 @@ struct fl_mqtt {
   int out_inflight;
   struct pub_ctx *out_head, *out_tail;
   size_t out_queued;
+  struct pub_ctx *fly_head; /* handed to paho, not yet reported (doubly linked) */
   /* One thread at a time hands queued publishes to paho, so that they leave
    * in queue order; another that finds one at it asks it to look again. */
   bool draining, drain_again;
@@ -57,7 +62,8 @@ struct fl_mqtt {
 struct pub_ctx {
   fl_mqtt *m;
   uint64_t tag;
-  struct pub_ctx *next;
+  struct pub_ctx *next, *prev; /* our queue (next), then the in-flight list */
+  bool flying;                 /* on the in-flight list (out_lock) */
   char *topic, *response_topic;
   uint8_t *payload, *corr;
   size_t len, corr_len;
@@ -66,6 +72,9 @@ struct pub_ctx {
 };
 
 static void out_drain(fl_mqtt *m);
+
+/* The current paho handle of m. */
+static MQTTAsync handle(const fl_mqtt *m) { return atomic_load(&((fl_mqtt *)m)->client); }
 
 /* Translates a return code of paho (MQTTASYNC_*) into fl_err. */
 static fl_err err_from_paho(int rc) {
@@ -159,18 +168,135 @@ static int on_tls_error(const char *str, size_t len, void *ctx) {
 }
 
 /* A connection that the broker drops this soon after it was made, three
- * times in a row, is taken as a session paho cannot resume: paho 1.3.12 can
- * corrupt a QoS 1 message it keeps for resending when the broker dies with
- * messages in flight (its send and receive threads race on the copy; the
- * ASan report is in tests/asan.supp), and resends it on every reconnect, so
- * that mosquitto drops the client for a malformed packet, forever. */
+ * times in a row, is taken as a session that cannot be resumed (the broker
+ * refuses something the session resends); the next connect starts clean.
+ * The one such cause known, paho's poisoned handle, is handled on its own
+ * (handle_poison); this stays as the guard for any other. */
 #define QUICK_LOSS_US 3000000
 #define QUICK_LOSSES_CLEAN 3
+
+/* The Session Expiry Interval a clean_start client sends. Not 0 on purpose:
+ * paho empties the session of a client whose expiry is 0 when its
+ * connection drops, and emptying a poisoned handle's session would free the
+ * poisoned copy's topic and payload a second time. */
+#define CLEAN_SESSION_EXPIRY_S 10
+
+/* ---- paho's poisoned handle ------------------------------------------------
+ * paho 1.3.12 (MQTTAsync_processCommand, the SOCKET_ERROR branch): when the
+ * write of a new QoS 1 PUBLISH fails with a socket error (the connection
+ * died under it), paho has already stored the message for resending
+ * (MQTTProtocol_startPublish moved the command's topic and payload pointers
+ * into outboundMsgs), and then frees the command with its topic and payload
+ * without clearing them, as it does everywhere else
+ * (MQTTAsync_NULLPublishResponses). The stored copy now points at freed
+ * memory: paho resends it after a reconnect that finds the session present
+ * (mosquitto: "disconnected due to malformed packet", every reconnect, as
+ * the copy is never acknowledged), and frees it again whenever it empties the
+ * session (clean start, a session not present, a session expiry of 0,
+ * MQTTAsync_destroy). That failure reaches us as on_pub_fail with paho's
+ * code -1 and no reason code. From then on the handle is never connected,
+ * emptied or destroyed again: the next connect is made on a new handle, and
+ * the old one is left as it is (a few hundred bytes, reachable from paho's
+ * own list of handles). Its in-flight publishes are reported as
+ * FL_ERR_UNAVAILABLE. tests/fault/test_mqtt_resend.py is the reproducer. */
+
+/* A callback for an abandoned handle: paho wants one for arrivals. */
+static int on_arrived_abandoned(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg) {
+  (void)ctx;
+  (void)topic_len;
+  MQTTAsync_freeMessage(&msg);
+  MQTTAsync_free(topic);
+  return 1;
+}
+
+static void on_lost(void *ctx, char *cause);
+static int on_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg);
+static void on_connected(void *ctx, char *cause);
+
+/* Makes a paho handle for m with its callbacks. Returns FL_OK and *out, or
+ * FL_ERR_MQTT. */
+static fl_err handle_new(fl_mqtt *m, MQTTAsync *out) {
+  MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer5;
+  cro.sendWhileDisconnected = 0;
+  MQTTAsync h = NULL;
+  if (MQTTAsync_createWithOptions(&h, m->uri, m->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL,
+                                  &cro) != MQTTASYNC_SUCCESS)
+    return FL_ERR_MQTT;
+  MQTTAsync_setCallbacks(h, m, on_lost, on_arrived, NULL);
+  MQTTAsync_setConnected(h, m, on_connected);
+  *out = h;
+  return FL_OK;
+}
+
+/* Adds pc to m's in-flight list (out_lock held). */
+static void fly_add(fl_mqtt *m, struct pub_ctx *pc) {
+  pc->prev = NULL;
+  pc->next = m->fly_head;
+  if (m->fly_head) m->fly_head->prev = pc;
+  m->fly_head = pc;
+  pc->flying = true;
+  m->out_inflight++;
+}
+
+/* Takes pc off m's in-flight list (out_lock held). Returns false when it was
+ * not on it (reported already, as its handle was abandoned). */
+static bool fly_remove(fl_mqtt *m, struct pub_ctx *pc) {
+  if (!pc->flying) return false;
+  if (pc->prev)
+    pc->prev->next = pc->next;
+  else
+    m->fly_head = pc->next;
+  if (pc->next) pc->next->prev = pc->prev;
+  pc->next = pc->prev = NULL;
+  pc->flying = false;
+  if (m->out_inflight > 0) m->out_inflight--;
+  return true;
+}
+
+static void pub_free(struct pub_ctx *pc);
+
+/* Leaves m's handle as it is, never to be used again, and reports what was
+ * in flight on it. Returns false when no new handle could be made (the old
+ * one is kept, unconnected, and the next attempt tries again). */
+static bool handle_replace(fl_mqtt *m) {
+  MQTTAsync old = handle(m), fresh = NULL;
+  if (handle_new(m, &fresh) != FL_OK) return false;
+  /* paho calls nothing on a handle that is never connected again; these
+   * make sure that nothing it might call reaches m */
+  MQTTAsync_setCallbacks(old, NULL, NULL, on_arrived_abandoned, NULL);
+  MQTTAsync_setConnected(old, NULL, NULL);
+  atomic_store(&m->client, fresh);
+  atomic_store(&m->poisoned, false);
+  unsigned n = atomic_fetch_add(&m->abandoned, 1) + 1;
+  pthread_mutex_lock(&m->out_lock);
+  struct pub_ctx *lost = NULL;
+  while (m->fly_head) {
+    struct pub_ctx *pc = m->fly_head;
+    fly_remove(m, pc);
+    pc->next = lost;
+    lost = pc;
+  }
+  pthread_mutex_unlock(&m->out_lock);
+  size_t count = 0;
+  for (struct pub_ctx *pc = lost, *next; pc; pc = next, count++) {
+    next = pc->next;
+    if (pc->tag && m->cb.on_published) m->cb.on_published(m->cb.ctx, pc->tag, FL_ERR_UNAVAILABLE);
+    pub_free(pc);
+  }
+  fl_warn("mqtt %s: paho's handle left behind (%u so far): it kept a QoS 1 message built on freed"
+          " memory; %zu publishes in flight reported as lost, connecting on a new handle",
+          m->client_id, n, count);
+  return true;
+}
 
 /* One connect attempt (the reconnect scheduler's thread). Its outcome
  * comes back in on_connected, on_connect_ok or on_connect_fail. */
 static void do_connect(void *ctx) {
   fl_mqtt *m = ctx;
+  if (atomic_load(&m->poisoned) && !handle_replace(m)) {
+    reconnect__failed(&m->reconnect);
+    return;
+  }
   MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer5;
   MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
   if (m->tls) {
@@ -204,9 +330,9 @@ static void do_connect(void *ctx) {
   co.onSuccess5 = on_connect_ok;
   co.onFailure5 = on_connect_fail;
   co.context = m;
-  if (!m->clean_start) {
+  {
     MQTTProperty p = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL};
-    p.value.integer4 = m->session_expiry_s;
+    p.value.integer4 = m->clean_start ? CLEAN_SESSION_EXPIRY_S : m->session_expiry_s;
     MQTTProperties_add(&props, &p);
     co.connectProperties = &props;
   }
@@ -218,7 +344,7 @@ static void do_connect(void *ctx) {
     will.retained = m->will_retained;
     co.will = &will;
   }
-  int rc = MQTTAsync_connect(m->client, &co);
+  int rc = MQTTAsync_connect(handle(m), &co);
   MQTTProperties_free(&props);
   if (rc != MQTTASYNC_SUCCESS) {
     fl_debug("mqtt %s: connect refused locally: %s", m->client_id,
@@ -234,7 +360,7 @@ static void subscribe_now(fl_mqtt *m, char *const *filters, int n) {
   if (!qos) return;
   for (int i = 0; i < n; i++) qos[i] = 1;
   MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-  int rc = MQTTAsync_subscribeMany(m->client, n, filters, qos, &ro);
+  int rc = MQTTAsync_subscribeMany(handle(m), n, filters, qos, &ro);
   if (rc != MQTTASYNC_SUCCESS)
     fl_warn("mqtt %s: subscribe failed: %s", m->client_id, fl_strerror(err_from_paho(rc)));
   free(qos);
@@ -353,16 +479,12 @@ int fl_mqtt_create(const fl_mqtt_opts *o, const fl_mqtt_callbacks *cb, fl_mqtt *
     fl_mqtt_destroy(m);
     return FL_ERR_NOMEM;
   }
-  MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer5;
-  cro.sendWhileDisconnected = 0;
-  if (MQTTAsync_createWithOptions(&m->client, m->uri, m->client_id, MQTTCLIENT_PERSISTENCE_NONE,
-                                  NULL, &cro) != MQTTASYNC_SUCCESS) {
-    m->client = NULL;
+  MQTTAsync h = NULL;
+  if (handle_new(m, &h) != FL_OK) {
     fl_mqtt_destroy(m);
     return FL_ERR_MQTT;
   }
-  MQTTAsync_setCallbacks(m->client, m, on_lost, on_arrived, NULL);
-  MQTTAsync_setConnected(m->client, m, on_connected);
+  atomic_store(&m->client, h);
   *out = m;
   return FL_OK;
 }
@@ -419,7 +541,7 @@ static fl_err pub_send(fl_mqtt *m, const char *topic, const void *payload, size_
     ro.onFailure5 = on_pub_fail;
     ro.context = pc;
   }
-  int rc = MQTTAsync_sendMessage(m->client, topic, &msg, &ro);
+  int rc = MQTTAsync_sendMessage(handle(m), topic, &msg, &ro);
   MQTTProperties_free(&props);
   return err_from_paho(rc);
 }
@@ -455,16 +577,18 @@ static void out_drain(fl_mqtt *m) {
     m->out_head = pc->next;
     if (!m->out_head) m->out_tail = NULL;
     m->out_queued--;
-    m->out_inflight++;
+    fly_add(m, pc);
     pthread_mutex_unlock(&m->out_lock);
     fl_err rc = pub_send(m, pc->topic, pc->payload, pc->len, 1, pc->retain, pc->response_topic,
                       pc->corr, pc->corr_len, pc->expiry_s, pc);
     if (rc != FL_OK) { /* disconnected meanwhile: report it, the caller's protocol resends */
       pthread_mutex_lock(&m->out_lock);
-      m->out_inflight--;
+      bool mine = fly_remove(m, pc); /* else reported with its abandoned handle */
       pthread_mutex_unlock(&m->out_lock);
-      if (pc->tag && m->cb.on_published) m->cb.on_published(m->cb.ctx, pc->tag, rc);
-      pub_free(pc);
+      if (mine) {
+        if (pc->tag && m->cb.on_published) m->cb.on_published(m->cb.ctx, pc->tag, rc);
+        pub_free(pc);
+      }
     }
     pthread_mutex_lock(&m->out_lock);
   }
@@ -474,10 +598,12 @@ static void out_drain(fl_mqtt *m) {
 static void pub_done(struct pub_ctx *pc, fl_err rc) {
   fl_mqtt *m = pc->m;
   pthread_mutex_lock(&m->out_lock);
-  if (m->out_inflight > 0) m->out_inflight--;
+  bool mine = fly_remove(m, pc);
   pthread_mutex_unlock(&m->out_lock);
-  if (pc->tag && m->cb.on_published) m->cb.on_published(m->cb.ctx, pc->tag, rc);
-  pub_free(pc);
+  if (mine) {
+    if (pc->tag && m->cb.on_published) m->cb.on_published(m->cb.ctx, pc->tag, rc);
+    pub_free(pc);
+  }
   out_drain(m);
 }
 
@@ -487,7 +613,15 @@ static void on_pub_ok(void *ctx, MQTTAsync_successData5 *resp) {
 }
 
 static void on_pub_fail(void *ctx, MQTTAsync_failureData5 *resp) {
-  pub_done(ctx, err_from_failure(resp));
+  struct pub_ctx *pc = ctx;
+  /* paho's failed write of a new publish (its SOCKET_ERROR branch): see
+   * "paho's poisoned handle" above */
+  if (resp && resp->reasonCode < 0x80 &&
+      (resp->code == MQTTASYNC_FAILURE || resp->code == MQTTASYNC_PERSISTENCE_ERROR) &&
+      !atomic_exchange(&pc->m->poisoned, true))
+    fl_warn("mqtt %s: a publish failed as the connection dropped; paho keeps a broken copy of it:"
+            " the next connect uses a new handle", pc->m->client_id);
+  pub_done(pc, err_from_failure(resp));
 }
 
 /* Copies a publish into a queue entry. Returns NULL when out of memory. */
@@ -590,7 +724,7 @@ int fl_mqtt_unsubscribe(fl_mqtt *m, const char *filter) {
   if (!found) return FL_ERR_NOT_FOUND;
   if (!atomic_load(&m->connected)) return FL_OK;
   MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-  int rc = MQTTAsync_unsubscribe(m->client, filter, &ro);
+  int rc = MQTTAsync_unsubscribe(handle(m), filter, &ro);
   return err_from_paho(rc);
 }
 
@@ -601,16 +735,17 @@ static bool deliveries_pending(fl_mqtt *m) {
   pthread_mutex_unlock(&m->out_lock);
   if (queued) return true;
   MQTTAsync_token *tokens = NULL;
-  if (MQTTAsync_getPendingTokens(m->client, &tokens) != MQTTASYNC_SUCCESS) return false;
+  if (MQTTAsync_getPendingTokens(handle(m), &tokens) != MQTTASYNC_SUCCESS) return false;
   bool pending = tokens && tokens[0] != -1;
   MQTTAsync_free(tokens);
   return pending;
 }
 
 void fl_mqtt_stop(fl_mqtt *m, int timeout_ms) {
-  if (!m || !m->client) return;
+  if (!m || !handle(m)) return;
   reconnect__stop(&m->reconnect);
-  if (MQTTAsync_isConnected(m->client)) {
+  MQTTAsync h = handle(m);
+  if (!atomic_load(&m->poisoned) && MQTTAsync_isConnected(h)) {
     /* Wait for in-flight publishes ourselves and then disconnect at once:
      * paho's own disconnect timeout tends to be waited out in full even when
      * nothing is in flight (paho.mqtt.c issue 889). */
@@ -622,27 +757,40 @@ void fl_mqtt_stop(fl_mqtt *m, int timeout_ms) {
      * (MQTT 5 reason 0x04), so that a clean stop shows as offline just as a
      * lost connection does (a plain DISCONNECT would suppress the will). */
     d.reasonCode = MQTTREASONCODE_DISCONNECT_WITH_WILL_MESSAGE;
-    MQTTAsync_disconnect(m->client, &d);
+    MQTTAsync_disconnect(h, &d);
     end = fl_mono_us() + 500000;
-    while (MQTTAsync_isConnected(m->client) && fl_mono_us() < end) fl_sleep_ms(2);
+    while (MQTTAsync_isConnected(h) && fl_mono_us() < end) fl_sleep_ms(2);
   }
   atomic_store(&m->connected, false);
 }
 
+/* Destroys m's handle (which closes its socket without DISCONNECT), or,
+ * when paho has poisoned it, leaves it as it is: destroying it would free
+ * the poisoned copy a second time (its connection is gone already). */
+static void handle_release(fl_mqtt *m) {
+  MQTTAsync h = atomic_exchange(&m->client, NULL);
+  if (!h) return;
+  if (atomic_load(&m->poisoned)) {
+    MQTTAsync_setCallbacks(h, NULL, NULL, on_arrived_abandoned, NULL);
+    MQTTAsync_setConnected(h, NULL, NULL);
+    atomic_fetch_add(&m->abandoned, 1);
+    return;
+  }
+  MQTTAsync_destroy(&h);
+}
+
 void fl_mqtt_kill(fl_mqtt *m) {
-  if (!m || !m->client) return;
+  if (!m || !handle(m)) return;
   reconnect__stop(&m->reconnect);
   atomic_store(&m->connected, false);
-  /* Destroying the handle closes the socket without DISCONNECT. */
-  MQTTAsync_destroy(&m->client);
-  m->client = NULL;
+  handle_release(m);
 }
 
 void fl_mqtt_destroy(fl_mqtt *m) {
   if (!m) return;
-  if (m->client) {
+  if (handle(m)) {
     fl_mqtt_stop(m, 1000);
-    MQTTAsync_destroy(&m->client);
+    handle_release(m);
   }
   /* paho's threads no longer call us for m: leave the scheduler */
   reconnect__release(&m->reconnect);
@@ -658,6 +806,11 @@ void fl_mqtt_destroy(fl_mqtt *m) {
   free(m->cert_file);
   free(m->key_file);
   for (struct pub_ctx *pc = m->out_head, *n; pc; pc = n) {
+    n = pc->next;
+    pub_free(pc);
+  }
+  /* in flight on a handle left behind: paho will never call back for them */
+  for (struct pub_ctx *pc = m->fly_head, *n; pc; pc = n) {
     n = pc->next;
     pub_free(pc);
   }

@@ -43,8 +43,9 @@ typedef struct fl_mqtt_callbacks {
   /* The connection is gone; a reconnect is scheduled. */
   void (*on_lost)(void *ctx, const char *cause);
   /* A QoS 1 publish made with a non-zero tag completed. rc: FL_OK (PUBACK
-   * received), FL_ERR_UNAVAILABLE (the connection went before it completed;
-   * paho does not resend it after a reconnect), FL_ERR_FULL (the broker's
+   * received), FL_ERR_UNAVAILABLE (the connection went before it completed,
+   * or it was in flight on a paho handle given up after paho corrupted its
+   * copy: docs/architecture.md; not resent), FL_ERR_FULL (the broker's
    * quota), FL_ERR_INVALID (refused as malformed), or FL_ERR_MQTT (the
    * broker refused it, or paho failed otherwise). */
   void (*on_published)(void *ctx, uint64_t tag, fl_err rc);
@@ -57,7 +58,7 @@ typedef struct fl_mqtt_opts {
   const char *password;  /* optional */
   int keepalive_s;       /* 0: 30 */
   bool clean_start;      /* false keeps the session across disconnects */
-  uint32_t session_expiry_s; /* 0: one week (ignored with clean_start) */
+  uint32_t session_expiry_s; /* 0: one week (with clean_start: 10 s, see mqtt.c) */
   int max_inflight;      /* 0: 256 */
   int reconnect_min_ms;  /* 0: 500 */
   int reconnect_max_ms;  /* 0: 30000 */
