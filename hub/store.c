@@ -212,3 +212,10 @@ int hub_store_outbox_each(hub_store *st,
                           void *ctx) {
   return st->ops->outbox_each(st->b, fn, ctx);
 }
+
+int hub_store_fence(hub_store *st, const char *hub, const uint32_t *parts, const int64_t *epochs,
+                    size_t n, uint32_t *lost, size_t *n_lost) {
+  *n_lost = 0;
+  if (!st->ops->fence) return FL_ERR_CONFIG;
+  return st->ops->fence(st->b, hub, parts, epochs, n, lost, n_lost);
+}

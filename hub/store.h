@@ -26,6 +26,8 @@ typedef struct hub_store_opts {
   const char *state_dir; /* sqlite: <state_dir>/hub.db; ":memory:" for a private in-memory store */
   fl_db_sync durability; /* sqlite */
   const char *url;       /* postgresql: connection URL ("" or NULL: the PG* environment) */
+  bool cluster;          /* postgresql, [cluster] enabled: the rows a batch reads are locked
+                            (SELECT ... FOR UPDATE), as other hubs write the same tables */
 } hub_store_opts;
 
 /* Opens the store, creates or upgrades its schema, prepares statements.
@@ -178,6 +180,16 @@ int hub_store_downlink_each(hub_store *st, const char *device, uint64_t after,
  * device and seq (what to publish again after the hub (re)connects). */
 int hub_store_downlink_online(hub_store *st, int (*fn)(void *ctx, const hub_downlink *d),
                               void *ctx);
+
+/* ---- cluster mode (hub/cluster.h) ---------------------------------------------------- */
+/* The fence of a batch, just before its commit: locks (FOR SHARE) the rows of
+ * the n partitions parts[] in the table partitions and compares each with the
+ * epochs[] this hub (hub) holds. Returns FL_OK when all are still this hub's
+ * at those epochs; FL_ERR_STATE when some moved, their numbers in lost[] (cap
+ * n, *n_lost of them): the batch must then be rolled back; another fl_err
+ * when the store failed; FL_ERR_CONFIG for a backend without cluster mode. */
+int hub_store_fence(hub_store *st, const char *hub, const uint32_t *parts, const int64_t *epochs,
+                    size_t n, uint32_t *lost, size_t *n_lost);
 
 /* ---- read models ------------------------------------------------------------------------ */
 /* Rebuild replaces the read models from the change log (*changes: its

@@ -8,7 +8,7 @@
 #include "store.h"
 
 /* The schema version this hub writes. A store newer than this is refused. */
-#define HUB_SCHEMA_VERSION 4
+#define HUB_SCHEMA_VERSION 5
 
 typedef struct hub_store_ops {
   const char *name;
@@ -79,6 +79,10 @@ typedef struct hub_store_ops {
 
   int (*readmodel_rebuild)(void *b, uint64_t *changes);
   int (*readmodel_check)(void *b, uint64_t *differing, char *msg, size_t cap);
+
+  /* Cluster mode; NULL in a backend without it (SQLite). */
+  int (*fence)(void *b, const char *hub, const uint32_t *parts, const int64_t *epochs, size_t n,
+               uint32_t *lost, size_t *n_lost);
 } hub_store_ops;
 
 extern const hub_store_ops hub_store_sqlite;

@@ -69,6 +69,18 @@ static const char *const *pg_migrations[HUB_SCHEMA_VERSION] = {
                                 "vehicles FROM rm_fleet f WHERE f.station <> '' AND f.state <> 'RETIRED' "
                                 "GROUP BY f.station",
                                 NULL},
+    /* 5: cluster mode: the partition count, the leases, the hubs (schema_pg.sql's end) */
+    [4] = (const char *const[]){"CREATE TABLE IF NOT EXISTS cluster (id INTEGER PRIMARY KEY CHECK "
+                                "(id = 1), partitions INTEGER NOT NULL CHECK (partitions > 0), "
+                                "created_ms BIGINT NOT NULL)",
+                                "CREATE TABLE IF NOT EXISTS partitions (part INTEGER PRIMARY KEY, "
+                                "owner TEXT NOT NULL DEFAULT '', epoch BIGINT NOT NULL DEFAULT 0, "
+                                "lease_until_ms BIGINT NOT NULL DEFAULT 0)",
+                                "CREATE TABLE IF NOT EXISTS hubs (id TEXT PRIMARY KEY, started_ms "
+                                "BIGINT NOT NULL, heartbeat_ms BIGINT NOT NULL, owned INTEGER NOT "
+                                "NULL DEFAULT 0, queue_depth BIGINT NOT NULL DEFAULT 0, "
+                                "events_applied BIGINT NOT NULL DEFAULT 0)",
+                                NULL},
 };
 
 #define PG_RECONNECT_MAX_MS 5000
@@ -139,6 +151,8 @@ static int pg_error(pg_store *st, const PGresult *r, const char *what) {
   fl_error("store: %s: %s", what, msg);
   return FL_ERR_DB;
 }
+
+int pg__error(pg_store *st, const PGresult *r, const char *what) { return pg_error(st, r, what); }
 
 /* Runs a statement without parameters (several, separated by ';'). */
 static int pg_exec(pg_store *st, const char *sql) {
@@ -275,6 +289,8 @@ static int pg_open(const hub_store_opts *o, void **out) {
     st->sql[pg__recorded[k].id] = sql;
     if (!sql) rc = FL_ERR_NOMEM;
   }
+  /* cluster mode: reads lock their rows (store_pg_cluster.c) */
+  if (rc == FL_OK && o->cluster) rc = pg__cluster_lock_reads(st);
   char err[512];
   if (rc == FL_OK && (rc = pg_connect(st, err, sizeof err)) != FL_OK)
     fl_error("store: cannot connect to PostgreSQL at %s: %s", st->shown, err);
@@ -587,6 +603,7 @@ static const hub_store_ops pg_ops = {
     .downlink_online = pg_downlink_online,
     .readmodel_rebuild = pg_readmodel_rebuild,
     .readmodel_check = pg_readmodel_check,
+    .fence = pg__cluster_fence, /* store_pg_cluster.c */
 };
 
 const hub_store_ops *const hub_store_postgresql = &pg_ops;

@@ -195,4 +195,18 @@ int pg_outbox_each(void *b_,
                    void *ctx);
 int pg_alert_record(void *b_, const char *kind, const char *id, int64_t at_ms);
 
+/* ---- cluster mode (store_pg_cluster.c) ------------------------------------------- */
+
+/* Appends FOR UPDATE to the statements that read one row the batch may
+ * write (devices, vehicles, rentals, steps, repairs, bookings), before they
+ * are prepared: FL_OK or FL_ERR_NOMEM. */
+int pg__cluster_lock_reads(pg_store *st);
+
+/* The backend's fence (hub_store_fence in hub/store.h). */
+int pg__cluster_fence(void *b, const char *hub, const uint32_t *parts, const int64_t *epochs,
+                      size_t n, uint32_t *lost, size_t *n_lost);
+
+/* Translates a failed result (see store_pg.c): for store_pg_cluster.c. */
+int pg__error(pg_store *st, const PGresult *r, const char *what);
+
 #endif
