@@ -1,0 +1,132 @@
+"""Scale-out, the quick one: two hubs in cluster mode share one PostgreSQL
+database and one broker; vehicles (fleet-agent, on the legacy topics) in
+partitions of both hubs send telemetry; one hub is killed with SIGKILL.
+The other takes its partitions within the lease and the settle time, and
+every event is applied exactly once and in order. Also: a hub started with
+another partition count refuses to start (exit 2, naming the key and both
+numbers), and a message on a partitioned topic that is not its device's
+partition is dead-lettered with reason "partition".
+
+ctest scaleout_basic (labels scaleout, postgresql)."""
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
+import fleet  # noqa: E402
+from fleet import Agent, LOOPBACK, broker, per_test_timeout, wait_for  # noqa: F401,E402
+from cluster import (PARTITIONS, cluster_hub, devices_in, held_by, owners,  # noqa: E402
+                     partition_of, wait_balanced)
+
+LEASE_MS, SETTLE_MS = 3000, 1000
+
+
+def status(agent):
+    rc, out, _ = agent.ctl("status")
+    return dict(line.split(" ", 1) for line in out.splitlines() if " " in line) if rc == 0 else {}
+
+
+def all_acked(agent):
+    s = status(agent)
+    return s and s.get("backlog") == "0" and int(s["last_ack"]) == int(s["next_seq"]) - 1
+
+
+@pytest.fixture
+def shared_db():
+    return fleet.fresh_pg_database()
+
+
+def test_failover_exactly_once_in_order(broker, shared_db):
+    pg, db = shared_db
+    hubs, cars = [], []
+    try:
+        hubs.append(cluster_hub(broker, pg, db, "hub-a"))
+        hubs.append(cluster_hub(broker, pg, db, "hub-b"))
+        a, b = hubs
+        held = wait_balanced(a, ["hub-a", "hub-b"])
+        print("partitions:", held)
+        ids = devices_in(set(held["hub-a"]), 3, "VA") + devices_in(set(held["hub-b"]), 3, "VB")
+        cars = [Agent(broker, d, role="vehicle") for d in ids]
+        stop = threading.Event()
+
+        def drive(car):
+            odo = 0
+            while not stop.is_set():
+                odo += 10
+                car.ctl("telemetry", odo, 80, "48.85", "2.35")
+                time.sleep(0.05)
+        drivers = [threading.Thread(target=drive, args=(c,), daemon=True) for c in cars]
+        for d in drivers:
+            d.start()
+        time.sleep(3)
+        a.kill()  # SIGKILL: no release, its leases run out
+        t_kill = time.monotonic()
+        wait_for(lambda: len(held_by(b, "hub-b")) == PARTITIONS, 15, "hub-b holding every partition")
+        failover_s = time.monotonic() - t_kill
+        print(f"failover: hub-b held all {PARTITIONS} partitions {failover_s:.2f} s after the kill")
+        assert failover_s < (LEASE_MS + SETTLE_MS) / 1000 + 1.5, failover_s
+        time.sleep(3)
+        stop.set()
+        for d in drivers:
+            d.join(timeout=20)
+        for car in cars:
+            wait_for(lambda: all_acked(car), 40, f"{car.id}'s events all acked")
+        sent = {car.id: int(status(car)["next_seq"]) - 1 for car in cars}
+        for device, n in sent.items():
+            seqs = [s for (s,) in b.sql("SELECT seq FROM events WHERE device = ? ORDER BY id",
+                                        (device,))]
+            assert seqs == list(range(1, n + 1)), (device, n, len(seqs), seqs[:10])
+        print("events per device:", sent)
+        # every partition owned exactly once, by the survivor, at a raised epoch
+        table = owners(b)
+        assert len(table) == PARTITIONS and {o for o, _, _ in table.values()} == {"hub-b"}
+        moved = [p for p in held["hub-a"]]
+        assert all(table[p][1] >= 2 for p in moved), table
+        assert "fence" not in b.log() or "rolled back" in b.log()
+        status_code, body = b.api("POST", "/v1/read-models/check")
+        assert status_code == 200, body
+    finally:
+        for car in cars:
+            car.close()
+        for h in hubs:
+            h.close()
+
+
+def test_other_partition_count_refused(broker, shared_db):
+    pg, db = shared_db
+    with cluster_hub(broker, pg, db, "hub-a") as a:
+        c = cluster_hub(broker, pg, db, "hub-c", partitions=32, start=False)
+        try:
+            done = subprocess.run(c.command(), capture_output=True, text=True, timeout=30,
+                                  cwd=c.dir)
+            out = done.stdout + done.stderr
+            assert done.returncode == 2, out
+            assert "[cluster] partitions" in out and "32" in out and "16" in out, out
+        finally:
+            c.close()
+        assert a.running()
+
+
+def test_wrong_partition_dead_lettered(broker, shared_db):
+    pg, db = shared_db
+    with cluster_hub(broker, pg, db, "hub-a") as a:
+        dev = "KX1"
+        wrong = (partition_of(dev) + 1) % PARTITIONS
+        client = mqtt.Client(client_id="wrong-partition", protocol=mqtt.MQTTv5)
+        client.connect(LOOPBACK, broker.port)
+        client.loop_start()
+        try:
+            info = client.publish(f"fleet/v1/p/{wrong}/dev/{dev}/up/evt", b"\xa0", qos=1)
+            info.wait_for_publish(timeout=10)
+        finally:
+            client.loop_stop()
+            client.disconnect()
+        rows = wait_for(lambda: a.sql("SELECT device, error, detail FROM dead_letters "
+                                      "WHERE error = 'partition'"), 10, "the dead letter")
+        assert rows[0][0] == dev, rows
+        assert not a.sql("SELECT id FROM devices WHERE id = ?", (dev,))
