@@ -29,7 +29,7 @@
 struct hub_cluster {
   char hub[FL_ID_MAX + 1];
   uint32_t partitions;
-  int64_t lease_ms, settle_ms, tick_ms, started_ms;
+  int64_t lease_ms, settle_ms, tick_ms, started_ms, claim_ms;
   hub_cluster_db *db;
   fl_mqtt *mqtt;
   hub_cluster_hooks hooks;
@@ -252,6 +252,7 @@ int hub_cluster_create(const hub_config *cfg, hub_cluster **out) {
   c->partitions = (uint32_t)cfg->cluster_partitions;
   c->lease_ms = cfg->cluster_lease_ms;
   c->settle_ms = cfg->cluster_settle_ms;
+  c->claim_ms = cfg->cluster_claim_ms;
   c->tick_ms = c->lease_ms / 6 > 0 ? c->lease_ms / 6 : 1;
   c->started_ms = fl_now_ms();
   c->first_tick = true;
@@ -373,7 +374,8 @@ bool hub_cluster_lead(hub_cluster *c) {
 
 bool hub_cluster_recovery_due(hub_cluster *c) { return atomic_exchange(&c->recovery_due, false); }
 
-int hub_cluster_fence(hub_cluster *c, hub_store *st) {
+/* The fence: see hub_cluster_precommit. */
+static int fence(hub_cluster *c, hub_store *st) {
   uint32_t *lost = malloc((c->n_touched ? c->n_touched : 1) * sizeof *lost);
   if (!lost) return FL_ERR_NOMEM;
   size_t n_lost = 0;
@@ -389,5 +391,34 @@ int hub_cluster_fence(hub_cluster *c, hub_store *st) {
             lost[i]);
   }
   free(lost);
+  return rc;
+}
+
+int hub_cluster_precommit(hub_cluster *c, hub_store *st, const hub_effects *fx, int64_t now_ms) {
+  int rc = FL_OK;
+  for (size_t i = 0; rc == FL_OK && i < effects_jobs(fx); i++) {
+    const pay_job *job = effects_job_at(fx, i);
+    rc = hub_store_claim(st, job->owner, job->step, c->hub, now_ms + c->claim_ms);
+  }
+  return rc == FL_OK ? fence(c, st) : rc;
+}
+
+int hub_cluster_admit_payment(hub_cluster *c, hub_store *st, const pay_job *job) {
+  char holder[FL_ID_MAX + 1];
+  int rc = hub_store_claim_holder(st, job->owner, job->step, holder, sizeof holder);
+  if (rc == FL_ERR_NOT_FOUND) return FL_OK;
+  if (rc != FL_OK) return rc;
+  if (strcmp(holder, c->hub) == 0) return FL_OK;
+  fl_info("cluster: payment result of %s step %s not applied: the call is %s's claim now",
+          job->owner, job->step, holder);
+  return FL_ERR_STATE;
+}
+
+int hub_cluster_stale_claims(hub_cluster *c, hub_store *st, int64_t now_ms, bool *due) {
+  uint64_t n = 0;
+  int rc = hub_store_claims_stale(st, now_ms, &n);
+  *due = rc == FL_OK && n > 0;
+  if (*due) fl_info("cluster: %llu payment calls outlived their claim: called again by %s",
+                    (unsigned long long)n, c->hub);
   return rc;
 }

@@ -27,8 +27,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "effects.h"
 #include "fleet/mqtt.h"
 #include "hub_config.h"
+#include "payment.h"
 #include "store.h"
 
 typedef struct hub_cluster hub_cluster;
@@ -83,9 +85,21 @@ bool hub_cluster_lead(hub_cluster *c);
 /* True once after this hub gained partition 0: recover the payment calls. */
 bool hub_cluster_recovery_due(hub_cluster *c);
 
-/* The batch's fence (hub_store_fence): FL_OK, or FL_ERR_STATE when a
- * partition it touched has moved (logged; the partitions are forgotten at
- * once, so that the retried batch drops their inputs), or a store error. */
-int hub_cluster_fence(hub_cluster *c, hub_store *st);
+/* Just before the commit of a batch whose effects are fx: claims the
+ * payment calls it holds for this hub until now_ms + claim_ms (the table
+ * saga_claims), then the fence (hub_store_fence): FL_OK, or FL_ERR_STATE when
+ * a partition the batch touched has moved (logged; the partitions are
+ * forgotten at once, so that the retried batch drops their inputs), or a
+ * store error. */
+int hub_cluster_precommit(hub_cluster *c, hub_store *st, const hub_effects *fx, int64_t now_ms);
+
+/* For a payment result of job: FL_OK when this hub's claim made the call
+ * (or none is recorded), FL_ERR_STATE when another hub's claim stands (the
+ * result is not applied: that hub's call applies its own), or a store error. */
+int hub_cluster_admit_payment(hub_cluster *c, hub_store *st, const pay_job *job);
+
+/* *due: some step is still "calling" after its claim ended (its hub died or
+ * lost the call): the leader calls them again, with the same keys. */
+int hub_cluster_stale_claims(hub_cluster *c, hub_store *st, int64_t now_ms, bool *due);
 
 #endif

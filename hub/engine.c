@@ -255,7 +255,12 @@ static int apply_input(hub_engine *e, hub_txn *t, hub_input *in) {
     rc = uplink_apply(t, &msg, &up);
     break;
   }
-  case IN_PAYMENT: rc = domain_on_payment(t, &in->pay); break;
+  case IN_PAYMENT:
+    /* cluster mode: only the result of this hub's claim (hub/cluster.h) */
+    rc = e->cluster ? hub_cluster_admit_payment(e->cluster, e->st, &in->pay.job) : FL_OK;
+    if (rc == FL_ERR_STATE) rc = FL_OK;
+    else if (rc == FL_OK) rc = domain_on_payment(t, &in->pay);
+    break;
   case IN_CONNECTED:
     rc = downlink_resend_online(t);
     if (rc == FL_OK) rc = hub_store_outbox_each(e->st, outbox_resend_one, e->fx);
@@ -317,12 +322,15 @@ static void run_batch(hub_engine *e, hub_input **in, size_t n) {
     for (size_t i = 0; rc == FL_OK && i < n; i++) rc = apply_input(e, &t, in[i]);
     if (rc == FL_OK && t.now_ms >= e->next_retry_scan_ms) {
       /* cluster mode: the scans are the leader's (hub/cluster.h) */
-      if (!e->cluster || hub_cluster_lead(e->cluster)) rc = domain_tick(&t);
+      bool lead = !e->cluster || hub_cluster_lead(e->cluster), stale = false;
+      if (lead) rc = domain_tick(&t);
+      if (rc == FL_OK && lead && e->cluster) rc = hub_cluster_stale_claims(e->cluster, e->st, t.now_ms, &stale);
+      if (rc == FL_OK && stale) rc = domain_resume(&t, STEP_CALLING); /* same idempotency keys */
       e->next_retry_scan_ms = t.now_ms + 500;
     }
     if (rc == FL_OK) rc = domain_batch_end(&t);
-    /* cluster mode: the fence, that this hub still holds what it touched */
-    if (rc == FL_OK && e->cluster) rc = hub_cluster_fence(e->cluster, e->st);
+    /* cluster mode: payment calls claimed; the fence, that this hub still holds what it touched */
+    if (rc == FL_OK && e->cluster) rc = hub_cluster_precommit(e->cluster, e->st, e->fx, t.now_ms);
     if (rc == FL_OK) rc = hub_store_commit(e->st);
     if (rc == FL_OK) break;
     hub_store_rollback(e->st);
@@ -359,7 +367,7 @@ static void recover(hub_engine *e) {
   if (hub_store_begin(e->st) != FL_OK) return;
   int rc = domain_resume(&t, STEP_CALLING);
   if (rc == FL_OK) rc = domain_batch_end(&t);
-  if (rc == FL_OK && e->cluster) rc = hub_cluster_fence(e->cluster, e->st); /* cluster mode */
+  if (rc == FL_OK && e->cluster) rc = hub_cluster_precommit(e->cluster, e->st, e->fx, t.now_ms);
   size_t jobs = effects_jobs(e->fx);
   if (rc == FL_OK && hub_store_commit(e->st) == FL_OK) {
     if (jobs) fl_info("recovery: %zu payment steps resumed", jobs);

@@ -82,6 +82,7 @@ int hub_config_check(const char *path, hub_config *cfg, FILE *out, char *err, si
   rc |= get_int(c, "cluster", "partitions", 256, 1, 4096, &cfg->cluster_partitions);
   rc |= get_int(c, "cluster", "lease_ms", 3000, 300, 600000, &cfg->cluster_lease_ms);
   rc |= get_int(c, "cluster", "settle_ms", 1000, 0, 600000, &cfg->cluster_settle_ms);
+  rc |= get_int(c, "cluster", "claim_ms", 30000, 1000, 86400000, &cfg->cluster_claim_ms);
   copy_str(cfg->cluster_hub_id, sizeof cfg->cluster_hub_id,
            fl_config_str(c, "cluster", "hub_id", cfg->mqtt_client_id));
   /* Late-fee tiers: late by up to tierN_hours costs tierN_cents; beyond the

@@ -65,6 +65,8 @@ typedef struct hub_config {
   char cluster_hub_id[65];  /* [cluster] hub_id: this hub's name among them (default: [mqtt] client_id) */
   int cluster_lease_ms;     /* [cluster] lease_ms: a partition's lease; heartbeat every lease/6 */
   int cluster_settle_ms;    /* [cluster] settle_ms: live hubs unchanged this long before rebalancing */
+  int cluster_claim_ms;     /* [cluster] claim_ms: a payment call's claim; a step still calling
+                               after it is called again by the leader (same idempotency key) */
 } hub_config;
 
 /* Loads path (NULL: defaults and environment only) into *cfg. Returns FL_OK,

@@ -260,3 +260,13 @@ CREATE TABLE IF NOT EXISTS hubs (
   queue_depth    BIGINT NOT NULL DEFAULT 0,
   events_applied BIGINT NOT NULL DEFAULT 0
 );
+-- Which hub made a saga step's current payment call, and until when that
+-- claim stands: only its result is applied; a step still "calling" after
+-- its claim ended is called again (same idempotency key) by the leader.
+CREATE TABLE IF NOT EXISTS saga_claims (
+  rental   TEXT NOT NULL,
+  step     TEXT NOT NULL,
+  hub      TEXT NOT NULL,
+  until_ms BIGINT NOT NULL,
+  PRIMARY KEY (rental, step)
+);

@@ -219,3 +219,19 @@ int hub_store_fence(hub_store *st, const char *hub, const uint32_t *parts, const
   if (!st->ops->fence) return FL_ERR_CONFIG;
   return st->ops->fence(st->b, hub, parts, epochs, n, lost, n_lost);
 }
+
+int hub_store_claim(hub_store *st, const char *owner, const char *step, const char *hub,
+                    int64_t until_ms) {
+  return st->ops->claim ? st->ops->claim(st->b, owner, step, hub, until_ms) : FL_ERR_CONFIG;
+}
+
+int hub_store_claim_holder(hub_store *st, const char *owner, const char *step, char *hub,
+                           size_t cap) {
+  return st->ops->claim_holder ? st->ops->claim_holder(st->b, owner, step, hub, cap)
+                               : FL_ERR_CONFIG;
+}
+
+int hub_store_claims_stale(hub_store *st, int64_t now_ms, uint64_t *n) {
+  *n = 0;
+  return st->ops->claims_stale ? st->ops->claims_stale(st->b, now_ms, n) : FL_ERR_CONFIG;
+}

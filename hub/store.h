@@ -191,6 +191,17 @@ int hub_store_downlink_online(hub_store *st, int (*fn)(void *ctx, const hub_down
 int hub_store_fence(hub_store *st, const char *hub, const uint32_t *parts, const int64_t *epochs,
                     size_t n, uint32_t *lost, size_t *n_lost);
 
+/* Records that hub makes the payment call of step (of the rental or booking
+ * owner) and holds that claim until until_ms. */
+int hub_store_claim(hub_store *st, const char *owner, const char *step, const char *hub,
+                    int64_t until_ms);
+/* The hub whose claim the step's call is (locked until the commit): FL_OK
+ * and hub (cap bytes), or FL_ERR_NOT_FOUND. */
+int hub_store_claim_holder(hub_store *st, const char *owner, const char *step, char *hub,
+                           size_t cap);
+/* *n: the steps still "calling" whose claim ended before now_ms or that have none. */
+int hub_store_claims_stale(hub_store *st, int64_t now_ms, uint64_t *n);
+
 /* ---- read models ------------------------------------------------------------------------ */
 /* Rebuild replaces the read models from the change log (*changes: its
  * length); check compares them with a rebuild (*differing: rows that differ,

@@ -80,6 +80,9 @@ static const char *const *pg_migrations[HUB_SCHEMA_VERSION] = {
                                 "BIGINT NOT NULL, heartbeat_ms BIGINT NOT NULL, owned INTEGER NOT "
                                 "NULL DEFAULT 0, queue_depth BIGINT NOT NULL DEFAULT 0, "
                                 "events_applied BIGINT NOT NULL DEFAULT 0)",
+                                "CREATE TABLE IF NOT EXISTS saga_claims (rental TEXT NOT NULL, "
+                                "step TEXT NOT NULL, hub TEXT NOT NULL, until_ms BIGINT NOT NULL, "
+                                "PRIMARY KEY (rental, step))",
                                 NULL},
 };
 
@@ -604,6 +607,9 @@ static const hub_store_ops pg_ops = {
     .readmodel_rebuild = pg_readmodel_rebuild,
     .readmodel_check = pg_readmodel_check,
     .fence = pg__cluster_fence, /* store_pg_cluster.c */
+    .claim = pg__cluster_claim,
+    .claim_holder = pg__cluster_claim_holder,
+    .claims_stale = pg__cluster_claims_stale,
 };
 
 const hub_store_ops *const hub_store_postgresql = &pg_ops;

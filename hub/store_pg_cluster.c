@@ -74,6 +74,64 @@ int pg__cluster_fence(void *b, const char *hub, const uint32_t *parts, const int
   return rc;
 }
 
+/* Runs sql with n text parameters on the engine's connection: FL_OK and
+ * *out (the caller clears it), or an fl_err (pg__error). */
+static int engine_run(pg_store *st, const char *sql, int n, const char *const *vals,
+                      PGresult **out) {
+  *out = NULL;
+  if (st->lost) return FL_ERR_UNAVAILABLE;
+  PGresult *r = PQexecParams(st->conn, sql, n, NULL, vals, NULL, NULL, 0);
+  ExecStatusType s = PQresultStatus(r);
+  if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
+    *out = r;
+    return FL_OK;
+  }
+  int rc = pg__error(st, r, sql);
+  PQclear(r);
+  return rc;
+}
+
+int pg__cluster_claim(void *b, const char *owner, const char *step, const char *hub,
+                      int64_t until_ms) {
+  char until[24];
+  snprintf(until, sizeof until, "%lld", (long long)until_ms);
+  const char *v[] = {owner, step, hub, until};
+  PGresult *r;
+  int rc = engine_run(b,
+                      "INSERT INTO saga_claims(rental, step, hub, until_ms) VALUES ($1, $2, $3, "
+                      "$4::bigint) ON CONFLICT (rental, step) DO UPDATE SET hub = excluded.hub, "
+                      "until_ms = excluded.until_ms",
+                      4, v, &r);
+  PQclear(r);
+  return rc;
+}
+
+int pg__cluster_claim_holder(void *b, const char *owner, const char *step, char *hub, size_t cap) {
+  const char *v[] = {owner, step};
+  PGresult *r;
+  int rc = engine_run(b, "SELECT hub FROM saga_claims WHERE rental = $1 AND step = $2 FOR UPDATE",
+                      2, v, &r);
+  if (rc == FL_OK && PQntuples(r) == 0) rc = FL_ERR_NOT_FOUND;
+  if (rc == FL_OK) col_text(r, 0, 0, hub, cap);
+  PQclear(r);
+  return rc;
+}
+
+int pg__cluster_claims_stale(void *b, int64_t now_ms, uint64_t *n) {
+  char now[24];
+  snprintf(now, sizeof now, "%lld", (long long)now_ms);
+  const char *v[] = {now};
+  PGresult *r;
+  int rc = engine_run(b,
+                      "SELECT count(*) FROM saga_steps s LEFT JOIN saga_claims c ON c.rental = "
+                      "s.rental AND c.step = s.step WHERE s.status = 'calling' AND "
+                      "(c.until_ms IS NULL OR c.until_ms < $1::bigint)",
+                      1, v, &r);
+  *n = rc == FL_OK && PQntuples(r) == 1 ? (uint64_t)col_i64(r, 0, 0) : 0;
+  PQclear(r);
+  return rc;
+}
+
 /* ---- the cluster's own connection ----------------------------------------------- */
 
 struct hub_cluster_db {

@@ -206,6 +206,12 @@ int pg__cluster_lock_reads(pg_store *st);
 int pg__cluster_fence(void *b, const char *hub, const uint32_t *parts, const int64_t *epochs,
                       size_t n, uint32_t *lost, size_t *n_lost);
 
+/* The backend's saga claims (hub_store_claim* in hub/store.h). */
+int pg__cluster_claim(void *b, const char *owner, const char *step, const char *hub,
+                      int64_t until_ms);
+int pg__cluster_claim_holder(void *b, const char *owner, const char *step, char *hub, size_t cap);
+int pg__cluster_claims_stale(void *b, int64_t now_ms, uint64_t *n);
+
 /* Translates a failed result (see store_pg.c): for store_pg_cluster.c. */
 int pg__error(pg_store *st, const PGresult *r, const char *what);
 
