@@ -130,3 +130,34 @@ def test_wrong_partition_dead_lettered(broker, shared_db):
                                       "WHERE error = 'partition'"), 10, "the dead letter")
         assert rows[0][0] == dev, rows
         assert not a.sql("SELECT id FROM devices WHERE id = ?", (dev,))
+
+
+def test_operations_views(broker, shared_db):
+    pg, db = shared_db
+    with cluster_hub(broker, pg, db, "hub-a") as a, cluster_hub(broker, pg, db, "hub-b") as b:
+        wait_balanced(a, ["hub-a", "hub-b"])
+        wait_for(lambda: a.api("GET", "/v1/health")[0] == 200 and
+                 b.api("GET", "/v1/health")[0] == 200, 10, "both hubs ready")
+        code, parts = a.api("GET", "/v1/cluster/partitions")
+        assert code == 200 and len(parts) == PARTITIONS, parts
+        assert {p["owner"] for p in parts} == {"hub-a", "hub-b"}
+        assert all(p["owner_live"] and p["epoch"] >= 1 for p in parts), parts
+        # "owned" is written with each heartbeat: a tick behind the leases
+        hubs = wait_for(lambda: (lambda r: r[1] if r[0] == 200 and all(
+            h["live"] and h["owned"] == PARTITIONS // 2 for h in r[1]) else None)(
+                b.api("GET", "/v1/cluster/hubs")), 5, "both hubs' rows")
+        assert [h["id"] for h in hubs] == ["hub-a", "hub-b"], hubs
+        rc, out, err = a.fleetctl("partitions")
+        assert rc == 0 and "hub-b" in out and "LAG" in out.upper(), out + err
+        rc, out, err = a.fleetctl("hubs")
+        assert rc == 0 and "hub-a" in out and "hub-b" in out, out + err
+        print(out)
+        # SIGTERM: hub-b gives its partitions up at once; hub-a takes them
+        # after the settle time, not after a lease
+        t0 = time.monotonic()
+        assert b.stop() == 0
+        wait_for(lambda: len(held_by(a, "hub-a")) == PARTITIONS, 10, "hub-a holding all")
+        took = time.monotonic() - t0
+        print(f"after SIGTERM: hub-a held all partitions in {took:.2f} s")
+        assert took < SETTLE_MS / 1000 + 2.0, took
+        assert [h["id"] for h in a.api("GET", "/v1/cluster/hubs")[1]] == ["hub-a"]
