@@ -90,6 +90,8 @@ def test_failover_exactly_once_in_order(broker, shared_db):
         assert "fence" not in b.log() or "rolled back" in b.log()
         status_code, body = b.api("POST", "/v1/read-models/check")
         assert status_code == 200, body
+        assert b.stop() == 0  # a clean exit, so that LeakSanitizer reports too
+        assert not b.sanitizer_reports(), b.sanitizer_reports()
     finally:
         for car in cars:
             car.close()
