@@ -419,6 +419,10 @@ static void *engine_main(void *arg) {
 static void cluster_gained(void *ctx) {
   hub_engine *e = ctx;
   atomic_store(&e->resend_due, true); /* the stored downlink, published again */
+  /* devices of the legacy topics (1.0, 1.1) know no partition status: the
+   * hub status with this hub's boot makes them say hello again, and resend
+   * what no hub acked while their partition moved */
+  publish_hub_status(e, true);
 }
 static size_t cluster_queue_depth(void *ctx) { return inbox_depth(((hub_engine *)ctx)->inbox); }
 static uint64_t cluster_events_applied(void *ctx) {
