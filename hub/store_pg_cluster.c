@@ -19,15 +19,25 @@
 
 /* ---- the engine's connection --------------------------------------------------- */
 
+/* A vehicle's row is read after its device's row is locked: the vehicle's
+ * own hub locks them in that order (its event's device, then the vehicle),
+ * and so must the hub of a kiosk in another partition that rents it (the
+ * vehicle, then its unlock command's device row), or the two would wait
+ * for each other until PostgreSQL broke the cycle. The uncorrelated
+ * sub-select runs once, before the scan of vehicles. */
+#define LOCK_DEVICE_FIRST \
+  " AND (SELECT count(*) FROM (SELECT 1 FROM devices WHERE id = $1 FOR UPDATE) AS d) >= 0"
+
 int pg__cluster_lock_reads(pg_store *st) {
   static const enum pg_stmt_id reads[] = {P_DEVICE_GET, P_VEHICLE_GET, P_RENTAL_GET,
                                           P_STEP_GET,   P_REPAIR_GET,  P_BOOKING_GET};
   for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++) {
     const char *sql = st->sql[reads[i]];
-    size_t n = strlen(sql) + sizeof " FOR UPDATE";
+    const char *first = reads[i] == P_VEHICLE_GET ? LOCK_DEVICE_FIRST : "";
+    size_t n = strlen(sql) + strlen(first) + sizeof " FOR UPDATE";
     char *locked = malloc(n);
     if (!locked) return FL_ERR_NOMEM;
-    snprintf(locked, n, "%s FOR UPDATE", sql);
+    snprintf(locked, n, "%s%s FOR UPDATE", sql, first);
     free(st->sql[reads[i]]);
     st->sql[reads[i]] = locked;
   }

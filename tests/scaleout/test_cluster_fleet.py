@@ -139,8 +139,12 @@ def test_three_hubs_fleet_with_faults(tmp_path):
             print(f"provider: {provider.totals()}; {len(books)} rentals charged")
             status_code, body = a.api("POST", "/v1/read-models/check")
             assert status_code == 200, body
-            fenced = sum(h.log().count("fence: partition") for h in hubs.values())
-            note(t0, f"batches refused by the fence: {fenced} partition(s) in the logs")
+            logs = [h.log() for h in hubs.values()]
+            fenced = sum(log.count("fence: partition") for log in logs)
+            deadlocks = sum(log.count("deadlock detected") for log in logs)
+            retried = sum(log.count("not committed") for log in logs)
+            note(t0, f"fence refusals: {fenced}; deadlocks broken by PostgreSQL: {deadlocks}; "
+                     f"batches retried: {retried}")
         finally:
             if sim and sim.poll() is None:
                 sim.kill()
