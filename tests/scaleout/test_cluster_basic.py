@@ -163,3 +163,31 @@ def test_operations_views(broker, shared_db):
         print(f"after SIGTERM: hub-a held all partitions in {took:.2f} s")
         assert took < SETTLE_MS / 1000 + 2.0, took
         assert [h["id"] for h in a.api("GET", "/v1/cluster/hubs")[1]] == ["hub-a"]
+
+
+def test_cluster_settings_checked(tmp_path):
+    """[cluster] keys are checked at start: the message names the key."""
+    cases = [
+        ({"cluster": {"enabled": "true"}}, "[cluster] enabled"),  # on SQLite
+        ({"store": {"backend": "postgresql"}, "cluster": {"enabled": "true", "partitions": 0}},
+         "partitions"),
+        ({"store": {"backend": "postgresql"}, "cluster": {"enabled": "true", "hub_id": "a/b"}},
+         "[cluster] hub_id"),
+        ({"store": {"backend": "postgresql"}, "cluster": {"enabled": "true", "lease_ms": 10}},
+         "lease_ms"),
+        ({"cluster": {"enabled": "maybe"}}, "enabled"),
+        ({"cluster": {"leases": 3}}, "leases"),
+    ]
+    for sections, key in cases:
+        ini = tmp_path / "hub.ini"
+        fleet.write_ini(ini, sections)
+        done = subprocess.run([str(fleet.BUILD / "hub" / "fleet-hub"), "--config", str(ini),
+                               "--check-config"], capture_output=True, text=True, timeout=20)
+        assert done.returncode == 2 and key in done.stderr, (sections, done.stderr)
+    # the default: a hub alone, no cluster keys needed; --check-config shows them
+    fleet.write_ini(tmp_path / "hub.ini", {"hub": {"state_dir": str(tmp_path)}})
+    done = subprocess.run([str(fleet.BUILD / "hub" / "fleet-hub"), "--config",
+                           str(tmp_path / "hub.ini"), "--check-config"], capture_output=True,
+                          text=True, timeout=20)
+    assert done.returncode == 0, done.stderr
+    assert "cluster.enabled = false" in done.stdout, done.stdout
