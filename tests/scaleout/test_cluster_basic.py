@@ -191,3 +191,31 @@ def test_cluster_settings_checked(tmp_path):
                           text=True, timeout=20)
     assert done.returncode == 0, done.stderr
     assert "cluster.enabled = false" in done.stdout, done.stdout
+
+
+def test_cross_partition_rental(broker, shared_db):
+    """A kiosk held by one hub rents a vehicle held by the other: the kiosk's
+    hub decides and charges, the unlock reaches the vehicle, whose ack and
+    return go to the vehicle's hub."""
+    pg, db = shared_db
+    with cluster_hub(broker, pg, db, "hub-a", latency_ms=5) as a, \
+            cluster_hub(broker, pg, db, "hub-b", latency_ms=5) as b:
+        held = wait_balanced(a, ["hub-a", "hub-b"])
+        kiosk_id = devices_in(set(held["hub-a"]), 1, "KA")[0]
+        car_id = devices_in(set(held["hub-b"]), 1, "VB")[0]
+        assert b.fleetctl("register", car_id, "--name", "Clio", "--station", "north",
+                          "--rate", "1200")[0] == 0
+        with Agent(broker, kiosk_id, role="kiosk") as kiosk, \
+                Agent(broker, car_id, role="vehicle") as car:
+            rental, state, line = fleet.rent(kiosk, car_id, "C1", 90)
+            assert state == "ACTIVE" and "charged=1800" in line, line
+            assert fleet.vehicle_state(a, car_id) == "RENTED"
+            # the unlock command was applied by the vehicle and acked to its hub
+            wait_for(lambda: not b.sql("SELECT seq FROM downlink WHERE device = ?", (car_id,)),
+                     15, "the vehicle's downlink acknowledged")
+            rc, out, err = kiosk.ctl("return", rental, "--wait", 20)
+            assert rc == 0 and "COMPLETED" in out, out + err
+            assert fleet.vehicle_state(b, car_id) == "AVAILABLE"
+            assert car.running()
+        claims = a.sql("SELECT hub FROM saga_claims WHERE rental = ?", (rental,))
+        assert claims and {h for (h,) in claims} == {"hub-a"}, claims
