@@ -306,7 +306,11 @@ void hub_cluster_stop(hub_cluster *c) {
   c->thread_started = false;
   int64_t now = fl_now_ms();
   uint32_t had = held_count(c);
-  for (uint32_t p = 0; p < c->partitions; p++) atomic_store(&c->held[p], 0);
+  int64_t *epochs = calloc(c->partitions, sizeof *epochs); /* for the statuses; NULL: 0s */
+  for (uint32_t p = 0; p < c->partitions; p++) {
+    int64_t epoch = atomic_exchange(&c->held[p], 0);
+    if (epochs) epochs[p] = epoch;
+  }
   int rc = hub_cluster_db_leave(c->db, c->hub, now);
   if (rc == FL_OK)
     fl_info("cluster: left; %u partitions given up for the other hubs to take", had);
@@ -314,7 +318,8 @@ void hub_cluster_stop(hub_cluster *c) {
     fl_warn("cluster: could not give up the partitions (%s): they move when their leases end",
             fl_strerror(rc));
   for (uint32_t p = 0; p < c->partitions; p++)
-    if (c->subscribed[p]) status_publish(c, p, 0, false);
+    if (c->subscribed[p]) status_publish(c, p, epochs ? epochs[p] : 0, false);
+  free(epochs);
   atomic_store(&c->ready, false);
 }
 

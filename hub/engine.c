@@ -512,7 +512,8 @@ void hub_engine_health(hub_engine *e, hub_health *h) {
   memset(h, 0, sizeof *h);
   h->mqtt_connected = e->mqtt && fl_mqtt_connected(e->mqtt);
   h->ready = atomic_load(&e->ready) && h->mqtt_connected &&
-             (!e->cluster || hub_cluster_ready(e->cluster)); /* cluster mode: its fair share */
+             /* cluster mode: its fair share held, the downlink of what it gained resent */
+             (!e->cluster || (hub_cluster_ready(e->cluster) && !atomic_load(&e->resend_due)));
   h->uptime_s = (uint64_t)((fl_mono_us() - e->started_us) / 1000000);
   h->queue_depth = inbox_depth(e->inbox);
   h->events_applied = atomic_load(&e->applied);

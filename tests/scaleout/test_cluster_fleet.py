@@ -145,6 +145,10 @@ def test_three_hubs_fleet_with_faults(tmp_path):
             retried = sum(log.count("not committed") for log in logs)
             note(t0, f"fence refusals: {fenced}; deadlocks broken by PostgreSQL: {deadlocks}; "
                      f"batches retried: {retried}")
+            for name in live:  # clean exits, so that LeakSanitizer reports too
+                assert hubs[name].stop(timeout=20) == 0, name
+            reports = [r for h in hubs.values() for r in h.sanitizer_reports()]
+            assert not reports, "\n".join(reports)
         finally:
             if sim and sim.poll() is None:
                 sim.kill()
