@@ -439,7 +439,10 @@ int hub_engine_create(const hub_config *cfg, hub_engine **out) {
                        .state_dir = cfg->state_dir,
                        .durability = cfg->durability,
                        .url = cfg->store_url,
-                       .cluster = cfg->cluster_enabled};
+                       .cluster = cfg->cluster_enabled,
+                       /* cluster mode: a hub frozen mid-batch loses its transaction (and its
+                        * locks) after a lease, like its partitions */
+                       .idle_txn_timeout_ms = cfg->cluster_enabled ? cfg->cluster_lease_ms : 0};
   int rc = inbox_create((size_t)cfg->queue_max, &e->inbox);
   if (rc == FL_OK) rc = hub_store_open(&so, &e->st);
   if (rc == FL_OK && (rc = hub_store_begin(e->st)) == FL_OK) {

@@ -28,6 +28,8 @@ typedef struct hub_store_opts {
   const char *url;       /* postgresql: connection URL ("" or NULL: the PG* environment) */
   bool cluster;          /* postgresql, [cluster] enabled: the rows a batch reads are locked
                             (SELECT ... FOR UPDATE), as other hubs write the same tables */
+  int idle_txn_timeout_ms; /* postgresql, > 0: the server ends a transaction left idle this
+                              long (a hub frozen mid-batch must not hold its locks for ever) */
 } hub_store_opts;
 
 /* Opens the store, creates or upgrades its schema, prepares statements.

@@ -81,6 +81,7 @@ typedef struct pg_store {
   bool release_pending; /* "input" released, RELEASE not sent yet (pg_savepoint) */
   int failed_tries;  /* reconnections that failed in a row */
   int64_t next_try_us; /* no reconnection before this (fl_mono_us) */
+  char options[96];  /* libpq "options" of every connection ("": none); cluster mode */
 } pg_store;
 
 /* ---- parameters and results --------------------------------------------------- */
