@@ -219,3 +219,40 @@ def test_cross_partition_rental(broker, shared_db):
             assert car.running()
         claims = a.sql("SELECT hub FROM saga_claims WHERE rental = ?", (rental,))
         assert claims and {h for (h,) in claims} == {"hub-a"}, claims
+
+
+def test_fence_refuses_a_moved_partition(broker, shared_db):
+    """A partition taken over behind the hub's back (its epoch raised in the
+    database, as another hub taking it would) before the hub's cluster thread
+    has noticed: the hub's next batch touching it is rolled back by the
+    fence and its input not acked. Given back, the device's events are
+    applied once each. A long lease keeps the cluster thread asleep."""
+    pg, db = shared_db
+    with cluster_hub(broker, pg, db, "hub-a", lease_ms=60000, settle_ms=0) as a:
+        wait_for(lambda: len(held_by(a, "hub-a")) == PARTITIONS, 15, "hub-a holding all")
+        car_id = "VF1"
+        part = partition_of(car_id)
+        with Agent(broker, car_id, role="vehicle") as car:
+            wait_for(lambda: a.sql("SELECT id FROM devices WHERE id = ?", (car_id,)), 10,
+                     "the vehicle's hello applied")
+            a.sql("UPDATE partitions SET owner = 'ghost', epoch = epoch + 1 WHERE part = ?",
+                  (part,))
+            car.ctl("telemetry", 10, 80, "48.85", "2.35")
+            wait_for(lambda: f"fence: partition {part} moved" in a.log(), 10, "the fence")
+            time.sleep(0.5)
+            assert not a.sql("SELECT seq FROM events WHERE device = ?", (car_id,))
+            assert status(car).get("last_ack") == "0", status(car)
+            # given back (at the raised epoch): the hub's next renewal holds it again
+            a.sql("UPDATE partitions SET owner = 'hub-a' WHERE part = ?", (part,))
+            car.ctl("telemetry", 20, 80, "48.85", "2.35")
+
+            def applied():
+                car.ctl("telemetry", 30, 80, "48.85", "2.35")
+                time.sleep(0.5)
+                return a.sql("SELECT seq FROM events WHERE device = ?", (car_id,))
+            wait_for(applied, 25, "the vehicle's events applied after the partition came back")
+            wait_for(lambda: all_acked(car), 15, "every event acked")
+            n = int(status(car)["next_seq"]) - 1
+            seqs = [s for (s,) in a.sql("SELECT seq FROM events WHERE device = ? ORDER BY id",
+                                        (car_id,))]
+            assert seqs == list(range(1, n + 1)), seqs
