@@ -371,6 +371,39 @@ bool hub_cluster_admit(hub_cluster *c, const char *topic) {
   return true;
 }
 
+static int id_cmp(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int hub_cluster_lock_batch(hub_cluster *c, hub_store *st, hub_input *const *in, size_t n) {
+  char (*devs)[FL_ID_MAX + 1] = n ? malloc(n * sizeof *devs) : NULL;
+  const char **ids = n ? malloc(n * sizeof *ids) : NULL;
+  int rc = n && (!devs || !ids) ? FL_ERR_NOMEM : FL_OK;
+  size_t k = 0;
+  for (size_t i = 0; rc == FL_OK && i < n; i++) {
+    fl_channel ch;
+    int part = -1;
+    if (in[i]->kind != IN_MQTT ||
+        fl_topic_parse_device_p(in[i]->topic, devs[k], sizeof devs[k], &ch, &part) != FL_OK)
+      continue;
+    uint32_t p = part >= 0 ? (uint32_t)part : fl_partition_of(devs[k], c->partitions);
+    if (p < c->partitions && atomic_load(&c->held[p])) {
+      ids[k] = devs[k];
+      k++;
+    }
+  }
+  if (rc == FL_OK && k) {
+    qsort(ids, k, sizeof *ids, id_cmp);
+    size_t u = 0; /* each once */
+    for (size_t i = 0; i < k; i++)
+      if (!u || strcmp(ids[u - 1], ids[i]) != 0) ids[u++] = ids[i];
+    rc = hub_store_lock_devices(st, ids, u);
+  }
+  free(ids);
+  free(devs);
+  return rc;
+}
+
 bool hub_cluster_lead(hub_cluster *c) {
   int64_t epoch = atomic_load(&c->held[0]);
   if (epoch) touch(c, 0, epoch);

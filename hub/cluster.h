@@ -30,6 +30,7 @@
 #include "effects.h"
 #include "fleet/mqtt.h"
 #include "hub_config.h"
+#include "inbox.h"
 #include "payment.h"
 #include "store.h"
 
@@ -77,6 +78,11 @@ void hub_cluster_batch_begin(hub_cluster *c);
  * acked (its device sends it again, to the owner). A topic that names no
  * device is the leader's (it dead-letters it). */
 bool hub_cluster_admit(hub_cluster *c, const char *topic);
+
+/* Locks, in the order of their ids, the device rows of the messages of in[]
+ * (n inputs) whose partitions this hub holds: at a batch's start, before
+ * any input of it is applied. Returns FL_OK or a store error. */
+int hub_cluster_lock_batch(hub_cluster *c, hub_store *st, hub_input *const *in, size_t n);
 
 /* True when this hub leads (holds partition 0), which the batch then
  * touches: the saga's scans and recovery are the leader's. */

@@ -318,6 +318,8 @@ static void run_batch(hub_engine *e, hub_input **in, size_t n) {
     hub_txn t = txn_for(e, fl_now_ms());
     int rc = hub_store_begin(e->st);
     if (e->cluster) hub_cluster_batch_begin(e->cluster); /* cluster mode: partitions touched */
+    /* cluster mode: the batch's device rows locked first, in a fixed order */
+    if (rc == FL_OK && e->cluster) rc = hub_cluster_lock_batch(e->cluster, e->st, in, n);
     if (rc == FL_OK) rc = outbox_forget(e);
     for (size_t i = 0; rc == FL_OK && i < n; i++) rc = apply_input(e, &t, in[i]);
     if (rc == FL_OK && t.now_ms >= e->next_retry_scan_ms) {

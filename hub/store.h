@@ -193,6 +193,11 @@ int hub_store_downlink_online(hub_store *st, int (*fn)(void *ctx, const hub_down
 int hub_store_fence(hub_store *st, const char *hub, const uint32_t *parts, const int64_t *epochs,
                     size_t n, uint32_t *lost, size_t *n_lost);
 
+/* Locks the rows of the n devices ids[] that exist (SELECT ... ORDER BY id FOR
+ * UPDATE): in a fixed order, so that two hubs' batches never wait for each
+ * other in a cycle over them. */
+int hub_store_lock_devices(hub_store *st, const char *const *ids, size_t n);
+
 /* Records that hub makes the payment call of step (of the rental or booking
  * owner) and holds that claim until until_ms. */
 int hub_store_claim(hub_store *st, const char *owner, const char *step, const char *hub,

@@ -610,6 +610,7 @@ static const hub_store_ops pg_ops = {
     .readmodel_rebuild = pg_readmodel_rebuild,
     .readmodel_check = pg_readmodel_check,
     .fence = pg__cluster_fence, /* store_pg_cluster.c */
+    .lock_devices = pg__cluster_lock_devices,
     .claim = pg__cluster_claim,
     .claim_holder = pg__cluster_claim_holder,
     .claims_stale = pg__cluster_claims_stale,

@@ -101,6 +101,42 @@ static int engine_run(pg_store *st, const char *sql, int n, const char *const *v
   return rc;
 }
 
+/* Writes the strings as a PostgreSQL array literal {"a","b"} (quotes and
+ * backslashes escaped) into a new string (the caller frees it), or NULL. */
+static char *text_array(const char *const *v, size_t n) {
+  size_t cap = 3;
+  for (size_t i = 0; i < n; i++) cap += 2 * strlen(v[i]) + 3;
+  char *s = malloc(cap);
+  if (!s) return NULL;
+  size_t len = 0;
+  s[len++] = '{';
+  for (size_t i = 0; i < n; i++) {
+    if (i) s[len++] = ',';
+    s[len++] = '"';
+    for (const char *c = v[i]; *c; c++) {
+      if (*c == '"' || *c == '\\') s[len++] = '\\';
+      s[len++] = *c;
+    }
+    s[len++] = '"';
+  }
+  s[len++] = '}';
+  s[len] = '\0';
+  return s;
+}
+
+int pg__cluster_lock_devices(void *b, const char *const *ids, size_t n) {
+  if (n == 0) return FL_OK;
+  char *arr = text_array(ids, n);
+  if (!arr) return FL_ERR_NOMEM;
+  const char *v[] = {arr};
+  PGresult *r;
+  int rc = engine_run(b, "SELECT 1 FROM devices WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+                      1, v, &r);
+  PQclear(r);
+  free(arr);
+  return rc;
+}
+
 int pg__cluster_claim(void *b, const char *owner, const char *step, const char *hub,
                       int64_t until_ms) {
   char until[24];

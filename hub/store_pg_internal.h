@@ -207,6 +207,9 @@ int pg__cluster_lock_reads(pg_store *st);
 int pg__cluster_fence(void *b, const char *hub, const uint32_t *parts, const int64_t *epochs,
                       size_t n, uint32_t *lost, size_t *n_lost);
 
+/* The backend's hub_store_lock_devices. */
+int pg__cluster_lock_devices(void *b, const char *const *ids, size_t n);
+
 /* The backend's saga claims (hub_store_claim* in hub/store.h). */
 int pg__cluster_claim(void *b, const char *owner, const char *step, const char *hub,
                       int64_t until_ms);
