@@ -60,8 +60,8 @@ struct hub_cluster {
  * epoch, hub, online}. TODO(lead): switch to the codec's
  * FL_MSG_PARTITION_STATUS (fl_msg_encode) once it is on main; this is the
  * only function that knows the payload. */
-static int status_encode(uint32_t part, int64_t epoch, const char *hub, bool online,
-                         uint8_t *buf, size_t cap, size_t *len) {
+int hub_cluster_status_encode(uint32_t part, int64_t epoch, const char *hub, bool online,
+                              uint8_t *buf, size_t cap, size_t *len) {
   cbor_item_t *map = cbor_new_definite_map(4);
   if (!map) return FL_ERR_NOMEM;
   struct cbor_pair pairs[4] = {
@@ -86,7 +86,7 @@ static bool status_publish(hub_cluster *c, uint32_t part, int64_t epoch, bool on
   uint8_t buf[256];
   size_t len;
   if (fl_topic_partition_status(topic, sizeof topic, part) < 0 ||
-      status_encode(part, epoch, c->hub, online, buf, sizeof buf, &len) != FL_OK)
+      hub_cluster_status_encode(part, epoch, c->hub, online, buf, sizeof buf, &len) != FL_OK)
     return false;
   return fl_mqtt_publish(c->mqtt, topic, buf, len, 1, true, NULL, NULL, 0, 0) == FL_OK;
 }
@@ -98,9 +98,13 @@ static bool status_publish(hub_cluster *c, uint32_t part, int64_t epoch, bool on
  * not among them. */
 static uint32_t fair_share(const hub_cluster *c) {
   for (size_t r = 0; r < c->n_live; r++)
-    if (strcmp(c->live[r], c->hub) == 0)
-      return (uint32_t)(c->partitions / c->n_live + (r < c->partitions % c->n_live ? 1 : 0));
+    if (strcmp(c->live[r], c->hub) == 0) return hub_cluster_fair_share(c->partitions, c->n_live, r);
   return 0;
+}
+
+uint32_t hub_cluster_fair_share(uint32_t partitions, size_t n_live, size_t rank) {
+  if (rank >= n_live) return 0;
+  return (uint32_t)(partitions / n_live + (rank < partitions % n_live ? 1 : 0));
 }
 
 static uint32_t held_count(const hub_cluster *c) {
