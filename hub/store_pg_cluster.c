@@ -68,7 +68,8 @@ int pg__cluster_fence(void *b, const char *hub, const uint32_t *parts, const int
   if (!arr) return FL_ERR_NOMEM;
   const char *vals[1] = {arr};
   static const char sql[] =
-      "SELECT part, epoch, owner FROM partitions WHERE part = ANY($1::int[]) FOR SHARE";
+      "SELECT part, epoch, owner FROM partitions WHERE part = ANY($1::int[]) ORDER BY part "
+      "FOR SHARE";
   PGresult *r = PQexecParams(st->conn, sql, 1, NULL, vals, NULL, NULL, 0);
   free(arr);
   int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? FL_OK : pg__error(st, r, "fencing the batch");
@@ -179,6 +180,10 @@ int pg__cluster_claims_stale(void *b, int64_t now_ms, uint64_t *n) {
 }
 
 /* ---- the cluster's own connection ----------------------------------------------- */
+/* Every statement that changes several rows of partitions locks them in the
+ * order of their numbers (a sub-select ORDER BY part FOR UPDATE), as the
+ * fence does (FOR SHARE): the engine's batch and the cluster's renewal of
+ * the same hub never wait for each other in a cycle. */
 
 struct hub_cluster_db {
   PGconn *conn;
@@ -321,8 +326,9 @@ int hub_cluster_db_renew(hub_cluster_db *db, const char *hub, int64_t until_ms, 
   const char *v[] = {hub, until, bump ? "1" : "0"};
   PGresult *r;
   int rc = db_run(db,
-                  "UPDATE partitions SET lease_until_ms = $2::bigint, epoch = epoch + $3::int "
-                  "WHERE owner = $1 RETURNING part, epoch",
+                  "UPDATE partitions p SET lease_until_ms = $2::bigint, epoch = p.epoch + "
+                  "$3::int FROM (SELECT part FROM partitions WHERE owner = $1 ORDER BY part FOR "
+                  "UPDATE) o WHERE p.part = o.part AND p.owner = $1 RETURNING p.part, p.epoch",
                   3, v, &r);
   *n = 0;
   if (rc == FL_OK) leases_of(r, out, cap, n);
@@ -359,8 +365,9 @@ int hub_cluster_db_release(hub_cluster_db *db, const char *hub, const uint32_t *
   snprintf(now, sizeof now, "%lld", (long long)now_ms);
   const char *v[] = {hub, arr, now};
   int rc = db_do(db,
-                 "UPDATE partitions SET owner = '', lease_until_ms = $3::bigint "
-                 "WHERE owner = $1 AND part = ANY($2::int[])",
+                 "UPDATE partitions p SET owner = '', lease_until_ms = $3::bigint FROM (SELECT "
+                 "part FROM partitions WHERE owner = $1 AND part = ANY($2::int[]) ORDER BY part "
+                 "FOR UPDATE) o WHERE p.part = o.part",
                  3, v);
   free(arr);
   return rc;
@@ -371,7 +378,9 @@ int hub_cluster_db_leave(hub_cluster_db *db, const char *hub, int64_t now_ms) {
   snprintf(now, sizeof now, "%lld", (long long)now_ms);
   const char *v[] = {hub, now};
   int rc = db_do(db,
-                 "UPDATE partitions SET owner = '', lease_until_ms = $2::bigint WHERE owner = $1",
+                 "UPDATE partitions p SET owner = '', lease_until_ms = $2::bigint FROM (SELECT "
+                 "part FROM partitions WHERE owner = $1 ORDER BY part FOR UPDATE) o WHERE "
+                 "p.part = o.part",
                  2, v);
   const char *w[] = {hub};
   if (rc == FL_OK) rc = db_do(db, "DELETE FROM hubs WHERE id = $1", 1, w);
