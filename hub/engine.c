@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "cbor_json.h"
+#include "cluster.h"
 #include "domain.h"
 #include "downlink.h"
 #include "effects.h"
@@ -45,6 +46,7 @@ struct hub_engine {
   hub_payments *pay;
   hub_inbox *inbox;
   hub_effects *fx;
+  hub_cluster *cluster; /* cluster mode (hub/cluster.h); NULL for a hub alone */
   strmap telemetry_published;
   strmap stations_changed;
   /* outbox rows the broker has (PUBACK), to delete in the next batch; paho's
@@ -334,6 +336,9 @@ static int outflow_pump(hub_engine *e) {
 /* Applies one input inside its own savepoint. Returns FL_OK, or an error
  * that aborts the batch (the store failed). */
 static int apply_input(hub_engine *e, hub_txn *t, hub_input *in) {
+  /* cluster mode: a message of a partition another hub holds is dropped,
+   * not acked (its device sends it again, to that hub) */
+  if (e->cluster && in->kind == IN_MQTT && !hub_cluster_admit(e->cluster, in->topic)) return FL_OK;
   effects_mark mark = effects_mark_now(e->fx);
   if (hub_store_savepoint(e->st) != FL_OK) return FL_ERR_DB;
   uplink_result up = {0};
@@ -344,7 +349,12 @@ static int apply_input(hub_engine *e, hub_txn *t, hub_input *in) {
     rc = uplink_apply(t, &msg, &up);
     break;
   }
-  case IN_PAYMENT: rc = domain_on_payment(t, &in->pay); break;
+  case IN_PAYMENT:
+    /* cluster mode: only the result of this hub's claim (hub/cluster.h) */
+    rc = e->cluster ? hub_cluster_admit_payment(e->cluster, e->st, &in->pay.job) : FL_OK;
+    if (rc == FL_ERR_STATE) rc = FL_OK;
+    else if (rc == FL_OK) rc = domain_on_payment(t, &in->pay);
+    break;
   case IN_CONNECTED:
     rc = downlink_resend_online(t);
     if (rc == FL_OK) rc = hub_store_outbox_each(e->st, outbox_resend_one, e->fx);
@@ -402,13 +412,22 @@ static void run_batch(hub_engine *e, hub_input **in, size_t n) {
   for (int attempt = 0;; attempt++) {
     hub_txn t = txn_for(e, fl_now_ms());
     int rc = hub_store_begin(e->st);
+    if (e->cluster) hub_cluster_batch_begin(e->cluster); /* cluster mode: partitions touched */
+    /* cluster mode: the batch's device rows locked first, in a fixed order */
+    if (rc == FL_OK && e->cluster) rc = hub_cluster_lock_batch(e->cluster, e->st, in, n);
     if (rc == FL_OK) rc = outbox_forget(e);
     for (size_t i = 0; rc == FL_OK && i < n; i++) rc = apply_input(e, &t, in[i]);
     if (rc == FL_OK && t.now_ms >= e->next_retry_scan_ms) {
-      rc = domain_tick(&t);
+      /* cluster mode: the scans are the leader's (hub/cluster.h) */
+      bool lead = !e->cluster || hub_cluster_lead(e->cluster), stale = false;
+      if (lead) rc = domain_tick(&t);
+      if (rc == FL_OK && lead && e->cluster) rc = hub_cluster_stale_claims(e->cluster, e->st, t.now_ms, &stale);
+      if (rc == FL_OK && stale) rc = domain_resume(&t, STEP_CALLING); /* same idempotency keys */
       e->next_retry_scan_ms = t.now_ms + 500;
     }
     if (rc == FL_OK) rc = domain_batch_end(&t);
+    /* cluster mode: payment calls claimed; the fence, that this hub still holds what it touched */
+    if (rc == FL_OK && e->cluster) rc = hub_cluster_precommit(e->cluster, e->st, e->fx, t.now_ms);
     if (rc == FL_OK) rc = hub_store_commit(e->st);
     if (rc == FL_OK) break;
     hub_store_rollback(e->st);
@@ -436,10 +455,16 @@ static void run_batch(hub_engine *e, hub_input **in, size_t n) {
 
 /* Recovery: every step recorded as "calling" is called again (same key). */
 static void recover(hub_engine *e) {
+  if (e->cluster) { /* cluster mode: the leader's, when it gains partition 0 (hub/cluster.h) */
+    if (!hub_cluster_recovery_due(e->cluster)) return;
+    hub_cluster_batch_begin(e->cluster);
+    if (!hub_cluster_lead(e->cluster)) return;
+  }
   hub_txn t = txn_for(e, fl_now_ms());
   if (hub_store_begin(e->st) != FL_OK) return;
   int rc = domain_resume(&t, STEP_CALLING);
   if (rc == FL_OK) rc = domain_batch_end(&t);
+  if (rc == FL_OK && e->cluster) rc = hub_cluster_precommit(e->cluster, e->st, e->fx, t.now_ms);
   size_t jobs = effects_jobs(e->fx);
   if (rc == FL_OK && hub_store_commit(e->st) == FL_OK) {
     if (jobs) fl_info("recovery: %zu payment steps resumed", jobs);
@@ -462,6 +487,7 @@ static void *engine_main(void *arg) {
   atomic_store(&e->ready, true);
   for (;;) {
     size_t n = 0;
+    if (e->cluster) recover(e); /* cluster mode: when this hub became the leader */
     int wait_ms = outflow_pump(e);
     if (atomic_exchange(&e->resend_due, false) && (batch[0] = inbox_connected_input())) n = 1;
     n += inbox_take(e->inbox, batch + n, max - n, n ? 0 : wait_ms);
@@ -491,6 +517,20 @@ static void *engine_main(void *arg) {
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
+/* Cluster mode's hooks (hub/cluster.h), on the cluster's thread. */
+static void cluster_gained(void *ctx) {
+  hub_engine *e = ctx;
+  atomic_store(&e->resend_due, true); /* the stored downlink, published again */
+  /* devices of the legacy topics (1.0, 1.1) know no partition status: the
+   * hub status with this hub's boot makes them say hello again, and resend
+   * what no hub acked while their partition moved */
+  publish_hub_status(e, true);
+}
+static size_t cluster_queue_depth(void *ctx) { return inbox_depth(((hub_engine *)ctx)->inbox); }
+static uint64_t cluster_events_applied(void *ctx) {
+  return atomic_load(&((hub_engine *)ctx)->applied);
+}
+
 int hub_engine_create(const hub_config *cfg, hub_engine **out) {
   hub_engine *e = calloc(1, sizeof *e);
   if (!e) return FL_ERR_NOMEM;
@@ -500,7 +540,11 @@ int hub_engine_create(const hub_config *cfg, hub_engine **out) {
   hub_store_opts so = {.backend = cfg->store_backend,
                        .state_dir = cfg->state_dir,
                        .durability = cfg->durability,
-                       .url = cfg->store_url};
+                       .url = cfg->store_url,
+                       .cluster = cfg->cluster_enabled,
+                       /* cluster mode: a hub frozen mid-batch loses its transaction (and its
+                        * locks) after a lease, like its partitions */
+                       .idle_txn_timeout_ms = cfg->cluster_enabled ? cfg->cluster_lease_ms : 0};
   int rc = inbox_create((size_t)cfg->queue_max, &e->inbox);
   if (rc == FL_OK) rc = hub_store_open(&so, &e->st);
   if (rc == FL_OK && (rc = hub_store_begin(e->st)) == FL_OK) {
@@ -511,6 +555,7 @@ int hub_engine_create(const hub_config *cfg, hub_engine **out) {
   outflow_sink osink = {.ctx = e, .publish = outflow_publish, .forget = outflow_forget};
   if (rc == FL_OK)
     rc = outflow_create(cfg->state_interval_ms, cfg->ack_hold_ms, e->fx, &osink, &e->outflow);
+  if (rc == FL_OK && cfg->cluster_enabled) rc = hub_cluster_create(cfg, &e->cluster); /* cluster mode */
   pay_provider provider = {0};
   bool http = strcmp(cfg->payment_provider, "http") == 0; /* hub_config allows sim or http */
   if (rc == FL_OK) rc = http ? pay_http_create(cfg, &provider) : pay_sim_create(cfg, &provider);
@@ -542,7 +587,8 @@ int hub_engine_start(hub_engine *e) {
       .will_len = will_len,
       .will_retained = true,
       .subscriptions = subs,
-      .n_subscriptions = 2,
+      /* cluster mode: the partitions' filters are subscribed as they are leased (hub/cluster.h) */
+      .n_subscriptions = e->cluster ? 1 : 2,
       .ca_file = e->cfg.mqtt_ca_file,
       .cert_file = e->cfg.mqtt_cert_file,
       .key_file = e->cfg.mqtt_key_file,
@@ -556,6 +602,13 @@ int hub_engine_start(hub_engine *e) {
     hub_outlets_callbacks ocb = {.ctx = e, .on_connected = on_outlet_connected,
                                  .on_lost = on_outlet_lost, .on_published = on_published};
     rc = hub_outlets_create(&o, e->cfg.mqtt_publish_connections, &ocb, &e->outlets);
+    if (rc != FL_OK) return rc;
+  }
+  if (e->cluster) { /* cluster mode: membership and leases on their own thread */
+    hub_cluster_hooks hooks = {.ctx = e, .gained = cluster_gained,
+                               .queue_depth = cluster_queue_depth,
+                               .events_applied = cluster_events_applied, .boot = e->boot};
+    rc = hub_cluster_start(e->cluster, e->mqtt, &hooks);
     if (rc != FL_OK) return rc;
   }
   if (pthread_create(&e->thread, NULL, engine_main, e) != 0) return FL_ERR_NOMEM;
@@ -574,7 +627,9 @@ void hub_engine_health(hub_engine *e, hub_health *h) {
   memset(h, 0, sizeof *h);
   h->mqtt_connected = e->mqtt && fl_mqtt_connected(e->mqtt) &&
                       (!e->outlets || hub_outlets_connected(e->outlets));
-  h->ready = atomic_load(&e->ready) && h->mqtt_connected;
+  h->ready = atomic_load(&e->ready) && h->mqtt_connected &&
+             /* cluster mode: its fair share held, the downlink of what it gained resent */
+             (!e->cluster || (hub_cluster_ready(e->cluster) && !atomic_load(&e->resend_due)));
   h->uptime_s = (uint64_t)((fl_mono_us() - e->started_us) / 1000000);
   h->queue_depth = inbox_depth(e->inbox);
   h->events_applied = atomic_load(&e->applied);
@@ -593,6 +648,7 @@ void hub_engine_stop(hub_engine *e) {
     pthread_join(e->thread, NULL);
     e->thread_started = false;
   }
+  hub_cluster_stop(e->cluster); /* cluster mode: its partitions given up at once */
   hub_payments_destroy(e->pay);
   e->pay = NULL;
   hub_outlets_stop(e->outlets, 2000); /* what the last batch published first */
@@ -607,6 +663,7 @@ void hub_engine_destroy(hub_engine *e) {
   hub_engine_stop(e);
   hub_outlets_destroy(e->outlets);
   fl_mqtt_destroy(e->mqtt);
+  hub_cluster_destroy(e->cluster);
   hub_store_close(e->st);
   inbox_destroy(e->inbox);
   outflow_destroy(e->outflow);

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "fleet/cli.h"
+#include "fleetctl_cluster.h"
 #include "fleetctl_creds.h"
 #include "fleetctl_watch.h"
 #include "token.h"
@@ -364,6 +365,11 @@ static const command commands[] = {
      "limit cursor", "GET", "/v1/devices", device_cols, true},
     {"counters", "(the hub's counters: events, batches, publishes, dead letters, ...)", 0, "",
      "GET", "/v1/counters", NULL, false},
+    /* cluster mode (fleetctl_cluster.h) */
+    {"partitions", "(cluster mode: each partition's owner, epoch, lease age and lag)", 0, "",
+     "GET", "/v1/cluster/partitions", fleetctl_partition_cols, false},
+    {"hubs", "(cluster mode: the hubs, live or not, what they hold, their queues)", 0, "", "GET",
+     "/v1/cluster/hubs", fleetctl_hub_cols, false},
 };
 
 /* Prints the help text on stdout; returns 0, the exit status. */

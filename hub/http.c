@@ -19,6 +19,7 @@
 #include "fleet/error.h"
 #include "fleet/log.h"
 #include "fleet/proto.h"
+#include "http_cluster.h"
 #include "http_internal.h"
 
 #define HTTP_BODY_MAX (16 * 1024)
@@ -161,6 +162,8 @@ static const http_route routes[] = {
     {"GET", "/v1/counters", http__get_counters, NULL, HTTP_VIEWER},
     {"POST", "/v1/read-models/check", http__post_readmodel, &op_readmodel_check, HTTP_OPERATOR},
     {"POST", "/v1/read-models/rebuild", http__post_readmodel, &op_readmodel_rebuild, HTTP_OPERATOR},
+    {"GET", "/v1/cluster/partitions", http__get_cluster_partitions, NULL, HTTP_VIEWER},
+    {"GET", "/v1/cluster/hubs", http__get_cluster_hubs, NULL, HTTP_VIEWER},
 };
 
 /* Matches url against pattern; a "*" segment is copied into id (cap bytes),

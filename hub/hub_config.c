@@ -92,6 +92,14 @@ int hub_config_check(const char *path, hub_config *cfg, FILE *out, char *err, si
   rc |= fl_config_int(c, "booking", "deposit_cents", 2000, 0, INT64_C(1) << 40,
                       &cfg->booking_deposit_cents);
   rc |= get_int(c, "booking", "grace_s", 900, 0, 86400 * 7, &cfg->booking_grace_s);
+  /* [cluster]: several hubs over one PostgreSQL (hub/cluster.h) */
+  rc |= fl_config_bool(c, "cluster", "enabled", false, &cfg->cluster_enabled);
+  rc |= get_int(c, "cluster", "partitions", 256, 1, 4096, &cfg->cluster_partitions);
+  rc |= get_int(c, "cluster", "lease_ms", 3000, 300, 600000, &cfg->cluster_lease_ms);
+  rc |= get_int(c, "cluster", "settle_ms", 1000, 0, 600000, &cfg->cluster_settle_ms);
+  rc |= get_int(c, "cluster", "claim_ms", 30000, 1000, 86400000, &cfg->cluster_claim_ms);
+  copy_str(cfg->cluster_hub_id, sizeof cfg->cluster_hub_id,
+           fl_config_str(c, "cluster", "hub_id", cfg->mqtt_client_id));
   /* Late-fee tiers: late by up to tierN_hours costs tierN_cents; beyond the
    * last tier, the last tier's price applies. Defaults: 1 day, 7 days, beyond. */
   static const int def_hours[HUB_FEE_TIERS] = {24, 168, 1000000, 0};
@@ -120,6 +128,18 @@ int hub_config_check(const char *path, hub_config *cfg, FILE *out, char *err, si
   cfg->booking_no_show_refund = strcmp(no_show, "refund") == 0;
   if (strcmp(cfg->store_backend, "sqlite") != 0 && strcmp(cfg->store_backend, "postgresql") != 0) {
     snprintf(err, errcap, "config [store] backend = '%s': must be sqlite or postgresql", cfg->store_backend);
+    fl_config_free(c);
+    return FL_ERR_CONFIG;
+  }
+  if (cfg->cluster_enabled && strcmp(cfg->store_backend, "postgresql") != 0) {
+    snprintf(err, errcap, "config [cluster] enabled = true: needs [store] backend = postgresql "
+             "(the hubs share the fleet through it), not %s", cfg->store_backend);
+    fl_config_free(c);
+    return FL_ERR_CONFIG;
+  }
+  if (cfg->cluster_enabled && (!cfg->cluster_hub_id[0] || strpbrk(cfg->cluster_hub_id, "/+# "))) {
+    snprintf(err, errcap, "config [cluster] hub_id = '%s': must be a non-empty name without "
+             "'/', '+', '#' or spaces", cfg->cluster_hub_id);
     fl_config_free(c);
     return FL_ERR_CONFIG;
   }

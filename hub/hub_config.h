@@ -65,6 +65,13 @@ typedef struct hub_config {
   int64_t booking_deposit_cents; /* [booking] deposit_cents: charged when a booking is made */
   int booking_grace_s;      /* [booking] grace_s: a HELD booking not used this long after its start expires */
   int booking_no_show_refund; /* [booking] no_show = keep | refund: the deposit of an expired booking */
+  bool cluster_enabled;     /* [cluster] enabled: several hubs share the fleet (needs postgresql) */
+  int cluster_partitions;   /* [cluster] partitions: fixed at the fleet's first start */
+  char cluster_hub_id[65];  /* [cluster] hub_id: this hub's name among them (default: [mqtt] client_id) */
+  int cluster_lease_ms;     /* [cluster] lease_ms: a partition's lease; heartbeat every lease/6 */
+  int cluster_settle_ms;    /* [cluster] settle_ms: live hubs unchanged this long before rebalancing */
+  int cluster_claim_ms;     /* [cluster] claim_ms: a payment call's claim; a step still calling
+                               after it is called again by the leader (same idempotency key) */
 } hub_config;
 
 /* Loads path (NULL: defaults and environment only) into *cfg. Returns FL_OK,

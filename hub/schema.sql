@@ -2,7 +2,8 @@
 -- readable source and is embedded by hub/CMakeLists.txt.
 -- Write side: devices, events, vehicles, rentals, saga_steps, repairs,
 -- bookings, downlink, payments. Dead letters and counters for the operator.
-PRAGMA user_version = 4;
+-- Version 5 added cluster mode, which is PostgreSQL's only: nothing changed here.
+PRAGMA user_version = 5;
 
 CREATE TABLE IF NOT EXISTS meta (
   key   TEXT PRIMARY KEY,

@@ -234,3 +234,39 @@ CREATE OR REPLACE VIEW rm_customers AS
                SELECT 1 FROM rm_sagas s WHERE s.rental = r.id AND s.step = 'fee' AND s.status = 'done')
              THEN r.fee_cents ELSE 0 END)::bigint AS fees_owed_cents
   FROM rm_rentals r GROUP BY r.customer;
+
+-- Cluster mode (schema version 5; [cluster] enabled, hub/cluster.h): several
+-- hubs share one fleet. The fleet's devices fall into `partitions`
+-- partitions (fl_partition_of), a number fixed at the first start; each
+-- partition is leased to one hub at a time, and every lease taken bumps its
+-- epoch, which each batch checks before it commits (fencing). The same
+-- statements are the migration from version 4 to 5 (hub/store_pg.c).
+CREATE TABLE IF NOT EXISTS cluster (
+  id         INTEGER PRIMARY KEY CHECK (id = 1),
+  partitions INTEGER NOT NULL CHECK (partitions > 0),
+  created_ms BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS partitions (
+  part           INTEGER PRIMARY KEY,
+  owner          TEXT NOT NULL DEFAULT '',  -- '' : nobody
+  epoch          BIGINT NOT NULL DEFAULT 0,
+  lease_until_ms BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS hubs (
+  id             TEXT PRIMARY KEY,
+  started_ms     BIGINT NOT NULL,
+  heartbeat_ms   BIGINT NOT NULL,
+  owned          INTEGER NOT NULL DEFAULT 0,
+  queue_depth    BIGINT NOT NULL DEFAULT 0,
+  events_applied BIGINT NOT NULL DEFAULT 0
+);
+-- Which hub made a saga step's current payment call, and until when that
+-- claim stands: only its result is applied; a step still "calling" after
+-- its claim ended is called again (same idempotency key) by the leader.
+CREATE TABLE IF NOT EXISTS saga_claims (
+  rental   TEXT NOT NULL,
+  step     TEXT NOT NULL,
+  hub      TEXT NOT NULL,
+  until_ms BIGINT NOT NULL,
+  PRIMARY KEY (rental, step)
+);

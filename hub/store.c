@@ -212,3 +212,30 @@ int hub_store_outbox_each(hub_store *st,
                           void *ctx) {
   return st->ops->outbox_each(st->b, fn, ctx);
 }
+
+int hub_store_fence(hub_store *st, const char *hub, const uint32_t *parts, const int64_t *epochs,
+                    size_t n, uint32_t *lost, size_t *n_lost) {
+  *n_lost = 0;
+  if (!st->ops->fence) return FL_ERR_CONFIG;
+  return st->ops->fence(st->b, hub, parts, epochs, n, lost, n_lost);
+}
+
+int hub_store_claim(hub_store *st, const char *owner, const char *step, const char *hub,
+                    int64_t until_ms) {
+  return st->ops->claim ? st->ops->claim(st->b, owner, step, hub, until_ms) : FL_ERR_CONFIG;
+}
+
+int hub_store_claim_holder(hub_store *st, const char *owner, const char *step, char *hub,
+                           size_t cap) {
+  return st->ops->claim_holder ? st->ops->claim_holder(st->b, owner, step, hub, cap)
+                               : FL_ERR_CONFIG;
+}
+
+int hub_store_claims_stale(hub_store *st, int64_t now_ms, uint64_t *n) {
+  *n = 0;
+  return st->ops->claims_stale ? st->ops->claims_stale(st->b, now_ms, n) : FL_ERR_CONFIG;
+}
+
+int hub_store_lock_devices(hub_store *st, const char *const *ids, size_t n) {
+  return st->ops->lock_devices ? st->ops->lock_devices(st->b, ids, n) : FL_ERR_CONFIG;
+}

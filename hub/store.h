@@ -26,6 +26,10 @@ typedef struct hub_store_opts {
   const char *state_dir; /* sqlite: <state_dir>/hub.db; ":memory:" for a private in-memory store */
   fl_db_sync durability; /* sqlite */
   const char *url;       /* postgresql: connection URL ("" or NULL: the PG* environment) */
+  bool cluster;          /* postgresql, [cluster] enabled: the rows a batch reads are locked
+                            (SELECT ... FOR UPDATE), as other hubs write the same tables */
+  int idle_txn_timeout_ms; /* postgresql, > 0: the server ends a transaction left idle this
+                              long (a hub frozen mid-batch must not hold its locks for ever) */
 } hub_store_opts;
 
 /* Opens the store, creates or upgrades its schema, prepares statements.
@@ -178,6 +182,32 @@ int hub_store_downlink_each(hub_store *st, const char *device, uint64_t after,
  * device and seq (what to publish again after the hub (re)connects). */
 int hub_store_downlink_online(hub_store *st, int (*fn)(void *ctx, const hub_downlink *d),
                               void *ctx);
+
+/* ---- cluster mode (hub/cluster.h) ---------------------------------------------------- */
+/* The fence of a batch, just before its commit: locks (FOR SHARE) the rows of
+ * the n partitions parts[] in the table partitions and compares each with the
+ * epochs[] this hub (hub) holds. Returns FL_OK when all are still this hub's
+ * at those epochs; FL_ERR_STATE when some moved, their numbers in lost[] (cap
+ * n, *n_lost of them): the batch must then be rolled back; another fl_err
+ * when the store failed; FL_ERR_CONFIG for a backend without cluster mode. */
+int hub_store_fence(hub_store *st, const char *hub, const uint32_t *parts, const int64_t *epochs,
+                    size_t n, uint32_t *lost, size_t *n_lost);
+
+/* Locks the rows of the n devices ids[] that exist (SELECT ... ORDER BY id FOR
+ * UPDATE): in a fixed order, so that two hubs' batches never wait for each
+ * other in a cycle over them. */
+int hub_store_lock_devices(hub_store *st, const char *const *ids, size_t n);
+
+/* Records that hub makes the payment call of step (of the rental or booking
+ * owner) and holds that claim until until_ms. */
+int hub_store_claim(hub_store *st, const char *owner, const char *step, const char *hub,
+                    int64_t until_ms);
+/* The hub whose claim the step's call is (locked until the commit): FL_OK
+ * and hub (cap bytes), or FL_ERR_NOT_FOUND. */
+int hub_store_claim_holder(hub_store *st, const char *owner, const char *step, char *hub,
+                           size_t cap);
+/* *n: the steps still "calling" whose claim ended before now_ms or that have none. */
+int hub_store_claims_stale(hub_store *st, int64_t now_ms, uint64_t *n);
 
 /* ---- read models ------------------------------------------------------------------------ */
 /* Rebuild replaces the read models from the change log (*changes: its

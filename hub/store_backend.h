@@ -8,7 +8,7 @@
 #include "store.h"
 
 /* The schema version this hub writes. A store newer than this is refused. */
-#define HUB_SCHEMA_VERSION 4
+#define HUB_SCHEMA_VERSION 5
 
 typedef struct hub_store_ops {
   const char *name;
@@ -79,6 +79,14 @@ typedef struct hub_store_ops {
 
   int (*readmodel_rebuild)(void *b, uint64_t *changes);
   int (*readmodel_check)(void *b, uint64_t *differing, char *msg, size_t cap);
+
+  /* Cluster mode; NULL in a backend without it (SQLite). */
+  int (*fence)(void *b, const char *hub, const uint32_t *parts, const int64_t *epochs, size_t n,
+               uint32_t *lost, size_t *n_lost);
+  int (*lock_devices)(void *b, const char *const *ids, size_t n);
+  int (*claim)(void *b, const char *owner, const char *step, const char *hub, int64_t until_ms);
+  int (*claim_holder)(void *b, const char *owner, const char *step, char *hub, size_t cap);
+  int (*claims_stale)(void *b, int64_t now_ms, uint64_t *n);
 } hub_store_ops;
 
 extern const hub_store_ops hub_store_sqlite;

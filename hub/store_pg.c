@@ -69,6 +69,21 @@ static const char *const *pg_migrations[HUB_SCHEMA_VERSION] = {
                                 "vehicles FROM rm_fleet f WHERE f.station <> '' AND f.state <> 'RETIRED' "
                                 "GROUP BY f.station",
                                 NULL},
+    /* 5: cluster mode: the partition count, the leases, the hubs (schema_pg.sql's end) */
+    [4] = (const char *const[]){"CREATE TABLE IF NOT EXISTS cluster (id INTEGER PRIMARY KEY CHECK "
+                                "(id = 1), partitions INTEGER NOT NULL CHECK (partitions > 0), "
+                                "created_ms BIGINT NOT NULL)",
+                                "CREATE TABLE IF NOT EXISTS partitions (part INTEGER PRIMARY KEY, "
+                                "owner TEXT NOT NULL DEFAULT '', epoch BIGINT NOT NULL DEFAULT 0, "
+                                "lease_until_ms BIGINT NOT NULL DEFAULT 0)",
+                                "CREATE TABLE IF NOT EXISTS hubs (id TEXT PRIMARY KEY, started_ms "
+                                "BIGINT NOT NULL, heartbeat_ms BIGINT NOT NULL, owned INTEGER NOT "
+                                "NULL DEFAULT 0, queue_depth BIGINT NOT NULL DEFAULT 0, "
+                                "events_applied BIGINT NOT NULL DEFAULT 0)",
+                                "CREATE TABLE IF NOT EXISTS saga_claims (rental TEXT NOT NULL, "
+                                "step TEXT NOT NULL, hub TEXT NOT NULL, until_ms BIGINT NOT NULL, "
+                                "PRIMARY KEY (rental, step))",
+                                NULL},
 };
 
 #define PG_RECONNECT_MAX_MS 5000
@@ -140,6 +155,8 @@ static int pg_error(pg_store *st, const PGresult *r, const char *what) {
   return FL_ERR_DB;
 }
 
+int pg__error(pg_store *st, const PGresult *r, const char *what) { return pg_error(st, r, what); }
+
 /* Runs a statement without parameters (several, separated by ';'). */
 static int pg_exec(pg_store *st, const char *sql) {
   PGresult *r = PQexec(st->conn, sql);
@@ -153,9 +170,9 @@ static void ignore_notice(void *arg, const char *message) {}
 
 /* Connects to st->url; FL_OK or FL_ERR_UNAVAILABLE (message in err). */
 static int pg_connect(pg_store *st, char *err, size_t cap) {
-  const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-  const char *values[] = {"5", "fleet-hub", st->url[0] ? st->url : NULL, NULL};
-  if (!st->url[0]) keys[2] = NULL;
+  const char *keys[] = {"connect_timeout", "application_name", "options", "dbname", NULL};
+  const char *values[] = {"5", "fleet-hub", st->options, st->url[0] ? st->url : NULL, NULL};
+  if (!st->url[0]) keys[3] = NULL;
   PQfinish(st->conn);
   st->conn = PQconnectdbParams(keys, values, 1);
   if (!st->conn) {
@@ -262,6 +279,9 @@ static int pg_open(const hub_store_opts *o, void **out) {
   pg_store *st = calloc(1, sizeof *st);
   if (!st) return FL_ERR_NOMEM;
   snprintf(st->url, sizeof st->url, "%s", o->url ? o->url : "");
+  if (o->idle_txn_timeout_ms > 0) /* cluster mode (store_pg_cluster.c) */
+    snprintf(st->options, sizeof st->options, "-c idle_in_transaction_session_timeout=%d",
+             o->idle_txn_timeout_ms);
   mask_url(st->url, st->shown, sizeof st->shown);
   int rc = FL_OK;
   for (int i = 0; rc == FL_OK && i < P__COUNT; i++) {
@@ -275,6 +295,8 @@ static int pg_open(const hub_store_opts *o, void **out) {
     st->sql[pg__recorded[k].id] = sql;
     if (!sql) rc = FL_ERR_NOMEM;
   }
+  /* cluster mode: reads lock their rows (store_pg_cluster.c) */
+  if (rc == FL_OK && o->cluster) rc = pg__cluster_lock_reads(st);
   char err[512];
   if (rc == FL_OK && (rc = pg_connect(st, err, sizeof err)) != FL_OK)
     fl_error("store: cannot connect to PostgreSQL at %s: %s", st->shown, err);
@@ -587,6 +609,11 @@ static const hub_store_ops pg_ops = {
     .downlink_online = pg_downlink_online,
     .readmodel_rebuild = pg_readmodel_rebuild,
     .readmodel_check = pg_readmodel_check,
+    .fence = pg__cluster_fence, /* store_pg_cluster.c */
+    .lock_devices = pg__cluster_lock_devices,
+    .claim = pg__cluster_claim,
+    .claim_holder = pg__cluster_claim_holder,
+    .claims_stale = pg__cluster_claims_stale,
 };
 
 const hub_store_ops *const hub_store_postgresql = &pg_ops;

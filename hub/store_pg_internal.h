@@ -81,6 +81,7 @@ typedef struct pg_store {
   bool release_pending; /* "input" released, RELEASE not sent yet (pg_savepoint) */
   int failed_tries;  /* reconnections that failed in a row */
   int64_t next_try_us; /* no reconnection before this (fl_mono_us) */
+  char options[96];  /* libpq "options" of every connection ("": none); cluster mode */
 } pg_store;
 
 /* ---- parameters and results --------------------------------------------------- */
@@ -194,5 +195,28 @@ int pg_outbox_each(void *b_,
                              size_t len, bool retain, uint32_t expiry_s),
                    void *ctx);
 int pg_alert_record(void *b_, const char *kind, const char *id, int64_t at_ms);
+
+/* ---- cluster mode (store_pg_cluster.c) ------------------------------------------- */
+
+/* Appends FOR UPDATE to the statements that read one row the batch may
+ * write (devices, vehicles, rentals, steps, repairs, bookings), before they
+ * are prepared: FL_OK or FL_ERR_NOMEM. */
+int pg__cluster_lock_reads(pg_store *st);
+
+/* The backend's fence (hub_store_fence in hub/store.h). */
+int pg__cluster_fence(void *b, const char *hub, const uint32_t *parts, const int64_t *epochs,
+                      size_t n, uint32_t *lost, size_t *n_lost);
+
+/* The backend's hub_store_lock_devices. */
+int pg__cluster_lock_devices(void *b, const char *const *ids, size_t n);
+
+/* The backend's saga claims (hub_store_claim* in hub/store.h). */
+int pg__cluster_claim(void *b, const char *owner, const char *step, const char *hub,
+                      int64_t until_ms);
+int pg__cluster_claim_holder(void *b, const char *owner, const char *step, char *hub, size_t cap);
+int pg__cluster_claims_stale(void *b, int64_t now_ms, uint64_t *n);
+
+/* Translates a failed result (see store_pg.c): for store_pg_cluster.c. */
+int pg__error(pg_store *st, const PGresult *r, const char *what);
 
 #endif

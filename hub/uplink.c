@@ -7,6 +7,7 @@
 #include "downlink.h"
 #include "fleet/error.h"
 #include "fleet/log.h"
+#include "fleet/partition.h"
 #include "fleet/topic.h"
 
 #define CLOCK_PLAUSIBLE_MS (5 * 60 * 1000) /* device clocks further off are flagged */
@@ -172,6 +173,17 @@ int uplink_apply(hub_txn *t, const uplink_msg *in, uplink_result *res) {
   res->outcome = UPLINK_CONTROL;
   if (fl_topic_parse_device_p(in->topic, dev, sizeof dev, &ch, &part) != FL_OK)
     return dead_letter(t, in, res, NULL, FL_ERR_TOPIC, "not a device topic of fleet/v1");
+  /* cluster mode (hub/cluster.h): a partitioned topic must name the device's partition */
+  if (part >= 0 && t->cfg->cluster_enabled &&
+      (uint32_t)part != fl_partition_of(dev, (uint32_t)t->cfg->cluster_partitions)) {
+    snprintf(detail, sizeof detail, "topic partition %d is not device %s's partition %u of %d",
+             part, dev, fl_partition_of(dev, (uint32_t)t->cfg->cluster_partitions),
+             t->cfg->cluster_partitions);
+    res->outcome = UPLINK_REJECTED;
+    fl_warn("rejected topic=%s device=%s error=partition detail=%s", in->topic, dev, detail);
+    return hub_store_dead_letter(t->store, t->now_ms, in->topic, dev, "partition", detail,
+                                 in->payload, in->len);
+  }
   fl_decode_error err;
   fl_msg *m = &res->msg;
   int rc = fl_msg_decode(in->payload, in->len, m, &err);

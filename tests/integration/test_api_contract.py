@@ -195,6 +195,9 @@ def test_every_route_answers_as_documented(broker, make_hub, tmp_path):
     c.check(hub, "GET", "/console/console.js", token="", expect=200)
     c.check(hub, "GET", "/v1/dead-letters", expect=200)
     c.check(hub, "GET", "/v1/counters", expect=200)
+    # cluster mode is off here (tests/scaleout/ drives these with it on)
+    c.check(hub, "GET", "/v1/cluster/partitions", expect=404)
+    c.check(hub, "GET", "/v1/cluster/hubs", expect=404)
     c.check(hub, "POST", "/v1/read-models/check", expect=200)
     c.check(hub, "POST", "/v1/read-models/rebuild", expect=200)
 
