@@ -56,8 +56,10 @@ int agent_query(fl_agent *a, const fl_query *q, const char *id, char *id_out, si
     snprintf(m->env.corr, sizeof m->env.corr, "%s", id);
   else if (agent_new_request_id(a, m->env.corr, sizeof m->env.corr) != FL_OK)
     err = FL_ERR_INVALID;
-  if (err == FL_OK && (fl_topic_device(topic, sizeof topic, a->id, FL_CH_UP_QUERY) < 0 ||
-                       fl_topic_device(reply, sizeof reply, a->id, FL_CH_DOWN_REPLY) < 0))
+  /* in the device's topic family (rev 1.2: partitioned, P-PART-2) */
+  if (err == FL_OK &&
+      (fl_topic_device_p(topic, sizeof topic, a->id, FL_CH_UP_QUERY, a->partition) < 0 ||
+       fl_topic_device_p(reply, sizeof reply, a->id, FL_CH_DOWN_REPLY, a->partition) < 0))
     err = FL_ERR_INVALID;
   if (err != FL_OK) goto out;
 
