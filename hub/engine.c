@@ -153,9 +153,11 @@ static void on_outlet_lost(void *ctx, int k, const char *cause) {
 
 /* ---- where committed effects go ------------------------------------------ */
 
-/* The connection that carries topic: its outlet, or the main one. */
+/* The connection that carries topic: a device topic's outlet, else the
+ * main one (hub/outlets.h). */
 static fl_mqtt *publisher(hub_engine *e, const char *topic) {
-  return e->outlets ? hub_outlets_for(e->outlets, topic) : e->mqtt;
+  fl_mqtt *out = e->outlets ? hub_outlets_for(e->outlets, topic) : NULL;
+  return out ? out : e->mqtt;
 }
 
 /* With [mqtt] json_mirror: a state, notification or notices topic's message

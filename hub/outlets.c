@@ -44,16 +44,14 @@ static const char *device_of(const char *topic, size_t *len) {
 }
 
 int hub_outlets_pick(const char *topic, int n) {
-  if (n <= 1 || !topic) return 0;
   size_t len = 0;
-  const char *id = device_of(topic, &len);
+  const char *id = topic ? device_of(topic, &len) : NULL;
   char dev[FL_TOPIC_MAX];
-  if (id && len < sizeof dev) {
-    memcpy(dev, id, len);
-    dev[len] = '\0';
-    return (int)(fl_fnv1a32(dev) % (uint32_t)n);
-  }
-  return (int)(fl_fnv1a32(topic) % (uint32_t)n);
+  if (!id || len >= sizeof dev) return -1;
+  if (n <= 1) return 0;
+  memcpy(dev, id, len);
+  dev[len] = '\0';
+  return (int)(fl_fnv1a32(dev) % (uint32_t)n);
 }
 
 static void outlet_connected(void *ctx) {
@@ -117,7 +115,8 @@ int hub_outlets_start(hub_outlets *o) {
 int hub_outlets_count(const hub_outlets *o) { return o ? o->n : 0; }
 
 fl_mqtt *hub_outlets_for(hub_outlets *o, const char *topic) {
-  return o->out[hub_outlets_pick(topic, o->n)].mqtt;
+  int k = hub_outlets_pick(topic, o->n);
+  return k < 0 ? NULL : o->out[k].mqtt;
 }
 
 bool hub_outlets_connected(const hub_outlets *o) {

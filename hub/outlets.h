@@ -5,14 +5,19 @@
  * connection is one window. The outlets are N publish-only fl_mqtt clients
  * (client ids "<hub client id>-out<k>", k = 0..N-1; no subscriptions, no will,
  * clean sessions: the engine republishes what they owed after each connect),
- * so the hub has N windows. The hub's main connection keeps the
- * subscriptions, the will and hub/status.
+ * so the hub has N windows for the devices' topics. The hub's main
+ * connection keeps the subscriptions, the will and hub/status, and carries
+ * every topic that is not a device's.
  *
  * A topic always goes out on the same connection, so that MQTT's per-topic
  * order holds: a device's topics (fleet/v1/dev/{dev}/... and
- * fleet/v1/p/{p}/dev/{dev}/...) are placed by the FNV-1a hash of the device
- * id, so a device's acks, syncs, decisions and commands keep their order;
- * any other topic by the hash of the whole topic. */
+ * fleet/v1/p/{p}/dev/{dev}/...) on the outlet of the FNV-1a hash of the
+ * device id, so a device's acks, syncs, decisions and commands keep their
+ * order; state, notification and mirror topics on the main connection.
+ * Why not those by the hash of the topic too: the few notification topics
+ * (one per kind) carry a third of the hub's publishes, and the devices that
+ * shared an outlet with one waited behind its queue (bench/README.md,
+ * "Several publishing connections": decision p99 2.2 s against 0.75 s). */
 #ifndef HUB_OUTLETS_H
 #define HUB_OUTLETS_H
 
@@ -36,8 +41,8 @@ typedef struct hub_outlets_callbacks {
   void (*on_published)(void *ctx, uint64_t tag, fl_err rc);
 } hub_outlets_callbacks;
 
-/* Returns the outlet (0..n-1) of topic among n (n >= 1): by the device id
- * for a device topic, else by the whole topic. */
+/* Returns the outlet (0..n-1) of a device topic among n (n >= 1), by the
+ * device id; -1 for any other topic (the main connection's). */
 int hub_outlets_pick(const char *topic, int n);
 
 /* Creates n (1..HUB_OUTLETS_MAX) outlets from base: its uri, login, TLS
@@ -54,8 +59,9 @@ int hub_outlets_start(hub_outlets *o);
 /* The number of outlets. */
 int hub_outlets_count(const hub_outlets *o);
 
-/* Returns the client that carries topic (owned by o: valid until
- * hub_outlets_destroy). Publish on it with fl_mqtt_publish*. */
+/* Returns the outlet that carries a device topic (owned by o: valid until
+ * hub_outlets_destroy; publish on it with fl_mqtt_publish*), or NULL for
+ * any other topic: the main connection carries those. */
 fl_mqtt *hub_outlets_for(hub_outlets *o, const char *topic);
 
 /* Returns true when every outlet is connected. */

@@ -20,7 +20,8 @@
 
 struct fl_mqtt {
   /* paho's handle. Replaced (and the old one abandoned, never freed) when
-   * paho has poisoned it: see handle_poison. Read with handle(). */
+   * paho has poisoned it: see "paho's poisoned handle". Read with handle();
+   * replaced under out_lock. */
   _Atomic(MQTTAsync) client;
   atomic_bool poisoned;       /* the handle holds a QoS 1 copy built on freed memory */
   atomic_uint abandoned;      /* handles given up so far */
@@ -64,6 +65,11 @@ struct pub_ctx {
   uint64_t tag;
   struct pub_ctx *next, *prev; /* our queue (next), then the in-flight list */
   bool flying;                 /* on the in-flight list (out_lock) */
+  bool sending;                /* out_drain is handing it to paho (out_lock) */
+  bool orphan;                 /* its handle was left behind while sending (out_lock) */
+  bool finished;               /* paho reported it while sending: done_rc (out_lock) */
+  fl_err done_rc;
+  MQTTAsync h;                 /* the handle it was handed to */
   char *topic, *response_topic;
   uint8_t *payload, *corr;
   size_t len, corr_len;
@@ -171,7 +177,7 @@ static int on_tls_error(const char *str, size_t len, void *ctx) {
  * times in a row, is taken as a session that cannot be resumed (the broker
  * refuses something the session resends); the next connect starts clean.
  * The one such cause known, paho's poisoned handle, is handled on its own
- * (handle_poison); this stays as the guard for any other. */
+ * (handle_replace); this stays as the guard for any other. */
 #define QUICK_LOSS_US 3000000
 #define QUICK_LOSSES_CLEAN 3
 
@@ -265,13 +271,20 @@ static bool handle_replace(fl_mqtt *m) {
    * make sure that nothing it might call reaches m */
   MQTTAsync_setCallbacks(old, NULL, NULL, on_arrived_abandoned, NULL);
   MQTTAsync_setConnected(old, NULL, NULL);
-  atomic_store(&m->client, fresh);
-  atomic_store(&m->poisoned, false);
   unsigned n = atomic_fetch_add(&m->abandoned, 1) + 1;
   pthread_mutex_lock(&m->out_lock);
+  atomic_store(&m->client, fresh);
+  atomic_store(&m->poisoned, false);
+  /* what was handed to the old handle is lost; one that out_drain is
+   * handing over right now is reported by out_drain when paho returns */
   struct pub_ctx *lost = NULL;
-  while (m->fly_head) {
-    struct pub_ctx *pc = m->fly_head;
+  for (struct pub_ctx *pc = m->fly_head, *next; pc; pc = next) {
+    next = pc->next;
+    if (pc->h != old) continue;
+    if (pc->sending) {
+      pc->orphan = true;
+      continue;
+    }
     fly_remove(m, pc);
     pc->next = lost;
     lost = pc;
@@ -508,7 +521,7 @@ static void on_pub_ok(void *ctx, MQTTAsync_successData5 *resp);
 static void on_pub_fail(void *ctx, MQTTAsync_failureData5 *resp);
 
 /* Hands one publish to paho. pc (may be NULL for QoS 0) gets the PUBACK. */
-static fl_err pub_send(fl_mqtt *m, const char *topic, const void *payload, size_t len, int qos,
+static fl_err pub_send(MQTTAsync h, const char *topic, const void *payload, size_t len, int qos,
                     bool retain, const char *response_topic, const void *corr, size_t corr_len,
                     uint32_t expiry_s, struct pub_ctx *pc) {
   MQTTAsync_message msg = MQTTAsync_message_initializer;
@@ -541,7 +554,7 @@ static fl_err pub_send(fl_mqtt *m, const char *topic, const void *payload, size_
     ro.onFailure5 = on_pub_fail;
     ro.context = pc;
   }
-  int rc = MQTTAsync_sendMessage(handle(m), topic, &msg, &ro);
+  int rc = MQTTAsync_sendMessage(h, topic, &msg, &ro);
   MQTTProperties_free(&props);
   return err_from_paho(rc);
 }
@@ -578,17 +591,22 @@ static void out_drain(fl_mqtt *m) {
     if (!m->out_head) m->out_tail = NULL;
     m->out_queued--;
     fly_add(m, pc);
+    pc->h = handle(m);
+    pc->sending = true;
     pthread_mutex_unlock(&m->out_lock);
-    fl_err rc = pub_send(m, pc->topic, pc->payload, pc->len, 1, pc->retain, pc->response_topic,
-                      pc->corr, pc->corr_len, pc->expiry_s, pc);
-    if (rc != FL_OK) { /* disconnected meanwhile: report it, the caller's protocol resends */
-      pthread_mutex_lock(&m->out_lock);
-      bool mine = fly_remove(m, pc); /* else reported with its abandoned handle */
-      pthread_mutex_unlock(&m->out_lock);
-      if (mine) {
-        if (pc->tag && m->cb.on_published) m->cb.on_published(m->cb.ctx, pc->tag, rc);
-        pub_free(pc);
-      }
+    fl_err rc = pub_send(pc->h, pc->topic, pc->payload, pc->len, 1, pc->retain,
+                         pc->response_topic, pc->corr, pc->corr_len, pc->expiry_s, pc);
+    pthread_mutex_lock(&m->out_lock);
+    pc->sending = false;
+    /* paho already reported it (its PUBACK can beat our return from paho);
+     * or disconnected meanwhile, or handed to a handle left behind since,
+     * which will never call back: lost, the caller's protocol resends */
+    fl_err report = pc->finished ? pc->done_rc : rc != FL_OK ? rc : FL_ERR_UNAVAILABLE;
+    bool done = (pc->finished || rc != FL_OK || pc->orphan) && fly_remove(m, pc);
+    pthread_mutex_unlock(&m->out_lock);
+    if (done) {
+      if (pc->tag && m->cb.on_published) m->cb.on_published(m->cb.ctx, pc->tag, report);
+      pub_free(pc);
     }
     pthread_mutex_lock(&m->out_lock);
   }
@@ -598,6 +616,12 @@ static void out_drain(fl_mqtt *m) {
 static void pub_done(struct pub_ctx *pc, fl_err rc) {
   fl_mqtt *m = pc->m;
   pthread_mutex_lock(&m->out_lock);
+  if (pc->sending) { /* out_drain has not returned from paho yet: it reports */
+    pc->finished = true;
+    pc->done_rc = rc;
+    pthread_mutex_unlock(&m->out_lock);
+    return;
+  }
   bool mine = fly_remove(m, pc);
   pthread_mutex_unlock(&m->out_lock);
   if (mine) {
@@ -663,7 +687,8 @@ int fl_mqtt_publish_expiring(fl_mqtt *m, const char *topic, const void *payload,
                              size_t corr_len, uint64_t tag, uint32_t expiry_s) {
   if (!atomic_load(&m->connected)) return FL_ERR_UNAVAILABLE;
   if (qos == 0)
-    return pub_send(m, topic, payload, len, 0, retain, response_topic, corr, corr_len, expiry_s,
+    return pub_send(handle(m), topic, payload, len, 0, retain, response_topic, corr, corr_len,
+                    expiry_s,
                     NULL);
   struct pub_ctx *pc = pub_copy(m, topic, payload, len, retain, response_topic, corr, corr_len, tag);
   if (!pc) return FL_ERR_NOMEM;

@@ -50,10 +50,12 @@ static size_t payload_for(uint64_t n, char *buf, size_t cap) {
 static void on_message(void *ctx, const fl_mqtt_msg *msg) {
   (void)ctx;
   atomic_fetch_add(&received, 1);
-  char expect[256];
+  char expect[256], head[32];
   uint64_t n = 0;
-  bool ok = strncmp(msg->topic, "stress/", 7) == 0 && msg->len > 2 &&
-            sscanf((const char *)msg->payload, "n:%" SCNu64 ":", &n) == 1;
+  size_t hl = msg->len < sizeof head - 1 ? msg->len : sizeof head - 1;
+  memcpy(head, msg->payload, hl); /* the payload is not NUL-terminated */
+  head[hl] = '\0';
+  bool ok = strncmp(msg->topic, "stress/", 7) == 0 && sscanf(head, "n:%" SCNu64 ":", &n) == 1;
   if (ok) {
     char topic[32];
     snprintf(topic, sizeof topic, "stress/%d", (int)(n % TOPICS));

@@ -66,6 +66,11 @@ class TcpProxy:
         with self._lock:
             self._drop += [(client_id, after_s)] * n
 
+    def pending_drops(self):
+        """The number of drops asked for that no connection has taken yet."""
+        with self._lock:
+            return len(self._drop)
+
     def reset_all(self):
         """Ends every open connection with an RST to the client (and closes
         the broker's side): the client's next write fails."""

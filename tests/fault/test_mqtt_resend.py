@@ -63,5 +63,8 @@ def test_resent_publishes_survive_cut_connections():
         malformed = [l for l in broker.log().splitlines() if "malformed" in l.lower()]
         assert not malformed, "mosquitto dropped a client for a malformed packet:\n" + \
             "\n".join(malformed[:10])
+        reports = [l for l in out.splitlines()
+                   if "ERROR: AddressSanitizer" in l or "runtime error:" in l]
+        assert not reports, "sanitizer reports from the publisher:\n" + "\n".join(reports)
         assert "stress: published=" in out, out
         assert stress.returncode == 0, out
