@@ -224,7 +224,8 @@ def main():
         progress(f"{name}: run {i + 1} done in {time.monotonic() - started:.0f} s")
         runs.append(figures)
     keys = [k for k in runs[0] if not k.startswith("series.")]
-    medians = {k: statistics.median(r[k] for r in runs) for k in keys}
+    keys += [k for r in runs[1:] for k in r if not k.startswith("series.") and k not in keys]
+    medians = {k: statistics.median(r[k] for r in runs if k in r) for k in keys}
     print(f"median.store={args.store}")
     for k in keys:
         print(f"median.{k}={medians[k]:.2f}")
