@@ -29,6 +29,7 @@
 #include "fleet/error.h"
 #include "fleet/log.h"
 #include "fleet/mqtt.h"
+#include "fleet/partition.h"
 #include "fleet/proto.h"
 #include "fleet/topic.h"
 
@@ -39,7 +40,15 @@ typedef struct options {
   const char *prefix; /* device and vehicle ids: <prefix>K<i>, <prefix>V<i> (saga), <prefix>T<i> (ingest) */
   long count, window, size, lanes, devices;
   double seconds, rate;
+  bool partitioned; /* --family partitioned: uplink on revision 1.2's fleet/v1/p/{p}/dev/... */
+  long partitions;  /* --partitions: the fleet's partition count for those topics */
 } options;
+
+/* The topic of dev's channel ch in the options' family. */
+static void dev_topic(const options *o, char *buf, size_t cap, const char *dev, fl_channel ch) {
+  int part = o->partitioned ? (int)fl_partition_of(dev, (uint32_t)o->partitions) : -1;
+  fl_topic_device_p(buf, cap, dev, ch, part);
+}
 
 /* Yields the core for 50 us: the broker and the hub share this machine. */
 static void nap(void) {
@@ -217,8 +226,10 @@ static int run_saga(const options *o) {
   size_t n_lat = 0;
   s.c.on_message = saga_message;
   s.c.ctx = &s;
-  const char *subs[] = {"fleet/v1/dev/+/down/reply", "fleet/v1/dev/+/down/sync"};
-  if (conn_open(&s.c, o->broker, "bench-kiosks", subs, 2) != FL_OK) {
+  /* downlinks of both families: a hub may answer a partitioned device on either */
+  const char *subs[] = {"fleet/v1/dev/+/down/reply", "fleet/v1/dev/+/down/sync",
+                        "fleet/v1/p/+/dev/+/down/reply", "fleet/v1/p/+/dev/+/down/sync"};
+  if (conn_open(&s.c, o->broker, "bench-kiosks", subs, o->partitioned ? 4 : 2) != FL_OK) {
     fprintf(stderr, "fleet-loadgen: cannot connect to %s\n", o->broker);
     return 2;
   }
@@ -226,8 +237,8 @@ static int run_saga(const options *o) {
     lane *l = &s.lanes[i];
     snprintf(l->dev, sizeof l->dev, "%sK%ld", o->prefix, i);
     snprintf(l->vehicle, sizeof l->vehicle, "%sV%ld", o->prefix, i);
-    fl_topic_device(l->topic_evt, sizeof l->topic_evt, l->dev, FL_CH_UP_EVT);
-    fl_topic_device(l->topic_reply, sizeof l->topic_reply, l->dev, FL_CH_DOWN_REPLY);
+    dev_topic(o, l->topic_evt, sizeof l->topic_evt, l->dev, FL_CH_UP_EVT);
+    dev_topic(o, l->topic_reply, sizeof l->topic_reply, l->dev, FL_CH_DOWN_REPLY);
   }
   /* P-SEQ-6: every kiosk says hello and waits for its sync first */
   for (long i = 0; i < o->lanes; i++) {
@@ -241,7 +252,7 @@ static int run_saga(const options *o) {
     snprintf(m.env.mid, sizeof m.env.mid, "%s:hello", s.lanes[i].dev);
     m.env.boot = 1;
     m.env.time_ms = fl_now_ms();
-    fl_topic_device(topic, sizeof topic, s.lanes[i].dev, FL_CH_UP_HELLO);
+    dev_topic(o, topic, sizeof topic, s.lanes[i].dev, FL_CH_UP_HELLO);
     if (fl_msg_encode(&m, buf, sizeof buf, &len) == FL_OK)
       conn_publish(&s.c, topic, buf, len, o->window, NULL, NULL);
   }
@@ -375,14 +386,14 @@ static int run_ingest(const options *o) {
   g.devs = calloc((size_t)o->devices, sizeof *g.devs);
   g.c.on_message = ingest_message;
   g.c.ctx = &g;
-  const char *subs[] = {"fleet/v1/dev/+/down/ack"};
-  if (conn_open(&g.c, o->broker, "bench-vehicles", subs, 1) != FL_OK) {
+  const char *subs[] = {"fleet/v1/dev/+/down/ack", "fleet/v1/p/+/dev/+/down/ack"};
+  if (conn_open(&g.c, o->broker, "bench-vehicles", subs, o->partitioned ? 2 : 1) != FL_OK) {
     fprintf(stderr, "fleet-loadgen: cannot connect to %s\n", o->broker);
     return 2;
   }
   for (long i = 0; i < o->devices; i++) {
     snprintf(g.devs[i].dev, sizeof g.devs[i].dev, "%sT%ld", o->prefix, i);
-    fl_topic_device(g.devs[i].topic_evt, sizeof g.devs[i].topic_evt, g.devs[i].dev, FL_CH_UP_EVT);
+    dev_topic(o, g.devs[i].topic_evt, sizeof g.devs[i].topic_evt, g.devs[i].dev, FL_CH_UP_EVT);
   }
   int64_t t0 = fl_mono_us(), end = t0 + (int64_t)(o->seconds * 1e6);
   long n_sec = (long)o->seconds + 2, sec_done = 0;
@@ -438,6 +449,8 @@ static void usage(FILE *f) {
              "  --seconds S     saga, ingest: duration (default 10)\n"
              "  --rate R        saga: requests per second, 0 as fast as answers come (default 0)\n"
              "  --prefix P      device id prefix (default B-)\n"
+             "  --family F      legacy (default) or partitioned (revision 1.2) uplink topics\n"
+             "  --partitions N  partitioned: the fleet's partition count (default 256)\n"
              "  --help, --version\n"
              "Prints key=value lines (bench/README.md).\n");
 }
@@ -458,9 +471,10 @@ int main(int argc, char **argv) {
       {"lanes", required_argument, NULL, 'l'},  {"devices", required_argument, NULL, 'd'},
       {"seconds", required_argument, NULL, 't'}, {"rate", required_argument, NULL, 'r'},
       {"prefix", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'},
+      {"family", required_argument, NULL, 'f'}, {"partitions", required_argument, NULL, 'P'},
       {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0}};
   options o = {.prefix = "B-", .count = 100000, .window = 256, .size = 200, .lanes = 100, .devices = 100,
-               .seconds = 10, .rate = 0};
+               .seconds = 10, .rate = 0, .partitions = FL_PARTITIONS_DEFAULT};
   opterr = 0;
   for (int opt, idx = -1; (opt = getopt_long(argc, argv, ":h", long_opts, &idx)) != -1; idx = -1) {
     const char *name = idx >= 0 ? long_opts[idx].name : "";
@@ -474,6 +488,12 @@ int main(int argc, char **argv) {
     case 't': o.seconds = number(name, optarg); break;
     case 'r': o.rate = number(name, optarg); break;
     case 'p': o.prefix = optarg; break;
+    case 'f':
+      if (strcmp(optarg, "legacy") != 0 && strcmp(optarg, "partitioned") != 0)
+        return fl_cli_usage_error("fleet-loadgen", "--family: partitioned or legacy");
+      o.partitioned = strcmp(optarg, "partitioned") == 0;
+      break;
+    case 'P': o.partitions = (long)number(name, optarg); break;
     case 'h': usage(stdout); return 0;
     case OPT_VERSION: return fl_cli_version("fleet-loadgen");
     default: return fl_cli_bad_option("fleet-loadgen", opt, argv);
@@ -485,9 +505,9 @@ int main(int argc, char **argv) {
   o.mode = argv[optind];
   if (!o.broker) return fl_cli_usage_error("fleet-loadgen", "--broker URI is required");
   if (o.window < 1 || o.window > MAX_INFLIGHT || o.size < 1 || o.lanes < 1 || o.devices < 1 ||
-      o.count < 1)
+      o.count < 1 || o.partitions < 1 || o.partitions > 4096)
     return fl_cli_usage_error("fleet-loadgen", "--window must be 1..%d, --size, --lanes, --devices"
-                              " and --count at least 1", MAX_INFLIGHT);
+                              " and --count at least 1, --partitions 1..4096", MAX_INFLIGHT);
   fl_log_set_component("loadgen");
   if (!getenv("FLEET_LOG_LEVEL")) fl_log_set_level(FL_LOG_WARN);
   if (!strcmp(o.mode, "baseline")) return run_baseline(&o);
