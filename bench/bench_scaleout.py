@@ -59,7 +59,6 @@ from bench import cpu_seconds, loadgen, progress, series
 from cluster import cluster_hub, partition_of
 from fleet import Agent, Broker, wait_for
 
-LEASE_MS, SETTLE_MS = 3000, 1000  # the defaults of docs/operations.md
 
 
 def add_options(p):
@@ -67,6 +66,10 @@ def add_options(p):
     p.add_argument("--scaleout-hubs", default="1,2,3", help="scaleout: hub counts to load")
     p.add_argument("--scaleout-partitions", type=int, default=256,
                    help="scaleout: [cluster] partitions (the product's default)")
+    p.add_argument("--scaleout-lease-ms", type=int, default=3000,
+                   help="scaleout: [cluster] lease_ms (default: the product's)")
+    p.add_argument("--scaleout-settle-ms", type=int, default=1000,
+                   help="scaleout: [cluster] settle_ms (default: the product's)")
     p.add_argument("--scaleout-baseline-count", type=int, default=30000,
                    help="scaleout: messages of the raw broker baseline")
     p.add_argument("--scaleout-devices", type=int, default=24,
@@ -116,6 +119,12 @@ def cpu_of(pids):
     return out
 
 
+def machine_busy_seconds():
+    """CPU seconds all cores spent busy (not idle, not waiting for I/O), from /proc/stat."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(f[:8]) - f[3] - f[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def reaped_children_cpu():
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
@@ -127,14 +136,29 @@ class CpuWindow:
     should: the hubs, broker and PostgreSQL backends live through a load)."""
 
     def __init__(self, hubs, broker, pg):
+        self.pg, self.db = pg, hubs[0].pg_database
         self.groups = {"hubs": lambda: [h.proc.pid for h in hubs],
                        "broker": lambda: [broker.proc.pid],
                        "pg": lambda: postgres_pids(pg)}
 
+    def pg_log_counts(self):
+        """(errors, deadlocks) the server has logged so far."""
+        text = self.pg.log()
+        return text.count("ERROR:"), text.count("deadlock detected")
+
+    def commits(self):
+        """Transactions committed in the bench's database so far (the
+        statistics collector's count: up to 0.5 s stale; the loads last longer)."""
+        return int(self.pg.psql(self.db, "SELECT xact_commit FROM pg_stat_database "
+                                         "WHERE datname = current_database()").strip())
+
     def start(self):
+        self.x0 = self.commits()
         self.t0 = time.monotonic()
         self.c0 = {g: cpu_of(f()) for g, f in self.groups.items()}
         self.r0 = reaped_children_cpu()
+        self.m0 = machine_busy_seconds()
+        self.e0 = self.pg_log_counts()
 
     def stop(self):
         wall = time.monotonic() - self.t0
@@ -143,6 +167,11 @@ class CpuWindow:
             now = cpu_of(f())
             used[g] = sum(v - self.c0[g].get(pid, 0.0) for pid, v in now.items())
         used["loadgen"] = reaped_children_cpu() - self.r0
+        # everything else on the machine meanwhile: other engineers' work, the kernel's
+        used["others"] = max(0.0, machine_busy_seconds() - self.m0 - sum(used.values()))
+        self.pg_log_delta = [b - a for a, b in zip(self.e0, self.pg_log_counts())]
+        time.sleep(0.6)  # the backends report their counts at most every 0.5 s
+        self.committed = self.commits() - self.x0
         return wall, used
 
 
@@ -155,8 +184,9 @@ def start_cluster(broker, n, args, config=None, **settings):
     try:
         for i in range(n):
             hubs.append(cluster_hub(broker, pg, db, f"hub-{i + 1}",
-                                    partitions=args.scaleout_partitions, lease_ms=LEASE_MS,
-                                    settle_ms=SETTLE_MS, config=config, **settings))
+                                    partitions=args.scaleout_partitions,
+                                    lease_ms=args.scaleout_lease_ms,
+                                    settle_ms=args.scaleout_settle_ms, config=config, **settings))
         wait_settled(hubs, args)
     except BaseException:
         for h in hubs:
@@ -207,6 +237,9 @@ def measure_load(figs, key, window, out, count):
     wall, used = window.stop()
     for comp, sec in used.items():
         figs[f"{key}_cpu_{comp}_percent"] = 100 * sec / wall
+    figs[f"{key}_pg_commits_per_s"] = window.committed / wall
+    figs[f"{key}_pg_errors"], figs[f"{key}_pg_deadlocks"] = map(float, window.pg_log_delta)
+    figs[f"{key}_loadavg"] = float(Path("/proc/loadavg").read_text().split()[0])
     for comp in ("hubs", "broker", "pg"):
         if count:
             figs[f"{key}_cpu_ms_per_{'event' if key.endswith('ingest') else 'rental'}_{comp}"] = \
@@ -241,7 +274,10 @@ def throughput(broker, n, args, figs):
         out = loadgen("saga", "--broker", broker.uri, "--lanes", args.lanes, "--seconds",
                       args.seconds, "--rate", 0, "--window", 256, "--prefix", "max-",
                       "--family", "partitioned", "--partitions", args.scaleout_partitions)
-        rentals = out["saga_completed_rentals_per_s"] * out["saga_seconds"]
+        # rentals done in the window: completed ones, and those still under way at
+        # its end (rented, not returned) as half of one (their return is the other half)
+        completed = out["saga_completed_rentals_per_s"] * out["saga_seconds"]
+        rentals = (out["saga_requests"] + completed) / 2
         measure_load(figs, f"{k}_saga", window, out, rentals)
         figs[f"series.{k}_saga_completed_per_s"] = series(out, "series.completed_per_s")
         figs[f"{k}_saga_decision_p50_ms"] = out["saga_decision_p50_ms"]
@@ -316,17 +352,24 @@ def take_over(hubs, victim, agents, args, how):
         victim.proc.kill()
     else:
         victim.proc.send_signal(signal.SIGTERM)
-    after = {a.id: int(status(a)["next_seq"]) - 1 for a in devs}  # seqs given after this
+    # Seqs given after this snapshot can only be acked by another hub. After a
+    # SIGKILL at once; after a SIGTERM the hub still commits and acks what it
+    # has received before it exits, so the snapshot waits for its exit.
+    after, exited_at = None, None
     moved_at, acked_at = None, {}
     deadline = t0 + 60
     while time.monotonic() < deadline and (moved_at is None or len(acked_at) < len(devs)):
         now = time.monotonic()
+        if exited_at is None and victim.proc.poll() is not None:
+            exited_at = now - t0
+        if after is None and (how == "kill" or exited_at is not None):
+            after = {a.id: int(status(a)["next_seq"]) - 1 for a in devs}
         if moved_at is None:
             rows = partitions_view(others)
             if rows and all(r["owner"] and r["owner"] != victim.hub_id and r["owner_live"]
                             for r in rows if r["partition"] in mine):
                 moved_at = now - t0
-        for a in devs:
+        for a in devs if after is not None else ():
             if a.id not in acked_at:
                 try:
                     if int(status(a)["last_ack"]) > after[a.id]:
@@ -339,7 +382,7 @@ def take_over(hubs, victim, agents, args, how):
     if moved_at is None or len(acked_at) < len(devs):
         raise RuntimeError(f"{how} of {victim.hub_id}: partitions moved {moved_at}, "
                            f"{len(acked_at)} of {len(devs)} devices acked again within 60 s")
-    return moved_at, max(acked_at.values()), len(mine), len(devs)
+    return moved_at, max(acked_at.values()), len(mine), len(devs), exited_at or 0.0
 
 
 def failover(broker, args, figs):
@@ -355,13 +398,14 @@ def failover(broker, args, figs):
         driver = Driver(agents, args.scaleout_event_ms)
         driver.start()
         time.sleep(2)
-        moved, acked, kinds = [], [], []
+        moved, acked, kinds, exits = [], [], [], []
         for k in range(args.scaleout_kills + args.scaleout_handovers):
             how = "kill" if k < args.scaleout_kills else "term"
             victim = hubs[k % len(hubs)]
             progress(f"scaleout: {'SIGKILL' if how == 'kill' else 'SIGTERM'} {victim.hub_id} "
                      f"({k + 1} of {args.scaleout_kills + args.scaleout_handovers})")
-            m, a, n_parts, n_devs = take_over(hubs, victim, agents, args, how)
+            m, a, n_parts, n_devs, exited = take_over(hubs, victim, agents, args, how)
+            exits.append(exited)
             progress(f"scaleout: {victim.hub_id}'s {n_parts} partitions owned again after "
                      f"{m:.2f} s, its {n_devs} devices acked again after {a:.2f} s")
             moved.append(m)
@@ -386,10 +430,15 @@ def failover(broker, args, figs):
             figs["failover_moved_p50_s"] = nearest_rank(kill_moved, 50)
             figs["failover_moved_max_s"] = max(kill_moved)
             figs["failover_p50_s"] = nearest_rank(kill_acked, 50)
+            figs["failover_after_moved_p50_s"] = nearest_rank(
+                [a - m for a, m in zip(kill_acked, kill_moved)], 50)
             figs["failover_p99_s"] = nearest_rank(kill_acked, 99)
         if term_acked:
             figs["handover_s"] = nearest_rank(term_moved, 50)
             figs["handover_acked_s"] = nearest_rank(term_acked, 50)
+            figs["handover_max_s"] = max(term_moved)
+            figs["handover_exit_s"] = nearest_rank(
+                [e for e, h in zip(exits, kinds) if h == "term"], 50)
         progress("scaleout: failover: every event acked, and in the database once?")
         wait_for(lambda: all((lambda s: s and s["backlog"] == "0" and
                               int(s["last_ack"]) == int(s["next_seq"]) - 1)(status(a))
