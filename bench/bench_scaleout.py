@@ -152,7 +152,11 @@ class CpuWindow:
         return int(self.pg.psql(self.db, "SELECT xact_commit FROM pg_stat_database "
                                          "WHERE datname = current_database()").strip())
 
+    def wal_lsn(self):
+        return self.pg.psql(self.db, "SELECT pg_current_wal_lsn()").strip()
+
     def start(self):
+        self.w0 = self.wal_lsn()
         self.x0 = self.commits()
         self.t0 = time.monotonic()
         self.c0 = {g: cpu_of(f()) for g, f in self.groups.items()}
@@ -172,6 +176,8 @@ class CpuWindow:
         self.pg_log_delta = [b - a for a, b in zip(self.e0, self.pg_log_counts())]
         time.sleep(0.6)  # the backends report their counts at most every 0.5 s
         self.committed = self.commits() - self.x0
+        self.wal_bytes = float(self.pg.psql(self.db, f"SELECT pg_wal_lsn_diff("
+                                                     f"'{self.wal_lsn()}', '{self.w0}')").strip())
         return wall, used
 
 
@@ -240,6 +246,9 @@ def measure_load(figs, key, window, out, count):
     figs[f"{key}_pg_commits_per_s"] = window.committed / wall
     figs[f"{key}_pg_errors"], figs[f"{key}_pg_deadlocks"] = map(float, window.pg_log_delta)
     figs[f"{key}_loadavg"] = float(Path("/proc/loadavg").read_text().split()[0])
+    unit = 'event' if key.endswith('ingest') else 'rental'
+    if count:
+        figs[f"{key}_pg_wal_bytes_per_{unit}"] = window.wal_bytes / count
     for comp in ("hubs", "broker", "pg"):
         if count:
             figs[f"{key}_cpu_ms_per_{'event' if key.endswith('ingest') else 'rental'}_{comp}"] = \
