@@ -37,14 +37,20 @@ failover_duplicate_events (both must be 0).
 
 Figures (per run, medians over --runs): hubsN_baseline_qos1_msgs_per_s,
 hubsN_ingest_events_per_s, hubsN_ingest_vs_baseline_ratio,
-hubsN_saga_completed_rentals_per_s, hubsN_{ingest,saga}_cpu_{hubs,broker,pg,
-loadgen}_percent, hubsN_ingest_cpu_ms_per_event_{hubs,broker,pg},
-hubsN_saga_cpu_ms_per_rental_{...}; failover_kills, failover_moved_p50_s /
-_max_s (partitions owned again), failover_p50_s, failover_p99_s (devices
-acked again; with fewer than 100 kills the nearest-rank p99 is the max),
-handover_s (partitions owned again after SIGTERM), handover_acked_s,
-failover_events_sent, failover_duplicate_events and, last,
-failover_lost_events."""
+hubsN_saga_completed_rentals_per_s (and its decision p50/p99), for each load
+hubsN_{ingest,saga}_cpu_{hubs,broker,pg,loadgen,others}_percent ("others":
+every other busy CPU second of the machine meanwhile, /proc/stat),
+hubsN_ingest_cpu_ms_per_event_{hubs,broker,pg} and
+hubsN_saga_cpu_ms_per_rental_{hubs,broker,pg} (a rental still under way at
+the end counts as half), _pg_commits_per_s, _pg_wal_bytes_per_event /
+_per_rental, _pg_errors and _pg_deadlocks (lines of the server's log), the
+load average; failover_kills, failover_moved_p50_s / _max_s (partitions
+owned again), failover_p50_s, failover_p99_s (devices acked again; with fewer
+than 100 kills the nearest-rank p99 is the max), failover_after_moved_p50_s,
+handover_s (partitions owned again after SIGTERM, median) and handover_max_s,
+handover_exit_s, handover_acked_s, failover_events_sent,
+failover_duplicate_events and, last, failover_lost_events. The JSON keeps
+each kill's times (series.failover_acked_s ...)."""
 import math
 import os
 import resource
