@@ -85,6 +85,8 @@ def add_options(p):
     p.add_argument("--scaleout-kills", type=int, default=3, help="scaleout: SIGKILLs per run")
     p.add_argument("--scaleout-handovers", type=int, default=1,
                    help="scaleout: SIGTERMs per run")
+    p.add_argument("--scaleout-lock-probe", action="store_true",
+                   help="scaleout: sample PostgreSQL's lock waits during the loads")
     p.add_argument("--scaleout-no-failover", action="store_true",
                    help="scaleout: throughput only")
     p.add_argument("--scaleout-no-throughput", action="store_true",
@@ -187,6 +189,52 @@ class CpuWindow:
         return wall, used
 
 
+class LockProbe(threading.Thread):
+    """--scaleout-lock-probe: samples pg_stat_activity of the bench's database
+    every 100 ms (psql, whose CPU then counts as the load generator's): in how
+    many samples a backend waited for a lock, and in how many its blocker was
+    itself waiting for a lock (a cycle between hubs' batches, or a chain)."""
+
+    QUERY = ("SELECT count(*) FILTER (WHERE a.wait_event_type = 'Lock'), count(*) FILTER ("
+             "WHERE a.wait_event_type = 'Lock' AND EXISTS (SELECT 1 FROM pg_stat_activity b "
+             "WHERE b.pid = ANY(pg_blocking_pids(a.pid)) AND b.wait_event_type = 'Lock')) "
+             "FROM pg_stat_activity a WHERE a.datname = current_database() "
+             "AND a.pid <> pg_backend_pid()")
+
+    def __init__(self, pg, db):
+        super().__init__(daemon=True)
+        self.pg, self.db, self.stopping = pg, db, False
+        self.samples = self.waiting = self.chained = 0
+
+    def run(self):
+        while not self.stopping:
+            t = time.monotonic()
+            try:
+                w, c = (int(x) for x in self.pg.psql(self.db, self.QUERY).strip().split("|"))
+            except (RuntimeError, ValueError):
+                continue
+            self.samples += 1
+            self.waiting += w > 0
+            self.chained += c > 0
+            time.sleep(max(0.0, 0.1 - (time.monotonic() - t)))
+
+
+def probed(args, hubs, pg, figs, key, fn):
+    """Runs fn() (a load) with a LockProbe if asked; returns its result."""
+    if not args.scaleout_lock_probe:
+        return fn()
+    probe = LockProbe(pg, hubs[0].pg_database)
+    probe.start()
+    try:
+        return fn()
+    finally:
+        probe.stopping = True
+        probe.join()
+        n = max(1, probe.samples)
+        figs[f"{key}_lock_wait_share"] = probe.waiting / n
+        figs[f"{key}_lock_chain_share"] = probe.chained / n
+
+
 # ---- throughput -------------------------------------------------------------
 
 def start_cluster(broker, n, args, config=None, **settings):
@@ -275,9 +323,10 @@ def throughput(broker, n, args, figs):
         window = CpuWindow(hubs, broker, pg)
         progress(f"scaleout: {n} hub(s): ingest, {args.devices} vehicles, {args.seconds:.0f} s")
         window.start()
-        out = loadgen("ingest", "--broker", broker.uri, "--devices", args.devices, "--seconds",
-                      args.seconds, "--window", args.window, "--prefix", "B-", "--family",
-                      "partitioned", "--partitions", args.scaleout_partitions)
+        out = probed(args, hubs, pg, figs, f"{k}_ingest", lambda: loadgen(
+            "ingest", "--broker", broker.uri, "--devices", args.devices, "--seconds",
+            args.seconds, "--window", args.window, "--prefix", "B-", "--family",
+            "partitioned", "--partitions", args.scaleout_partitions))
         measure_load(figs, f"{k}_ingest", window, out, out["ingest_events_acked"])
         figs[f"series.{k}_ingest_events_per_s"] = series(out, "series.events_per_s")
         figs[f"{k}_ingest_events_per_s"] = out["ingest_events_per_s"]
@@ -286,9 +335,10 @@ def throughput(broker, n, args, figs):
                                                  / figs[f"{k}_baseline_qos1_msgs_per_s"])
         progress(f"scaleout: {n} hub(s): saga, {args.lanes} kiosks, {args.seconds:.0f} s")
         window.start()
-        out = loadgen("saga", "--broker", broker.uri, "--lanes", args.lanes, "--seconds",
-                      args.seconds, "--rate", 0, "--window", 256, "--prefix", "max-",
-                      "--family", "partitioned", "--partitions", args.scaleout_partitions)
+        out = probed(args, hubs, pg, figs, f"{k}_saga", lambda: loadgen(
+            "saga", "--broker", broker.uri, "--lanes", args.lanes, "--seconds",
+            args.seconds, "--rate", 0, "--window", 256, "--prefix", "max-",
+            "--family", "partitioned", "--partitions", args.scaleout_partitions))
         # rentals done in the window: completed ones, and those still under way at
         # its end (rented, not returned) as half of one (their return is the other half)
         completed = out["saga_completed_rentals_per_s"] * out["saga_seconds"]
