@@ -60,8 +60,8 @@ struct hub_cluster {
  * epoch, hub, online}. TODO(lead): switch to the codec's
  * FL_MSG_PARTITION_STATUS (fl_msg_encode) once it is on main; this is the
  * only function that knows the payload. */
-static int status_encode(uint32_t part, int64_t epoch, const char *hub, bool online,
-                         uint8_t *buf, size_t cap, size_t *len) {
+int hub_cluster_status_encode(uint32_t part, int64_t epoch, const char *hub, bool online,
+                              uint8_t *buf, size_t cap, size_t *len) {
   cbor_item_t *map = cbor_new_definite_map(4);
   if (!map) return FL_ERR_NOMEM;
   struct cbor_pair pairs[4] = {
@@ -86,7 +86,7 @@ static bool status_publish(hub_cluster *c, uint32_t part, int64_t epoch, bool on
   uint8_t buf[256];
   size_t len;
   if (fl_topic_partition_status(topic, sizeof topic, part) < 0 ||
-      status_encode(part, epoch, c->hub, online, buf, sizeof buf, &len) != FL_OK)
+      hub_cluster_status_encode(part, epoch, c->hub, online, buf, sizeof buf, &len) != FL_OK)
     return false;
   return fl_mqtt_publish(c->mqtt, topic, buf, len, 1, true, NULL, NULL, 0, 0) == FL_OK;
 }
@@ -98,9 +98,13 @@ static bool status_publish(hub_cluster *c, uint32_t part, int64_t epoch, bool on
  * not among them. */
 static uint32_t fair_share(const hub_cluster *c) {
   for (size_t r = 0; r < c->n_live; r++)
-    if (strcmp(c->live[r], c->hub) == 0)
-      return (uint32_t)(c->partitions / c->n_live + (r < c->partitions % c->n_live ? 1 : 0));
+    if (strcmp(c->live[r], c->hub) == 0) return hub_cluster_fair_share(c->partitions, c->n_live, r);
   return 0;
+}
+
+uint32_t hub_cluster_fair_share(uint32_t partitions, size_t n_live, size_t rank) {
+  if (rank >= n_live) return 0;
+  return (uint32_t)(partitions / n_live + (rank < partitions % n_live ? 1 : 0));
 }
 
 static uint32_t held_count(const hub_cluster *c) {
@@ -306,7 +310,11 @@ void hub_cluster_stop(hub_cluster *c) {
   c->thread_started = false;
   int64_t now = fl_now_ms();
   uint32_t had = held_count(c);
-  for (uint32_t p = 0; p < c->partitions; p++) atomic_store(&c->held[p], 0);
+  int64_t *epochs = calloc(c->partitions, sizeof *epochs); /* for the statuses; NULL: 0s */
+  for (uint32_t p = 0; p < c->partitions; p++) {
+    int64_t epoch = atomic_exchange(&c->held[p], 0);
+    if (epochs) epochs[p] = epoch;
+  }
   int rc = hub_cluster_db_leave(c->db, c->hub, now);
   if (rc == FL_OK)
     fl_info("cluster: left; %u partitions given up for the other hubs to take", had);
@@ -314,7 +322,8 @@ void hub_cluster_stop(hub_cluster *c) {
     fl_warn("cluster: could not give up the partitions (%s): they move when their leases end",
             fl_strerror(rc));
   for (uint32_t p = 0; p < c->partitions; p++)
-    if (c->subscribed[p]) status_publish(c, p, 0, false);
+    if (c->subscribed[p]) status_publish(c, p, epochs ? epochs[p] : 0, false);
+  free(epochs);
   atomic_store(&c->ready, false);
 }
 
@@ -364,6 +373,39 @@ bool hub_cluster_admit(hub_cluster *c, const char *topic) {
   if (!epoch) return false;
   touch(c, p, epoch);
   return true;
+}
+
+static int id_cmp(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int hub_cluster_lock_batch(hub_cluster *c, hub_store *st, hub_input *const *in, size_t n) {
+  char (*devs)[FL_ID_MAX + 1] = n ? malloc(n * sizeof *devs) : NULL;
+  const char **ids = n ? malloc(n * sizeof *ids) : NULL;
+  int rc = n && (!devs || !ids) ? FL_ERR_NOMEM : FL_OK;
+  size_t k = 0;
+  for (size_t i = 0; rc == FL_OK && i < n; i++) {
+    fl_channel ch;
+    int part = -1;
+    if (in[i]->kind != IN_MQTT ||
+        fl_topic_parse_device_p(in[i]->topic, devs[k], sizeof devs[k], &ch, &part) != FL_OK)
+      continue;
+    uint32_t p = part >= 0 ? (uint32_t)part : fl_partition_of(devs[k], c->partitions);
+    if (p < c->partitions && atomic_load(&c->held[p])) {
+      ids[k] = devs[k];
+      k++;
+    }
+  }
+  if (rc == FL_OK && k) {
+    qsort(ids, k, sizeof *ids, id_cmp);
+    size_t u = 0; /* each once */
+    for (size_t i = 0; i < k; i++)
+      if (!u || strcmp(ids[u - 1], ids[i]) != 0) ids[u++] = ids[i];
+    rc = hub_store_lock_devices(st, ids, u);
+  }
+  free(ids);
+  free(devs);
+  return rc;
 }
 
 bool hub_cluster_lead(hub_cluster *c) {

@@ -30,6 +30,7 @@
 #include "effects.h"
 #include "fleet/mqtt.h"
 #include "hub_config.h"
+#include "inbox.h"
 #include "payment.h"
 #include "store.h"
 
@@ -78,6 +79,11 @@ void hub_cluster_batch_begin(hub_cluster *c);
  * device is the leader's (it dead-letters it). */
 bool hub_cluster_admit(hub_cluster *c, const char *topic);
 
+/* Locks, in the order of their ids, the device rows of the messages of in[]
+ * (n inputs) whose partitions this hub holds: at a batch's start, before
+ * any input of it is applied. Returns FL_OK or a store error. */
+int hub_cluster_lock_batch(hub_cluster *c, hub_store *st, hub_input *const *in, size_t n);
+
 /* True when this hub leads (holds partition 0), which the batch then
  * touches: the saga's scans and recovery are the leader's. */
 bool hub_cluster_lead(hub_cluster *c);
@@ -101,5 +107,19 @@ int hub_cluster_admit_payment(hub_cluster *c, hub_store *st, const pay_job *job)
 /* *due: some step is still "calling" after its claim ended (its hub died or
  * lost the call): the leader calls them again, with the same keys. */
 int hub_cluster_stale_claims(hub_cluster *c, hub_store *st, int64_t now_ms, bool *due);
+
+/* ---- the rules, pure (tests/unit/test_hub_cluster.c) ------------------------------- */
+
+/* The fair share of partitions of the hub ranked rank (0-based, by id) among
+ * n_live hubs: an even split, the first hubs one more each for the
+ * remainder (the shares add up to partitions). 0 when rank >= n_live. */
+uint32_t hub_cluster_fair_share(uint32_t partitions, size_t n_live, size_t rank);
+
+/* Encodes the retained status of partition part (fleet/v1/p/{part}/status)
+ * into buf (cap bytes): a CBOR map {partition, epoch, hub, online}. Returns
+ * FL_OK and *len, FL_ERR_BUFFER or FL_ERR_NOMEM. TODO(lead): the codec's
+ * FL_MSG_PARTITION_STATUS replaces this when it lands on main. */
+int hub_cluster_status_encode(uint32_t part, int64_t epoch, const char *hub, bool online,
+                              uint8_t *buf, size_t cap, size_t *len);
 
 #endif

@@ -318,6 +318,8 @@ static void run_batch(hub_engine *e, hub_input **in, size_t n) {
     hub_txn t = txn_for(e, fl_now_ms());
     int rc = hub_store_begin(e->st);
     if (e->cluster) hub_cluster_batch_begin(e->cluster); /* cluster mode: partitions touched */
+    /* cluster mode: the batch's device rows locked first, in a fixed order */
+    if (rc == FL_OK && e->cluster) rc = hub_cluster_lock_batch(e->cluster, e->st, in, n);
     if (rc == FL_OK) rc = outbox_forget(e);
     for (size_t i = 0; rc == FL_OK && i < n; i++) rc = apply_input(e, &t, in[i]);
     if (rc == FL_OK && t.now_ms >= e->next_retry_scan_ms) {
@@ -439,7 +441,10 @@ int hub_engine_create(const hub_config *cfg, hub_engine **out) {
                        .state_dir = cfg->state_dir,
                        .durability = cfg->durability,
                        .url = cfg->store_url,
-                       .cluster = cfg->cluster_enabled};
+                       .cluster = cfg->cluster_enabled,
+                       /* cluster mode: a hub frozen mid-batch loses its transaction (and its
+                        * locks) after a lease, like its partitions */
+                       .idle_txn_timeout_ms = cfg->cluster_enabled ? cfg->cluster_lease_ms : 0};
   int rc = inbox_create((size_t)cfg->queue_max, &e->inbox);
   if (rc == FL_OK) rc = hub_store_open(&so, &e->st);
   if (rc == FL_OK && (rc = hub_store_begin(e->st)) == FL_OK) {
@@ -512,7 +517,8 @@ void hub_engine_health(hub_engine *e, hub_health *h) {
   memset(h, 0, sizeof *h);
   h->mqtt_connected = e->mqtt && fl_mqtt_connected(e->mqtt);
   h->ready = atomic_load(&e->ready) && h->mqtt_connected &&
-             (!e->cluster || hub_cluster_ready(e->cluster)); /* cluster mode: its fair share */
+             /* cluster mode: its fair share held, the downlink of what it gained resent */
+             (!e->cluster || (hub_cluster_ready(e->cluster) && !atomic_load(&e->resend_due)));
   h->uptime_s = (uint64_t)((fl_mono_us() - e->started_us) / 1000000);
   h->queue_depth = inbox_depth(e->inbox);
   h->events_applied = atomic_load(&e->applied);

@@ -235,3 +235,7 @@ int hub_store_claims_stale(hub_store *st, int64_t now_ms, uint64_t *n) {
   *n = 0;
   return st->ops->claims_stale ? st->ops->claims_stale(st->b, now_ms, n) : FL_ERR_CONFIG;
 }
+
+int hub_store_lock_devices(hub_store *st, const char *const *ids, size_t n) {
+  return st->ops->lock_devices ? st->ops->lock_devices(st->b, ids, n) : FL_ERR_CONFIG;
+}

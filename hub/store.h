@@ -28,6 +28,8 @@ typedef struct hub_store_opts {
   const char *url;       /* postgresql: connection URL ("" or NULL: the PG* environment) */
   bool cluster;          /* postgresql, [cluster] enabled: the rows a batch reads are locked
                             (SELECT ... FOR UPDATE), as other hubs write the same tables */
+  int idle_txn_timeout_ms; /* postgresql, > 0: the server ends a transaction left idle this
+                              long (a hub frozen mid-batch must not hold its locks for ever) */
 } hub_store_opts;
 
 /* Opens the store, creates or upgrades its schema, prepares statements.
@@ -190,6 +192,11 @@ int hub_store_downlink_online(hub_store *st, int (*fn)(void *ctx, const hub_down
  * when the store failed; FL_ERR_CONFIG for a backend without cluster mode. */
 int hub_store_fence(hub_store *st, const char *hub, const uint32_t *parts, const int64_t *epochs,
                     size_t n, uint32_t *lost, size_t *n_lost);
+
+/* Locks the rows of the n devices ids[] that exist (SELECT ... ORDER BY id FOR
+ * UPDATE): in a fixed order, so that two hubs' batches never wait for each
+ * other in a cycle over them. */
+int hub_store_lock_devices(hub_store *st, const char *const *ids, size_t n);
 
 /* Records that hub makes the payment call of step (of the rental or booking
  * owner) and holds that claim until until_ms. */

@@ -83,6 +83,7 @@ typedef struct hub_store_ops {
   /* Cluster mode; NULL in a backend without it (SQLite). */
   int (*fence)(void *b, const char *hub, const uint32_t *parts, const int64_t *epochs, size_t n,
                uint32_t *lost, size_t *n_lost);
+  int (*lock_devices)(void *b, const char *const *ids, size_t n);
   int (*claim)(void *b, const char *owner, const char *step, const char *hub, int64_t until_ms);
   int (*claim_holder)(void *b, const char *owner, const char *step, char *hub, size_t cap);
   int (*claims_stale)(void *b, int64_t now_ms, uint64_t *n);

@@ -170,9 +170,9 @@ static void ignore_notice(void *arg, const char *message) {}
 
 /* Connects to st->url; FL_OK or FL_ERR_UNAVAILABLE (message in err). */
 static int pg_connect(pg_store *st, char *err, size_t cap) {
-  const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-  const char *values[] = {"5", "fleet-hub", st->url[0] ? st->url : NULL, NULL};
-  if (!st->url[0]) keys[2] = NULL;
+  const char *keys[] = {"connect_timeout", "application_name", "options", "dbname", NULL};
+  const char *values[] = {"5", "fleet-hub", st->options, st->url[0] ? st->url : NULL, NULL};
+  if (!st->url[0]) keys[3] = NULL;
   PQfinish(st->conn);
   st->conn = PQconnectdbParams(keys, values, 1);
   if (!st->conn) {
@@ -279,6 +279,9 @@ static int pg_open(const hub_store_opts *o, void **out) {
   pg_store *st = calloc(1, sizeof *st);
   if (!st) return FL_ERR_NOMEM;
   snprintf(st->url, sizeof st->url, "%s", o->url ? o->url : "");
+  if (o->idle_txn_timeout_ms > 0) /* cluster mode (store_pg_cluster.c) */
+    snprintf(st->options, sizeof st->options, "-c idle_in_transaction_session_timeout=%d",
+             o->idle_txn_timeout_ms);
   mask_url(st->url, st->shown, sizeof st->shown);
   int rc = FL_OK;
   for (int i = 0; rc == FL_OK && i < P__COUNT; i++) {
@@ -607,6 +610,7 @@ static const hub_store_ops pg_ops = {
     .readmodel_rebuild = pg_readmodel_rebuild,
     .readmodel_check = pg_readmodel_check,
     .fence = pg__cluster_fence, /* store_pg_cluster.c */
+    .lock_devices = pg__cluster_lock_devices,
     .claim = pg__cluster_claim,
     .claim_holder = pg__cluster_claim_holder,
     .claims_stale = pg__cluster_claims_stale,

@@ -19,15 +19,25 @@
 
 /* ---- the engine's connection --------------------------------------------------- */
 
+/* A vehicle's row is read after its device's row is locked: the vehicle's
+ * own hub locks them in that order (its event's device, then the vehicle),
+ * and so must the hub of a kiosk in another partition that rents it (the
+ * vehicle, then its unlock command's device row), or the two would wait
+ * for each other until PostgreSQL broke the cycle. The uncorrelated
+ * sub-select runs once, before the scan of vehicles. */
+#define LOCK_DEVICE_FIRST \
+  " AND (SELECT count(*) FROM (SELECT 1 FROM devices WHERE id = $1 FOR UPDATE) AS d) >= 0"
+
 int pg__cluster_lock_reads(pg_store *st) {
   static const enum pg_stmt_id reads[] = {P_DEVICE_GET, P_VEHICLE_GET, P_RENTAL_GET,
                                           P_STEP_GET,   P_REPAIR_GET,  P_BOOKING_GET};
   for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++) {
     const char *sql = st->sql[reads[i]];
-    size_t n = strlen(sql) + sizeof " FOR UPDATE";
+    const char *first = reads[i] == P_VEHICLE_GET ? LOCK_DEVICE_FIRST : "";
+    size_t n = strlen(sql) + strlen(first) + sizeof " FOR UPDATE";
     char *locked = malloc(n);
     if (!locked) return FL_ERR_NOMEM;
-    snprintf(locked, n, "%s FOR UPDATE", sql);
+    snprintf(locked, n, "%s%s FOR UPDATE", sql, first);
     free(st->sql[reads[i]]);
     st->sql[reads[i]] = locked;
   }
@@ -58,7 +68,8 @@ int pg__cluster_fence(void *b, const char *hub, const uint32_t *parts, const int
   if (!arr) return FL_ERR_NOMEM;
   const char *vals[1] = {arr};
   static const char sql[] =
-      "SELECT part, epoch, owner FROM partitions WHERE part = ANY($1::int[]) FOR SHARE";
+      "SELECT part, epoch, owner FROM partitions WHERE part = ANY($1::int[]) ORDER BY part "
+      "FOR SHARE";
   PGresult *r = PQexecParams(st->conn, sql, 1, NULL, vals, NULL, NULL, 0);
   free(arr);
   int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? FL_OK : pg__error(st, r, "fencing the batch");
@@ -88,6 +99,42 @@ static int engine_run(pg_store *st, const char *sql, int n, const char *const *v
   }
   int rc = pg__error(st, r, sql);
   PQclear(r);
+  return rc;
+}
+
+/* Writes the strings as a PostgreSQL array literal {"a","b"} (quotes and
+ * backslashes escaped) into a new string (the caller frees it), or NULL. */
+static char *text_array(const char *const *v, size_t n) {
+  size_t cap = 3;
+  for (size_t i = 0; i < n; i++) cap += 2 * strlen(v[i]) + 3;
+  char *s = malloc(cap);
+  if (!s) return NULL;
+  size_t len = 0;
+  s[len++] = '{';
+  for (size_t i = 0; i < n; i++) {
+    if (i) s[len++] = ',';
+    s[len++] = '"';
+    for (const char *c = v[i]; *c; c++) {
+      if (*c == '"' || *c == '\\') s[len++] = '\\';
+      s[len++] = *c;
+    }
+    s[len++] = '"';
+  }
+  s[len++] = '}';
+  s[len] = '\0';
+  return s;
+}
+
+int pg__cluster_lock_devices(void *b, const char *const *ids, size_t n) {
+  if (n == 0) return FL_OK;
+  char *arr = text_array(ids, n);
+  if (!arr) return FL_ERR_NOMEM;
+  const char *v[] = {arr};
+  PGresult *r;
+  int rc = engine_run(b, "SELECT 1 FROM devices WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+                      1, v, &r);
+  PQclear(r);
+  free(arr);
   return rc;
 }
 
@@ -133,6 +180,10 @@ int pg__cluster_claims_stale(void *b, int64_t now_ms, uint64_t *n) {
 }
 
 /* ---- the cluster's own connection ----------------------------------------------- */
+/* Every statement that changes several rows of partitions locks them in the
+ * order of their numbers (a sub-select ORDER BY part FOR UPDATE), as the
+ * fence does (FOR SHARE): the engine's batch and the cluster's renewal of
+ * the same hub never wait for each other in a cycle. */
 
 struct hub_cluster_db {
   PGconn *conn;
@@ -275,8 +326,9 @@ int hub_cluster_db_renew(hub_cluster_db *db, const char *hub, int64_t until_ms, 
   const char *v[] = {hub, until, bump ? "1" : "0"};
   PGresult *r;
   int rc = db_run(db,
-                  "UPDATE partitions SET lease_until_ms = $2::bigint, epoch = epoch + $3::int "
-                  "WHERE owner = $1 RETURNING part, epoch",
+                  "UPDATE partitions p SET lease_until_ms = $2::bigint, epoch = p.epoch + "
+                  "$3::int FROM (SELECT part FROM partitions WHERE owner = $1 ORDER BY part FOR "
+                  "UPDATE) o WHERE p.part = o.part AND p.owner = $1 RETURNING p.part, p.epoch",
                   3, v, &r);
   *n = 0;
   if (rc == FL_OK) leases_of(r, out, cap, n);
@@ -313,8 +365,9 @@ int hub_cluster_db_release(hub_cluster_db *db, const char *hub, const uint32_t *
   snprintf(now, sizeof now, "%lld", (long long)now_ms);
   const char *v[] = {hub, arr, now};
   int rc = db_do(db,
-                 "UPDATE partitions SET owner = '', lease_until_ms = $3::bigint "
-                 "WHERE owner = $1 AND part = ANY($2::int[])",
+                 "UPDATE partitions p SET owner = '', lease_until_ms = $3::bigint FROM (SELECT "
+                 "part FROM partitions WHERE owner = $1 AND part = ANY($2::int[]) ORDER BY part "
+                 "FOR UPDATE) o WHERE p.part = o.part",
                  3, v);
   free(arr);
   return rc;
@@ -325,7 +378,9 @@ int hub_cluster_db_leave(hub_cluster_db *db, const char *hub, int64_t now_ms) {
   snprintf(now, sizeof now, "%lld", (long long)now_ms);
   const char *v[] = {hub, now};
   int rc = db_do(db,
-                 "UPDATE partitions SET owner = '', lease_until_ms = $2::bigint WHERE owner = $1",
+                 "UPDATE partitions p SET owner = '', lease_until_ms = $2::bigint FROM (SELECT "
+                 "part FROM partitions WHERE owner = $1 ORDER BY part FOR UPDATE) o WHERE "
+                 "p.part = o.part",
                  2, v);
   const char *w[] = {hub};
   if (rc == FL_OK) rc = db_do(db, "DELETE FROM hubs WHERE id = $1", 1, w);

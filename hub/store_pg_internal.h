@@ -81,6 +81,7 @@ typedef struct pg_store {
   bool release_pending; /* "input" released, RELEASE not sent yet (pg_savepoint) */
   int failed_tries;  /* reconnections that failed in a row */
   int64_t next_try_us; /* no reconnection before this (fl_mono_us) */
+  char options[96];  /* libpq "options" of every connection ("": none); cluster mode */
 } pg_store;
 
 /* ---- parameters and results --------------------------------------------------- */
@@ -205,6 +206,9 @@ int pg__cluster_lock_reads(pg_store *st);
 /* The backend's fence (hub_store_fence in hub/store.h). */
 int pg__cluster_fence(void *b, const char *hub, const uint32_t *parts, const int64_t *epochs,
                       size_t n, uint32_t *lost, size_t *n_lost);
+
+/* The backend's hub_store_lock_devices. */
+int pg__cluster_lock_devices(void *b, const char *const *ids, size_t n);
 
 /* The backend's saga claims (hub_store_claim* in hub/store.h). */
 int pg__cluster_claim(void *b, const char *owner, const char *step, const char *hub,

@@ -163,3 +163,96 @@ def test_operations_views(broker, shared_db):
         print(f"after SIGTERM: hub-a held all partitions in {took:.2f} s")
         assert took < SETTLE_MS / 1000 + 2.0, took
         assert [h["id"] for h in a.api("GET", "/v1/cluster/hubs")[1]] == ["hub-a"]
+
+
+def test_cluster_settings_checked(tmp_path):
+    """[cluster] keys are checked at start: the message names the key."""
+    cases = [
+        ({"cluster": {"enabled": "true"}}, "[cluster] enabled"),  # on SQLite
+        ({"store": {"backend": "postgresql"}, "cluster": {"enabled": "true", "partitions": 0}},
+         "partitions"),
+        ({"store": {"backend": "postgresql"}, "cluster": {"enabled": "true", "hub_id": "a/b"}},
+         "[cluster] hub_id"),
+        ({"store": {"backend": "postgresql"}, "cluster": {"enabled": "true", "lease_ms": 10}},
+         "lease_ms"),
+        ({"cluster": {"enabled": "maybe"}}, "enabled"),
+        ({"cluster": {"leases": 3}}, "leases"),
+    ]
+    for sections, key in cases:
+        ini = tmp_path / "hub.ini"
+        fleet.write_ini(ini, sections)
+        done = subprocess.run([str(fleet.BUILD / "hub" / "fleet-hub"), "--config", str(ini),
+                               "--check-config"], capture_output=True, text=True, timeout=20)
+        assert done.returncode == 2 and key in done.stderr, (sections, done.stderr)
+    # the default: a hub alone, no cluster keys needed; --check-config shows them
+    fleet.write_ini(tmp_path / "hub.ini", {"hub": {"state_dir": str(tmp_path)}})
+    done = subprocess.run([str(fleet.BUILD / "hub" / "fleet-hub"), "--config",
+                           str(tmp_path / "hub.ini"), "--check-config"], capture_output=True,
+                          text=True, timeout=20)
+    assert done.returncode == 0, done.stderr
+    assert "cluster.enabled = false" in done.stdout, done.stdout
+
+
+def test_cross_partition_rental(broker, shared_db):
+    """A kiosk held by one hub rents a vehicle held by the other: the kiosk's
+    hub decides and charges, the unlock reaches the vehicle, whose ack and
+    return go to the vehicle's hub."""
+    pg, db = shared_db
+    with cluster_hub(broker, pg, db, "hub-a", latency_ms=5) as a, \
+            cluster_hub(broker, pg, db, "hub-b", latency_ms=5) as b:
+        held = wait_balanced(a, ["hub-a", "hub-b"])
+        kiosk_id = devices_in(set(held["hub-a"]), 1, "KA")[0]
+        car_id = devices_in(set(held["hub-b"]), 1, "VB")[0]
+        assert b.fleetctl("register", car_id, "--name", "Clio", "--station", "north",
+                          "--rate", "1200")[0] == 0
+        with Agent(broker, kiosk_id, role="kiosk") as kiosk, \
+                Agent(broker, car_id, role="vehicle") as car:
+            rental, state, line = fleet.rent(kiosk, car_id, "C1", 90)
+            assert state == "ACTIVE" and "charged=1800" in line, line
+            assert fleet.vehicle_state(a, car_id) == "RENTED"
+            # the unlock command was applied by the vehicle and acked to its hub
+            wait_for(lambda: not b.sql("SELECT seq FROM downlink WHERE device = ?", (car_id,)),
+                     15, "the vehicle's downlink acknowledged")
+            rc, out, err = kiosk.ctl("return", rental, "--wait", 20)
+            assert rc == 0 and "COMPLETED" in out, out + err
+            assert fleet.vehicle_state(b, car_id) == "AVAILABLE"
+            assert car.running()
+        claims = a.sql("SELECT hub FROM saga_claims WHERE rental = ?", (rental,))
+        assert claims and {h for (h,) in claims} == {"hub-a"}, claims
+
+
+def test_fence_refuses_a_moved_partition(broker, shared_db):
+    """A partition taken over behind the hub's back (its epoch raised in the
+    database, as another hub taking it would) before the hub's cluster thread
+    has noticed: the hub's next batch touching it is rolled back by the
+    fence and its input not acked. Given back, the device's events are
+    applied once each. A long lease keeps the cluster thread asleep."""
+    pg, db = shared_db
+    with cluster_hub(broker, pg, db, "hub-a", lease_ms=60000, settle_ms=0) as a:
+        wait_for(lambda: len(held_by(a, "hub-a")) == PARTITIONS, 15, "hub-a holding all")
+        car_id = "VF1"
+        part = partition_of(car_id)
+        with Agent(broker, car_id, role="vehicle") as car:
+            wait_for(lambda: a.sql("SELECT id FROM devices WHERE id = ?", (car_id,)), 10,
+                     "the vehicle's hello applied")
+            a.sql("UPDATE partitions SET owner = 'ghost', epoch = epoch + 1 WHERE part = ?",
+                  (part,))
+            car.ctl("telemetry", 10, 80, "48.85", "2.35")
+            wait_for(lambda: f"fence: partition {part} moved" in a.log(), 10, "the fence")
+            time.sleep(0.5)
+            assert not a.sql("SELECT seq FROM events WHERE device = ?", (car_id,))
+            assert status(car).get("last_ack") == "0", status(car)
+            # given back (at the raised epoch): the hub's next renewal holds it again
+            a.sql("UPDATE partitions SET owner = 'hub-a' WHERE part = ?", (part,))
+            car.ctl("telemetry", 20, 80, "48.85", "2.35")
+
+            def applied():
+                car.ctl("telemetry", 30, 80, "48.85", "2.35")
+                time.sleep(0.5)
+                return a.sql("SELECT seq FROM events WHERE device = ?", (car_id,))
+            wait_for(applied, 25, "the vehicle's events applied after the partition came back")
+            wait_for(lambda: all_acked(car), 15, "every event acked")
+            n = int(status(car)["next_seq"]) - 1
+            seqs = [s for (s,) in a.sql("SELECT seq FROM events WHERE device = ? ORDER BY id",
+                                        (car_id,))]
+            assert seqs == list(range(1, n + 1)), seqs
