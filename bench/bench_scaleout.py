@@ -76,6 +76,9 @@ def add_options(p):
                    help="scaleout: [cluster] lease_ms (default: the product's)")
     p.add_argument("--scaleout-settle-ms", type=int, default=1000,
                    help="scaleout: [cluster] settle_ms (default: the product's)")
+    p.add_argument("--scaleout-deadlock-timeout-ms", type=int, default=100,
+                   help="scaleout: the database's deadlock_timeout (docs/operations.md: 100 ms; "
+                        "0: the server's default, 1 s)")
     p.add_argument("--scaleout-baseline-count", type=int, default=30000,
                    help="scaleout: messages of the raw broker baseline")
     p.add_argument("--scaleout-devices", type=int, default=24,
@@ -240,6 +243,9 @@ def probed(args, hubs, pg, figs, key, fn):
 def start_cluster(broker, n, args, config=None, **settings):
     """n hubs hub-1..hub-n on a fresh database, balanced and ready."""
     pg, db = fleet.fresh_pg_database()
+    if args.scaleout_deadlock_timeout_ms:  # docs/operations.md's advice for cluster mode
+        pg.psql(db, f"ALTER DATABASE {db} SET deadlock_timeout = "
+                    f"'{args.scaleout_deadlock_timeout_ms}ms'")
     hubs = []
     try:
         for i in range(n):
