@@ -3,7 +3,11 @@ mosquitto (docs/operations.md, "Scale-out"): throughput against 1, 2 and 3
 hubs, and what a hub's death or SIGTERM costs the devices of its partitions.
 
 Each run starts one mosquitto; the PostgreSQL cluster is the bench process's
-(tests/harness/pg.py, fsync on: this bench's --store defaults to postgresql).
+(tests/harness/pg.py, fsync on: this bench's --store defaults to postgresql);
+each database gets deadlock_timeout = --scaleout-deadlock-timeout-ms (100 ms,
+docs/operations.md's advice for cluster mode). --scaleout-lock-probe samples
+pg_stat_activity during the loads (hubsN_{ingest,saga}_lock_wait_share and
+_lock_chain_share).
 
 Throughput, for each hub count N of --scaleout-hubs (a fresh database each):
 N hubs (tests/harness/cluster.py's cluster_hub, [cluster] partitions =
