@@ -10,6 +10,7 @@
 #include "fleet/clock.h"
 #include "fleet/error.h"
 #include "fleet/log.h"
+#include "fleet/partition.h"
 
 int64_t agent__mono_ms(void) { return fl_mono_us() / 1000; }
 
@@ -68,13 +69,16 @@ static void on_published(void *ctx, uint64_t tag, fl_err rc) { uplink__published
 /* Builds topics and the MQTT client of a. */
 static int agent_mqtt_create(fl_agent *a, const agent_config *cfg) {
   char sub_down[FL_TOPIC_MAX], will_topic[FL_TOPIC_MAX];
-  int n = snprintf(sub_down, sizeof sub_down, FL_TOPIC_ROOT "/dev/%s/down/#", a->id);
+  int p = a->partition; /* -1: the legacy family */
+  int n = p < 0 ? snprintf(sub_down, sizeof sub_down, FL_TOPIC_ROOT "/dev/%s/down/#", a->id)
+                : snprintf(sub_down, sizeof sub_down, FL_TOPIC_ROOT "/p/%d/dev/%s/down/#", p, a->id);
   if (n < 0 || (size_t)n >= sizeof sub_down) return FL_ERR_INVALID;
-  if (fl_topic_device(a->topic_evt, FL_TOPIC_MAX, a->id, FL_CH_UP_EVT) < 0 ||
-      fl_topic_device(a->topic_hello, FL_TOPIC_MAX, a->id, FL_CH_UP_HELLO) < 0 ||
-      fl_topic_device(a->topic_up_ack, FL_TOPIC_MAX, a->id, FL_CH_UP_ACK) < 0 ||
-      fl_topic_device(a->topic_reply, FL_TOPIC_MAX, a->id, FL_CH_DOWN_REPLY) < 0 ||
-      fl_topic_device(will_topic, sizeof will_topic, a->id, FL_CH_UP_WILL) < 0)
+  if (fl_topic_device_p(a->topic_evt, FL_TOPIC_MAX, a->id, FL_CH_UP_EVT, p) < 0 ||
+      fl_topic_device_p(a->topic_hello, FL_TOPIC_MAX, a->id, FL_CH_UP_HELLO, p) < 0 ||
+      fl_topic_device_p(a->topic_up_ack, FL_TOPIC_MAX, a->id, FL_CH_UP_ACK, p) < 0 ||
+      fl_topic_device_p(a->topic_reply, FL_TOPIC_MAX, a->id, FL_CH_DOWN_REPLY, p) < 0 ||
+      fl_topic_device_p(will_topic, sizeof will_topic, a->id, FL_CH_UP_WILL, p) < 0 ||
+      (p >= 0 && fl_topic_partition_status(a->topic_part_status, FL_TOPIC_MAX, (unsigned)p) < 0))
     return FL_ERR_INVALID;
   fl_msg will;
   fl_msg_init(&will, FL_MSG_OFFLINE);
@@ -86,7 +90,8 @@ static int agent_mqtt_create(fl_agent *a, const agent_config *cfg) {
   size_t will_len = 0;
   int err = fl_msg_encode(&will, will_buf, sizeof will_buf, &will_len);
   if (err != FL_OK) return err;
-  const char *subs[] = {sub_down, FL_TOPIC_HUB_STATUS};
+  /* rev 1.2: also the own partition's status (P-PART-6) */
+  const char *subs[] = {sub_down, FL_TOPIC_HUB_STATUS, a->topic_part_status};
   fl_mqtt_opts o = {
       .uri = a->mqtt_uri,
       .client_id = a->id,
@@ -101,7 +106,7 @@ static int agent_mqtt_create(fl_agent *a, const agent_config *cfg) {
       .will_payload = will_buf,
       .will_len = will_len,
       .subscriptions = subs,
-      .n_subscriptions = 2,
+      .n_subscriptions = p < 0 ? 2 : 3,
       .ca_file = a->ca_file,
       .cert_file = a->cert_file,
       .key_file = a->key_file,
@@ -133,7 +138,9 @@ int agent_create(const agent_config *cfg, fl_agent **out) {
   if (!cfg || !out || !cfg->id || !fl_id_valid(cfg->id) || strlen(cfg->id) > AGENT_ID_MAX ||
       !cfg->db_path || !cfg->mqtt_uri ||
       (cfg->role != FL_ROLE_VEHICLE && cfg->role != FL_ROLE_KIOSK) ||
-      cfg->durability < FL_DB_SYNC_OFF || cfg->durability > FL_DB_SYNC_FULL)
+      cfg->durability < FL_DB_SYNC_OFF || cfg->durability > FL_DB_SYNC_FULL ||
+      (cfg->topic_family != AGENT_TOPICS_PARTITIONED && cfg->topic_family != AGENT_TOPICS_LEGACY) ||
+      cfg->partitions < 0 || cfg->partitions > (int)FL_PARTITIONS_MAX)
     return FL_ERR_INVALID;
   fl_agent *a = calloc(1, sizeof *a);
   if (!a) return FL_ERR_NOMEM;
@@ -155,6 +162,10 @@ int agent_create(const agent_config *cfg, fl_agent **out) {
   a->jitter_state = (uint64_t)fl_mono_us() ^ ((uint64_t)fl_now_ms() << 20);
   for (const char *p = cfg->id; *p; p++) a->jitter_state = a->jitter_state * 131 + (uint8_t)*p;
   a->locked = true;
+  a->partition = cfg->topic_family == AGENT_TOPICS_LEGACY
+                     ? -1
+                     : (int)fl_partition_of(cfg->id, cfg->partitions > 0 ? (uint32_t)cfg->partitions
+                                                                         : FL_PARTITIONS_DEFAULT);
   a->clock_skew_ms = cfg->clock_skew_ms;
   a->telemetry_period_ms = cfg->role == FL_ROLE_VEHICLE && cfg->telemetry_period_ms > 0
                                ? cfg->telemetry_period_ms
@@ -172,6 +183,11 @@ int agent_create(const agent_config *cfg, fl_agent **out) {
     agent_destroy(a);
     return err;
   }
+  if (a->partition >= 0)
+    fl_info("agent %s: partition %d of %d (topics %s)", a->id, a->partition,
+            cfg->partitions > 0 ? cfg->partitions : (int)FL_PARTITIONS_DEFAULT, a->topic_evt);
+  else
+    fl_info("agent %s: legacy topic family (topics %s)", a->id, a->topic_evt);
   fl_info("agent %s (%s) boot=%" PRIu64 " next_seq=%" PRIu64 " last_ack=%" PRIu64
           " applied=%" PRIu64 " backlog=%" PRIu64,
           a->id, fl_role_name(a->role), outbox__boot(a->ob), outbox__next_seq(a->ob),
@@ -236,6 +252,7 @@ void agent_get_status(fl_agent *a, agent_status *st) {
       .telemetry_dropped = outbox__telemetry_dropped(a->ob),
       .inflight = (uint64_t)a->inflight,
       .locked = a->locked,
+      .partition = a->partition,
   };
   pthread_mutex_unlock(&a->lock);
 }

@@ -29,6 +29,8 @@
 
 /* Bits of a PUBACK tag that hold the seq; the rest is the generation. */
 #define AGENT_TAG_SEQ_BITS 40
+/* Epochs of the device's partition remembered as seen (partition_status). */
+#define AGENT_EPOCHS_KEPT 8
 #define AGENT_TAG_GEN(gen) ((gen) & ((UINT64_C(1) << (64 - AGENT_TAG_SEQ_BITS)) - 1))
 
 struct fl_agent {
@@ -42,6 +44,13 @@ struct fl_agent {
   fl_mqtt *mqtt;
   char topic_evt[FL_TOPIC_MAX], topic_hello[FL_TOPIC_MAX], topic_up_ack[FL_TOPIC_MAX];
   char topic_reply[FL_TOPIC_MAX];
+  /* rev 1.2: the device's partition (-1: legacy topic family) and the
+   * retained status of that partition, fleet/v1/p/{p}/status */
+  int partition;
+  char topic_part_status[FL_TOPIC_MAX];
+  bool part_known, part_online;
+  uint64_t part_epochs[AGENT_EPOCHS_KEPT]; /* the last epochs seen, a ring */
+  unsigned n_part_epochs;
 
   /* link state, reset on every connect. Written under a->lock; the atomic
    * ones are also read without it (PUBACK callback, the publishing thread

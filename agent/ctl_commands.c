@@ -156,6 +156,10 @@ static ctl_status cmd_status(ctl_ctx *c, char **args, int n) {
   reply(c, "telemetry_queued %" PRIu64, st.telemetry_queued);
   reply(c, "telemetry_dropped %" PRIu64, st.telemetry_dropped);
   reply(c, "locked %s", st.locked ? "yes" : "no");
+  if (st.partition >= 0)
+    reply(c, "partition %d", st.partition);
+  else
+    reply(c, "partition legacy");
   return CTL_OK;
 }
 

@@ -1,12 +1,17 @@
-/* Downlink: what the hub sends to this device.
+/* Downlink: what the hub sends to this device, on its own subtree of the
+ * topic family it uses (rev 1.2: fleet/v1/p/{p}/dev/{id}/down/..., legacy:
+ * fleet/v1/dev/{id}/down/...).
  *
- *   down/ack    cumulative ack: delete outbox rows up to it
+ *   down/ack    cumulative ack: delete outbox rows up to it (a decision's
+ *               "upto", rev 1.2, is the same ack)
  *   down/sync   answer to hello: adopt the watermark, resend after it
  *   down/reply  answer     unsequenced reply to a query (agent_query), kept in memory
  *   down/reply  decision   } sequenced by the hub's per-device downlink seq:
  *   down/cmd    command    } applied at most once, in increasing seq order
  *                          } (gaps are normal), then device_ack
  *   hub/status  retained: a new hub boot, or online after offline, => hello
+ *   p/{p}/status  rev 1.2, retained: the partition's epoch takes a value not
+ *               seen, or online after offline, => hello
  *
  * Every byte is hostile: a message that does not decode, has the wrong type
  * for its topic, or names another device is logged and dropped. */
@@ -143,6 +148,40 @@ static void hub_status_seen(fl_agent *a, const fl_msg *m) {
   if (resync && a->connected) uplink__hello(a, now, "hub restarted");
 }
 
+/* True if epoch is one of the last AGENT_EPOCHS_KEPT epochs seen; remembers
+ * it otherwise. */
+static bool epoch_seen(fl_agent *a, uint64_t epoch) {
+  unsigned n = a->n_part_epochs < AGENT_EPOCHS_KEPT ? a->n_part_epochs : AGENT_EPOCHS_KEPT;
+  for (unsigned i = 0; i < n; i++)
+    if (a->part_epochs[i] == epoch) return true;
+  a->part_epochs[a->n_part_epochs++ % AGENT_EPOCHS_KEPT] = epoch;
+  return false;
+}
+
+/* The retained status of this device's partition (rev 1.2, P-PART-6):
+ * resync when its epoch takes a value not seen before (another hub owns the
+ * partition now, or the owner took it over again) or online turns true. The
+ * first status after start only records: the connect's hello is on its way. */
+static void partition_status_seen(fl_agent *a, const fl_msg *m) {
+  const fl_partition_status *ps = &m->body.partition_status;
+  bool known = a->part_known, was_online = a->part_online;
+  bool new_epoch = !epoch_seen(a, ps->epoch);
+  a->part_known = true;
+  a->part_online = ps->online;
+  if (!known || new_epoch || ps->online != was_online)
+    fl_info("%s partition %u %s epoch=%" PRIu64 " hub=%s", a->id, ps->partition,
+            ps->online ? "online" : "offline", ps->epoch, ps->hub);
+  int64_t now = agent__mono_ms();
+  if (!ps->online || !a->connected) return;
+  if (known && (new_epoch || !was_online)) {
+    uplink__hello(a, now, new_epoch ? "partition epoch" : "partition online");
+    return;
+  }
+  /* as for the hub status: a hello waiting in vain is repeated now */
+  if (!a->synced && now - a->hello_sent_ms >= a->hello_retry_ms)
+    uplink__hello(a, now, "partition online");
+}
+
 /* Dispatches a decoded, checked message with a->lock held. */
 static void downlink_dispatch(fl_agent *a, const fl_msg *m, downlink_notice *n) {
   int64_t now = agent__mono_ms();
@@ -167,11 +206,19 @@ static void downlink_dispatch(fl_agent *a, const fl_msg *m, downlink_notice *n) 
     uplink__synced(a, &m->body.sync, now);
     break;
   case FL_MSG_DECISION:
+    /* rev 1.2 (P-ACK-1): a decision's upto is an ack with that upto, whether
+     * the decision itself is new, a duplicate or left to the resend */
+    if (m->body.decision.upto) uplink__acked(a, m->body.decision.upto, now);
+    sequenced_apply(a, m, n);
+    break;
   case FL_MSG_COMMAND:
     sequenced_apply(a, m, n);
     break;
   case FL_MSG_HUB_STATUS:
     hub_status_seen(a, m);
+    break;
+  case FL_MSG_PARTITION_STATUS:
+    partition_status_seen(a, m);
     break;
   case FL_MSG_ANSWER:
     if (query__answered(a, m)) n->kind = NOTICE_ANSWER;
@@ -187,10 +234,15 @@ static int downlink_check(const fl_agent *a, const fl_mqtt_msg *msg, fl_msg *m,
   fl_msg_type want;
   if (strcmp(msg->topic, FL_TOPIC_HUB_STATUS) == 0) {
     want = FL_MSG_HUB_STATUS;
+  } else if (a->partition >= 0 && strcmp(msg->topic, a->topic_part_status) == 0) {
+    want = FL_MSG_PARTITION_STATUS;
   } else {
+    /* only this device's subtree of its own family (and partition) */
     char dev[FL_ID_MAX + 1];
     fl_channel ch = FL_CH_NONE;
-    if (fl_topic_parse_device(msg->topic, dev, sizeof dev, &ch) != FL_OK || strcmp(dev, a->id))
+    int part = -1;
+    if (fl_topic_parse_device_p(msg->topic, dev, sizeof dev, &ch, &part) != FL_OK ||
+        strcmp(dev, a->id) || part != a->partition)
       return FL_ERR_TOPIC;
     want = channel_type(ch);
     if (want == FL_MSG_NONE) return FL_ERR_TOPIC;
@@ -204,7 +256,14 @@ static int downlink_check(const fl_agent *a, const fl_mqtt_msg *msg, fl_msg *m,
              fl_msg_type_name(m->env.type));
     return FL_ERR_WRONG_TYPE;
   }
-  if (want != FL_MSG_HUB_STATUS && strcmp(m->env.dev, a->id) != 0) {
+  if (want == FL_MSG_PARTITION_STATUS &&
+      m->body.partition_status.partition != (uint32_t)a->partition) {
+    snprintf(de->detail, sizeof de->detail, "partition %u on the status topic of %d",
+             m->body.partition_status.partition, a->partition);
+    return FL_ERR_TOPIC;
+  }
+  if (want != FL_MSG_HUB_STATUS && want != FL_MSG_PARTITION_STATUS &&
+      strcmp(m->env.dev, a->id) != 0) {
     snprintf(de->detail, sizeof de->detail, "dev '%s' is not this device", m->env.dev);
     return FL_ERR_TOPIC;
   }

@@ -5,6 +5,7 @@
 
 #include "fleet/config.h"
 #include "fleet/error.h"
+#include "fleet/partition.h"
 
 /* Copies [section] key (or def) into dst; FL_ERR_CONFIG if it does not fit. */
 static int copy_str(fl_config *c, const char *section, const char *key, const char *def,
@@ -42,6 +43,31 @@ static int load_identity(fl_config *c, agent_settings *s, char *err, size_t errc
     snprintf(err, errcap, "config [agent] role = '%s': must be vehicle or kiosk", role);
     return FL_ERR_CONFIG;
   }
+  return FL_OK;
+}
+
+/* Reads the topic family and the fleet's partition count of [mqtt] (rev 1.2). */
+static int load_topics(fl_config *c, agent_settings *s, char *err, size_t errcap) {
+  char family[16];
+  int64_t partitions;
+  int e = copy_str(c, "mqtt", "topic_family", "partitioned", family, sizeof family, err, errcap);
+  if (e != FL_OK) return e;
+  if (strcmp(family, "partitioned") == 0) {
+    s->agent.topic_family = AGENT_TOPICS_PARTITIONED;
+  } else if (strcmp(family, "legacy") == 0) {
+    s->agent.topic_family = AGENT_TOPICS_LEGACY;
+  } else {
+    snprintf(err, errcap, "config [mqtt] topic_family = '%s': must be partitioned or legacy",
+             family);
+    return FL_ERR_CONFIG;
+  }
+  e = fl_config_int(c, "mqtt", "partitions", FL_PARTITIONS_DEFAULT, 1, FL_PARTITIONS_MAX,
+                    &partitions);
+  if (e != FL_OK) {
+    snprintf(err, errcap, "%s", fl_config_error(c));
+    return e;
+  }
+  s->agent.partitions = (int)partitions;
   return FL_OK;
 }
 
@@ -100,6 +126,7 @@ int agent_settings_check(const char *path, agent_settings *s, FILE *out, char *e
   int e = fl_config_load(path, "FLEET_AGENT", &c, err, errcap);
   if (e != FL_OK) return e;
   e = load_identity(c, s, err, errcap);
+  if (e == FL_OK) e = load_topics(c, s, err, errcap);
   if (e == FL_OK) e = load_outbox(c, s, err, errcap);
   /* every key is read by now: anything else in the file is a mistake */
   if (e == FL_OK) e = fl_config_unknown(c, err, errcap);

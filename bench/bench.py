@@ -61,6 +61,12 @@ def bench_hub(broker, args, **settings):
     """Starts the hub under test on args.store: SQLite in its state dir, or a
     fresh database of this process's PostgreSQL cluster."""
     config = settings.pop("config", {})
+    for item in getattr(args, "set", []):
+        key, _, value = item.partition("=")
+        section, _, name = key.partition(".")
+        if not (section and name and value):
+            sys.exit(f"bench/run: --set {item}: use SECTION.KEY=VALUE")
+        config.setdefault(section, {})[name] = value
     if args.store == "postgresql":
         cluster, database = fleet.fresh_pg_database()
         config.setdefault("store", {}).update(backend="postgresql", url=cluster.url(database))
@@ -78,7 +84,9 @@ def register(hub, prefix, n):
 
 def run_saga(args):
     figures = {}
-    with Broker() as broker:
+    # sys_interval 1: the broker's $SYS counters every second, read by
+    # fleet-loadgen --count-broker around the max run (saga_msgs_per_rental)
+    with Broker(sys_interval=1) as broker:
         figures["baseline_qos1_msgs_per_s"] = baseline(broker)
         hub = bench_hub(broker, args, latency_ms=0, config={"engine": {"command_ttl_s": 60}})
         try:
@@ -87,7 +95,10 @@ def run_saga(args):
             cpu0 = cpu_seconds(hub.proc.pid)
             progress(f"saga: {args.lanes} kiosks as fast as the hub answers, {args.seconds:.0f} s")
             out = loadgen("saga", "--broker", broker.uri, "--lanes", args.lanes, "--seconds",
-                          args.seconds, "--rate", 0, "--window", 256, "--prefix", "max-")
+                          args.seconds, "--rate", 0, "--window", 256, "--prefix", "max-",
+                          "--count-broker", "--family", args.family)
+            if "saga_msgs_per_rental" in out:
+                figures["saga_msgs_per_rental"] = out["saga_msgs_per_rental"]
             figures["series.completed_per_s"] = series(out, "series.completed_per_s")
             figures["series.decisions_le_ms"] = series(out, "series.decisions_le_ms")
             figures["saga_hub_cpu_percent"] = 100 * (cpu_seconds(hub.proc.pid) - cpu0) / out["saga_seconds"]
@@ -96,7 +107,8 @@ def run_saga(args):
             figures["saga_max_rejected"] = out["saga_rejected"] + out["saga_timeouts"]
             progress(f"saga: paced at {args.rate} requests/s, {args.seconds:.0f} s")
             paced = loadgen("saga", "--broker", broker.uri, "--lanes", args.lanes, "--seconds",
-                            args.seconds, "--rate", args.rate, "--window", 256, "--prefix", "paced-")
+                            args.seconds, "--rate", args.rate, "--window", 256, "--prefix", "paced-",
+                            "--family", args.family)
             figures["series.paced_decisions_le_ms"] = series(paced, "series.decisions_le_ms")
             figures[f"saga_at_{args.rate}_per_s_p50_ms"] = paced["saga_decision_p50_ms"]
             figures[f"saga_at_{args.rate}_per_s_p99_ms"] = paced["saga_decision_p99_ms"]
@@ -120,7 +132,8 @@ def run_ingest(args):
             cpu0 = cpu_seconds(hub.proc.pid)
             progress(f"ingest: {args.devices} vehicles, {args.seconds:.0f} s")
             out = loadgen("ingest", "--broker", broker.uri, "--devices", args.devices,
-                          "--seconds", args.seconds, "--window", args.window, "--prefix", "B-")
+                          "--seconds", args.seconds, "--window", args.window, "--prefix", "B-",
+                          "--family", args.family)
             figures["series.events_per_s"] = series(out, "series.events_per_s")
             figures["ingest_hub_cpu_percent"] = 100 * (cpu_seconds(hub.proc.pid) - cpu0) / out["ingest_seconds"]
             figures["ingest_events_per_s"] = out["ingest_events_per_s"]
@@ -181,6 +194,10 @@ def main():
     p.add_argument("--window", type=int, default=32, help="ingest: unacked events per vehicle")
     p.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite",
                    help="saga, ingest: the hub's store")
+    p.add_argument("--family", choices=("partitioned", "legacy"), default="partitioned",
+                   help="saga, ingest: the devices' topics (revision 1.2, or 1.1's legacy ones)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="saga, ingest: a hub setting (repeatable), e.g. mqtt.state_interval_ms=0")
     name = sys.argv[1] if len(sys.argv) > 1 else ""
     run, add_options = find_bench(name)
     if add_options:

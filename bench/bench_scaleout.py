@@ -69,6 +69,8 @@ from bench import cpu_seconds, loadgen, progress, series
 from cluster import cluster_hub, partition_of
 from fleet import Agent, Broker, wait_for
 
+FL_PARTITIONS_DEFAULT = 256  # common/include/fleet/partition.h; fleet-loadgen's partitioned topics
+
 
 
 def add_options(p):
@@ -89,6 +91,8 @@ def add_options(p):
                    help="scaleout: device agents of the failover phase")
     p.add_argument("--scaleout-event-ms", type=int, default=100,
                    help="scaleout: a telemetry reading per agent every this many ms")
+    p.add_argument("--scaleout-family", choices=("partitioned", "legacy"), default="partitioned",
+                   help="scaleout: the failover agents' [mqtt] topic_family")
     p.add_argument("--scaleout-kills", type=int, default=3, help="scaleout: SIGKILLs per run")
     p.add_argument("--scaleout-handovers", type=int, default=1,
                    help="scaleout: SIGTERMs per run")
@@ -336,7 +340,7 @@ def throughput(broker, n, args, figs):
         out = probed(args, hubs, pg, figs, f"{k}_ingest", lambda: loadgen(
             "ingest", "--broker", broker.uri, "--devices", args.devices, "--seconds",
             args.seconds, "--window", args.window, "--prefix", "B-", "--family",
-            "partitioned", "--partitions", args.scaleout_partitions))
+            "partitioned"))
         measure_load(figs, f"{k}_ingest", window, out, out["ingest_events_acked"])
         figs[f"series.{k}_ingest_events_per_s"] = series(out, "series.events_per_s")
         figs[f"{k}_ingest_events_per_s"] = out["ingest_events_per_s"]
@@ -348,7 +352,7 @@ def throughput(broker, n, args, figs):
         out = probed(args, hubs, pg, figs, f"{k}_saga", lambda: loadgen(
             "saga", "--broker", broker.uri, "--lanes", args.lanes, "--seconds",
             args.seconds, "--rate", 0, "--window", 256, "--prefix", "max-",
-            "--family", "partitioned", "--partitions", args.scaleout_partitions))
+            "--family", "partitioned"))
         # rentals done in the window: completed ones, and those still under way at
         # its end (rented, not returned) as half of one (their return is the other half)
         completed = out["saga_completed_rentals_per_s"] * out["saga_seconds"]
@@ -464,10 +468,13 @@ def failover(broker, args, figs):
     pg, hubs = start_cluster(broker, 3, args)
     agents, driver = [], None
     try:
-        progress(f"scaleout: failover: {args.scaleout_devices} device agents")
+        progress(f"scaleout: failover: {args.scaleout_devices} device agents "
+                 f"({args.scaleout_family} topics)")
         for i in range(args.scaleout_devices):
             agents.append(Agent(broker, f"F{i}", role="vehicle",
-                                config={"agent": {"log_level": "warn"}}))
+                                config={"agent": {"log_level": "warn"},
+                                        "mqtt": {"topic_family": args.scaleout_family,
+                                                 "partitions": args.scaleout_partitions}}))
         wait_for(lambda: all(status(a).get("synced") == "yes" for a in agents), 30,
                  "every agent synced")
         driver = Driver(agents, args.scaleout_event_ms)
@@ -550,6 +557,9 @@ def failover(broker, args, figs):
 
 def run(args):
     figs = {}
+    if args.scaleout_partitions != FL_PARTITIONS_DEFAULT and not args.scaleout_no_throughput:
+        raise SystemExit("bench scaleout: fleet-loadgen's partitioned topics assume the default "
+                         f"{FL_PARTITIONS_DEFAULT} partitions (use --scaleout-no-throughput)")
     with Broker() as broker:
         if not args.scaleout_no_throughput:
             for n in [int(x) for x in args.scaleout_hubs.split(",") if x]:

@@ -40,14 +40,55 @@ typedef struct options {
   const char *prefix; /* device and vehicle ids: <prefix>K<i>, <prefix>V<i> (saga), <prefix>T<i> (ingest) */
   long count, window, size, lanes, devices;
   double seconds, rate;
-  bool partitioned; /* --family partitioned: uplink on revision 1.2's fleet/v1/p/{p}/dev/... */
-  long partitions;  /* --partitions: the fleet's partition count for those topics */
+  bool legacy;       /* --family legacy: the topics of revision 1.1, else 1.2's partitioned ones */
+  bool count_broker; /* --count-broker: the broker's $SYS publish counters around the run */
 } options;
 
 /* The topic of dev's channel ch in the options' family. */
 static void dev_topic(const options *o, char *buf, size_t cap, const char *dev, fl_channel ch) {
-  int part = o->partitioned ? (int)fl_partition_of(dev, (uint32_t)o->partitions) : -1;
+  int part = o->legacy ? -1 : (int)fl_partition_of(dev, FL_PARTITIONS_DEFAULT);
   fl_topic_device_p(buf, cap, dev, ch, part);
+}
+
+/* A downlink filter of every device in the options' family ("down/ack"...). */
+static const char *down_filter(const options *o, const char *channel, char *buf, size_t cap) {
+  snprintf(buf, cap, o->legacy ? "fleet/v1/dev/+/down/%s" : "fleet/v1/p/+/dev/+/down/%s", channel);
+  return buf;
+}
+
+/* ---- the broker's own count of publishes ($SYS, mosquitto) --------------- */
+
+#define SYS_RECEIVED "$SYS/broker/publish/messages/received"
+static _Atomic uint64_t sys_received; /* its latest value */
+static atomic_long sys_updates;       /* how many values came */
+
+/* A $SYS message: returns true if it was one (and keeps its value). */
+static bool sys_message(const fl_mqtt_msg *msg) {
+  if (strcmp(msg->topic, SYS_RECEIVED) != 0) return false;
+  char num[32];
+  size_t n = msg->len < sizeof num - 1 ? msg->len : sizeof num - 1;
+  memcpy(num, msg->payload, n);
+  num[n] = '\0';
+  atomic_store(&sys_received, strtoull(num, NULL, 10));
+  atomic_fetch_add(&sys_updates, 1);
+  return true;
+}
+
+/* Waits until the counter has stood still for 2.2 s (mosquitto publishes a
+ * $SYS value every sys_interval seconds, 1 here, and only when it changed)
+ * and returns it; after 20 s, the latest value. */
+static uint64_t sys_settled(void) {
+  long seen = atomic_load(&sys_updates);
+  int64_t still_since = fl_mono_us(), give_up = still_since + 20000000;
+  while (fl_mono_us() - still_since < 2200000 && fl_mono_us() < give_up) {
+    fl_sleep_ms(50);
+    long now = atomic_load(&sys_updates);
+    if (now != seen) {
+      seen = now;
+      still_since = fl_mono_us();
+    }
+  }
+  return atomic_load(&sys_received);
 }
 
 /* Yields the core for 50 us: the broker and the hub share this machine. */
@@ -173,6 +214,7 @@ typedef struct saga {
 /* Decisions: find the lane by device id in the topic and flag it. */
 static void saga_message(void *ctx, const fl_mqtt_msg *msg) {
   saga *s = ctx;
+  if (sys_message(msg)) return;
   char dev[FL_ID_MAX + 1];
   fl_channel ch;
   if (fl_topic_parse_device(msg->topic, dev, sizeof dev, &ch) != FL_OK) return;
@@ -226,10 +268,10 @@ static int run_saga(const options *o) {
   size_t n_lat = 0;
   s.c.on_message = saga_message;
   s.c.ctx = &s;
-  /* downlinks of both families: a hub may answer a partitioned device on either */
-  const char *subs[] = {"fleet/v1/dev/+/down/reply", "fleet/v1/dev/+/down/sync",
-                        "fleet/v1/p/+/dev/+/down/reply", "fleet/v1/p/+/dev/+/down/sync"};
-  if (conn_open(&s.c, o->broker, "bench-kiosks", subs, o->partitioned ? 4 : 2) != FL_OK) {
+  char f_reply[64], f_sync[64];
+  const char *subs[] = {down_filter(o, "reply", f_reply, sizeof f_reply),
+                        down_filter(o, "sync", f_sync, sizeof f_sync), SYS_RECEIVED};
+  if (conn_open(&s.c, o->broker, "bench-kiosks", subs, o->count_broker ? 3 : 2) != FL_OK) {
     fprintf(stderr, "fleet-loadgen: cannot connect to %s\n", o->broker);
     return 2;
   }
@@ -257,15 +299,35 @@ static int run_saga(const options *o) {
       conn_publish(&s.c, topic, buf, len, o->window, NULL, NULL);
   }
   for (int k = 0; k < 2000 && atomic_load(&s.synced) < o->lanes; k++) fl_sleep_ms(5);
+  uint64_t sys0 = 0;
+  if (o->count_broker) {
+    sys0 = sys_settled(); /* what the hellos caused is counted before the start */
+  }
   long completed = 0, rejected = 0, issued = 0, timeouts = 0;
   int64_t t0 = fl_mono_us(), end = t0 + (int64_t)(o->seconds * 1e6);
   /* completed rentals in each second of the run, for the bench's plots */
   long n_sec = (long)o->seconds + 2, *per_sec = calloc((size_t)n_sec, sizeof *per_sec);
   double credit = 0;
   int64_t last = t0;
-  while (fl_mono_us() < end) {
+  long drained = 0; /* completed after the run's time, while draining */
+  bool draining = false;
+  int64_t drain_end = 0;
+  for (;;) {
     int64_t now = fl_mono_us();
-    credit += o->rate > 0 ? o->rate * (double)(now - last) / 1e6 : 1e9;
+    if (!draining && now >= end) {
+      if (!o->count_broker) break;
+      /* counting the broker's messages: the rentals under way finish (no new
+       * ones), so that every message counted belongs to a counted rental */
+      draining = true;
+      drain_end = now + 10000000;
+      credit = 0;
+    }
+    if (draining) {
+      bool any = false;
+      for (long i = 0; i < o->lanes; i++) any = any || s.lanes[i].state != LANE_IDLE;
+      if (!any || now > drain_end) break;
+    }
+    credit += draining ? 0 : o->rate > 0 ? o->rate * (double)(now - last) / 1e6 : 1e9;
     last = now;
     if (credit > o->lanes) credit = (double)o->lanes;
     bool busy = false;
@@ -282,6 +344,9 @@ static int run_saga(const options *o) {
             rejected++;
             l->state = LANE_IDLE;
           }
+        } else if (draining) {
+          drained++;
+          l->state = LANE_IDLE;
         } else {
           completed++;
           long sec = (long)((now - t0) / 1000000);
@@ -302,7 +367,14 @@ static int run_saga(const options *o) {
     }
     if (!busy) nap();
   }
-  double secs = (double)(fl_mono_us() - t0) / 1e6;
+  double secs = (double)((draining ? end : fl_mono_us()) - t0) / 1e6;
+  if (o->count_broker) {
+    uint64_t sys1 = sys_settled(); /* held states and acks have gone out by then */
+    long rentals = completed + drained;
+    printf("saga_broker_publishes=%" PRIu64 "\nsaga_rentals_counted=%ld\n", sys1 - sys0, rentals);
+    if (sys1 > sys0 && rentals)
+      printf("saga_msgs_per_rental=%.2f\n", (double)(sys1 - sys0) / (double)rentals);
+  }
   qsort(lat, n_lat, sizeof *lat, cmp_i64);
   printf("saga_lanes=%ld\nsaga_target_rate=%.0f\nsaga_seconds=%.1f\nsaga_requests=%ld\n",
          o->lanes, o->rate, secs, issued);
@@ -386,8 +458,9 @@ static int run_ingest(const options *o) {
   g.devs = calloc((size_t)o->devices, sizeof *g.devs);
   g.c.on_message = ingest_message;
   g.c.ctx = &g;
-  const char *subs[] = {"fleet/v1/dev/+/down/ack", "fleet/v1/p/+/dev/+/down/ack"};
-  if (conn_open(&g.c, o->broker, "bench-vehicles", subs, o->partitioned ? 2 : 1) != FL_OK) {
+  char f_ack[64];
+  const char *subs[] = {down_filter(o, "ack", f_ack, sizeof f_ack)};
+  if (conn_open(&g.c, o->broker, "bench-vehicles", subs, 1) != FL_OK) {
     fprintf(stderr, "fleet-loadgen: cannot connect to %s\n", o->broker);
     return 2;
   }
@@ -449,8 +522,8 @@ static void usage(FILE *f) {
              "  --seconds S     saga, ingest: duration (default 10)\n"
              "  --rate R        saga: requests per second, 0 as fast as answers come (default 0)\n"
              "  --prefix P      device id prefix (default B-)\n"
-             "  --family F      legacy (default) or partitioned (revision 1.2) uplink topics\n"
-             "  --partitions N  partitioned: the fleet's partition count (default 256)\n"
+             "  --family F      partitioned (revision 1.2, default) or legacy topics\n"
+             "  --count-broker  saga: count the broker's publishes ($SYS) per rental\n"
              "  --help, --version\n"
              "Prints key=value lines (bench/README.md).\n");
 }
@@ -471,10 +544,10 @@ int main(int argc, char **argv) {
       {"lanes", required_argument, NULL, 'l'},  {"devices", required_argument, NULL, 'd'},
       {"seconds", required_argument, NULL, 't'}, {"rate", required_argument, NULL, 'r'},
       {"prefix", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'},
-      {"family", required_argument, NULL, 'f'}, {"partitions", required_argument, NULL, 'P'},
+      {"family", required_argument, NULL, 'f'}, {"count-broker", no_argument, NULL, 'c'},
       {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0}};
   options o = {.prefix = "B-", .count = 100000, .window = 256, .size = 200, .lanes = 100, .devices = 100,
-               .seconds = 10, .rate = 0, .partitions = FL_PARTITIONS_DEFAULT};
+               .seconds = 10, .rate = 0};
   opterr = 0;
   for (int opt, idx = -1; (opt = getopt_long(argc, argv, ":h", long_opts, &idx)) != -1; idx = -1) {
     const char *name = idx >= 0 ? long_opts[idx].name : "";
@@ -491,9 +564,9 @@ int main(int argc, char **argv) {
     case 'f':
       if (strcmp(optarg, "legacy") != 0 && strcmp(optarg, "partitioned") != 0)
         return fl_cli_usage_error("fleet-loadgen", "--family: partitioned or legacy");
-      o.partitioned = strcmp(optarg, "partitioned") == 0;
+      o.legacy = strcmp(optarg, "legacy") == 0;
       break;
-    case 'P': o.partitions = (long)number(name, optarg); break;
+    case 'c': o.count_broker = true; break;
     case 'h': usage(stdout); return 0;
     case OPT_VERSION: return fl_cli_version("fleet-loadgen");
     default: return fl_cli_bad_option("fleet-loadgen", opt, argv);
@@ -505,9 +578,9 @@ int main(int argc, char **argv) {
   o.mode = argv[optind];
   if (!o.broker) return fl_cli_usage_error("fleet-loadgen", "--broker URI is required");
   if (o.window < 1 || o.window > MAX_INFLIGHT || o.size < 1 || o.lanes < 1 || o.devices < 1 ||
-      o.count < 1 || o.partitions < 1 || o.partitions > 4096)
+      o.count < 1)
     return fl_cli_usage_error("fleet-loadgen", "--window must be 1..%d, --size, --lanes, --devices"
-                              " and --count at least 1, --partitions 1..4096", MAX_INFLIGHT);
+                              " and --count at least 1", MAX_INFLIGHT);
   fl_log_set_component("loadgen");
   if (!getenv("FLEET_LOG_LEVEL")) fl_log_set_level(FL_LOG_WARN);
   if (!strcmp(o.mode, "baseline")) return run_baseline(&o);

@@ -21,6 +21,11 @@ int sim_device_init(sim_device *d, const char *id, bool vehicle, const char *sta
   return FL_OK;
 }
 
+void sim_device_topics(sim_device *d, agent_topic_family family, int partitions) {
+  d->topic_family = family;
+  d->partitions = partitions;
+}
+
 int sim_device_start(sim_device *d) {
   agent_config c = {
       .id = d->id,
@@ -32,6 +37,8 @@ int sim_device_start(sim_device *d) {
       .reconnect_min_ms = 200,
       .reconnect_max_ms = 5000,
       .clock_skew_ms = d->skew_ms,
+      .topic_family = d->topic_family,
+      .partitions = d->partitions,
       .cb = d->cb,
   };
   int rc = agent_create(&c, &d->agent);

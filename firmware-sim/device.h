@@ -29,12 +29,19 @@ typedef struct sim_device {
   sim_power power;
   int64_t restore_us;     /* fl_mono_us() when a cut or power cut ends by itself; 0: never */
   int64_t skew_ms;        /* its clock's error, kept across power cuts */
+  agent_topic_family topic_family; /* the agent library's default unless set */
+  int partitions;         /* 0: the agent library's default */
 } sim_device;
 
 /* Fills d for device id (its file is <state_dir>/<id>.db) without starting
  * it. Returns FL_OK or FL_ERR_INVALID (bad id, path too long). */
 int sim_device_init(sim_device *d, const char *id, bool vehicle, const char *state_dir,
                     const char *broker_uri, agent_callbacks cb);
+
+/* Makes the device's agent use topic family `family` with `partitions`
+ * partitions (0: the default) from its next start: fleet-sim --topic-family,
+ * --partitions. Devices otherwise take the agent library's defaults. */
+void sim_device_topics(sim_device *d, agent_topic_family family, int partitions);
 
 /* Creates the agent from its state file and starts connecting. Returns FL_OK
  * or the error of agent_create / agent_start (then d stays powered off). */

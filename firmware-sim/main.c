@@ -11,6 +11,7 @@
 #include "fleet/cli.h"
 #include "fleet/log.h"
 #include "fleet/error.h"
+#include "fleet/partition.h"
 #include "script.h"
 #include "sim.h"
 
@@ -44,6 +45,9 @@ static void usage(FILE *f) {
           "  --quiet             progress and report only\n"
           "  --latency-file F    write every kiosk-observed decision latency (ms) to F\n"
           "  --connect-rate N    start N devices a second (default: all at once)\n"
+          "  --topic-family F    partitioned (rev 1.2, the default) or legacy (the topics\n"
+          "                      of 1.0/1.1, for a hub that does not serve partitions)\n"
+          "  --partitions N      the fleet's partition count (default 256)\n"
           "  --prefix P          put P before every device and customer id (several\n"
           "                      fleet-sim processes on one hub)\n"
           "  --script FILE       run a scenario script instead (docs/sim.md); exit 0 when\n"
@@ -104,7 +108,7 @@ int main(int argc, char **argv) {
     OPT_TELEMETRY, OPT_SEED, OPT_RIDE, OPT_CUT, OPT_POWER_CUT, OPT_SKEW, OPT_RESTART_HUB,
     OPT_RESTART_BROKER, OPT_RESTART_HUB_CMD, OPT_RESTART_BROKER_CMD, OPT_CONNECT_RATE,
     OPT_SCRIPT, OPT_PREFIX, OPT_HUB_STATE, OPT_REGISTER, OPT_NO_MECHANIC, OPT_QUIET,
-    OPT_LATENCY_FILE, OPT_VERSION
+    OPT_LATENCY_FILE, OPT_VERSION, OPT_TOPIC_FAMILY, OPT_PARTITIONS
   };
   static const struct option long_opts[] = {
       {"broker", required_argument, NULL, OPT_BROKER},
@@ -132,6 +136,8 @@ int main(int argc, char **argv) {
       {"connect-rate", required_argument, NULL, OPT_CONNECT_RATE},
       {"script", required_argument, NULL, OPT_SCRIPT},
       {"prefix", required_argument, NULL, OPT_PREFIX},
+      {"topic-family", required_argument, NULL, OPT_TOPIC_FAMILY},
+      {"partitions", required_argument, NULL, OPT_PARTITIONS},
       {"hub-state", required_argument, NULL, OPT_HUB_STATE},
       {"register", no_argument, NULL, OPT_REGISTER},
       {"no-mechanic", no_argument, NULL, OPT_NO_MECHANIC},
@@ -188,6 +194,16 @@ int main(int argc, char **argv) {
     case OPT_CONNECT_RATE: o.connect_per_s = number(name, optarg, 0, 1e6); break;
     case OPT_SCRIPT: script = optarg; break;
     case OPT_PREFIX: o.id_prefix = optarg; break;
+    case OPT_TOPIC_FAMILY:
+      if (strcmp(optarg, "partitioned") == 0)
+        o.topic_family = AGENT_TOPICS_PARTITIONED;
+      else if (strcmp(optarg, "legacy") == 0)
+        o.topic_family = AGENT_TOPICS_LEGACY;
+      else
+        return fl_cli_usage_error("fleet-sim", "--topic-family is partitioned or legacy, not '%s'",
+                                  optarg);
+      break;
+    case OPT_PARTITIONS: o.partitions = (int)number(name, optarg, 1, FL_PARTITIONS_MAX); break;
     case OPT_HUB_STATE: o.hub_state_dir = optarg; break;
     case OPT_REGISTER: o.register_vehicles = true; break;
     case OPT_NO_MECHANIC: o.mechanic = false; break;

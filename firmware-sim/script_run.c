@@ -440,6 +440,7 @@ static int do_devices(struct run *r, const sim_step *st) {
     sim_device *d = &r->devs[r->n_devs];
     int rc = sim_device_init(d, st->arg[i], vehicle, r->o->state_dir, r->o->broker_uri,
                              (agent_callbacks){0});
+    sim_device_topics(d, r->o->topic_family, r->o->partitions);
     if (rc == FL_OK) rc = sim_device_start(d);
     if (rc != FL_OK) return step_fail(r, STEP_ERROR, "%s cannot start: %s", st->arg[i], fl_strerror(rc));
     r->n_devs++;

@@ -266,6 +266,7 @@ static int actor_init(struct sim *s, struct actor *x, const char *prefix, int n,
   snprintf(id, sizeof id, "%.40s%s%02d", s->o.id_prefix ? s->o.id_prefix : "", prefix, n);
   agent_callbacks cb = {.ctx = x, .on_decision = vehicle ? NULL : on_decision};
   int rc = sim_device_init(&x->dev, id, vehicle, s->o.state_dir, s->o.broker_uri, cb);
+  sim_device_topics(&x->dev, s->o.topic_family, s->o.partitions);
   x->energy = 60 + (uint32_t)(rnd(s) * 40);
   x->lat = 48.85 + rnd(s) * 0.05;
   x->lon = 2.30 + rnd(s) * 0.08;

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "faults.h"
+#include "fleet/agent.h"
 
 typedef struct sim_options {
   const char *broker_uri;  /* tcp://127.0.0.1:1883 */
@@ -34,6 +35,8 @@ typedef struct sim_options {
   bool quiet;              /* no line per happening, progress and report only */
   double connect_per_s;    /* devices started per second (0: all at once) */
   sim_fault_opts faults;   /* injected at random (seeded) moments; restart commands */
+  agent_topic_family topic_family; /* the devices' topics (default: partitioned, rev 1.2) */
+  int partitions;          /* the fleet's partition count (0: the agent's default, 256) */
 } sim_options;
 
 /* Runs the scenario and prints the report. Returns the process exit status:

@@ -59,32 +59,53 @@ static const char *state_of(const fl_msg *m) {
   }
 }
 
+/* Sets the last state of kind/id (w->lock held). */
+static void state_set(sim_watch *w, const char *kind, const char *id, const char *state) {
+  struct seen *s = seen_find(&w->states, kind, id);
+  if (!s && (s = seen_add(&w->states))) {
+    snprintf(s->kind, sizeof s->kind, "%s", kind);
+    snprintf(s->id, sizeof s->id, "%s", id);
+  }
+  if (s) snprintf(s->state, sizeof s->state, "%s", state);
+}
+
+/* One change, from a notify or from a notices message (w->lock held). A
+ * hub of rev 1.2 publishes no retained rental state by default (P-LEAN-1):
+ * a rental's last state is then the one its notices name. */
+static void note_add(sim_watch *w, const char *kind, const char *id, const char *to) {
+  struct seen *s = seen_add(&w->notes);
+  if (s) {
+    snprintf(s->kind, sizeof s->kind, "%s", kind);
+    snprintf(s->id, sizeof s->id, "%s", id);
+    snprintf(s->state, sizeof s->state, "%s", to);
+  }
+  if (strcmp(kind, "rental") == 0) state_set(w, kind, id, to);
+}
+
 /* paho's thread, paho's lock held: decode, copy under our own lock, return. */
 static void on_message(void *ctx, const fl_mqtt_msg *msg) {
   sim_watch *w = ctx;
-  fl_msg m;
-  if (fl_msg_decode(msg->payload, msg->len, &m, NULL) != FL_OK) return;
+  fl_msg *m = malloc(sizeof *m); /* ~15 KB: not on paho's thread's stack */
+  if (!m) return;
+  if (fl_msg_decode(msg->payload, msg->len, m, NULL) != FL_OK) {
+    free(m);
+    return;
+  }
   pthread_mutex_lock(&w->lock);
-  if (m.env.type == FL_MSG_NOTIFY) {
-    struct seen *s = seen_add(&w->notes);
-    if (s) {
-      snprintf(s->kind, sizeof s->kind, "%s", m.body.notify.kind);
-      snprintf(s->id, sizeof s->id, "%s", m.body.notify.id);
-      snprintf(s->state, sizeof s->state, "%s", m.body.notify.to);
-    }
-  } else if (state_of(&m)) {
+  if (m->env.type == FL_MSG_NOTIFY) {
+    note_add(w, m->body.notify.kind, m->body.notify.id, m->body.notify.to);
+  } else if (m->env.type == FL_MSG_NOTICES) { /* rev 1.2: many at once, in order */
+    for (uint32_t i = 0; i < m->body.notices.n_changes; i++)
+      note_add(w, m->body.notices.kind, m->body.notices.changes[i].id,
+               m->body.notices.changes[i].to);
+  } else if (state_of(m)) {
     /* fleet/v1/state/{kind}/{id} */
     char kind[16], id[FL_ID_MAX + 1];
-    if (sscanf(msg->topic, FL_TOPIC_ROOT "/state/%15[^/]/%64s", kind, id) == 2) {
-      struct seen *s = seen_find(&w->states, kind, id);
-      if (!s && (s = seen_add(&w->states))) {
-        snprintf(s->kind, sizeof s->kind, "%s", kind);
-        snprintf(s->id, sizeof s->id, "%s", id);
-      }
-      if (s) snprintf(s->state, sizeof s->state, "%s", state_of(&m));
-    }
+    if (sscanf(msg->topic, FL_TOPIC_ROOT "/state/%15[^/]/%64s", kind, id) == 2)
+      state_set(w, kind, id, state_of(m));
   }
   pthread_mutex_unlock(&w->lock);
+  free(m);
 }
 
 int sim_watch_open(const char *broker_uri, int timeout_ms, sim_watch **out) {
@@ -93,11 +114,12 @@ int sim_watch_open(const char *broker_uri, int timeout_ms, sim_watch **out) {
   pthread_mutex_init(&w->lock, NULL);
   char client_id[64];
   snprintf(client_id, sizeof client_id, "fleet-sim-watch-%ld", (long)getpid());
-  const char *subs[] = {FL_TOPIC_ROOT "/notify/#", FL_TOPIC_ROOT "/state/#"};
+  const char *subs[] = {FL_TOPIC_ROOT "/notify/#", FL_TOPIC_ROOT "/state/#",
+                        FL_TOPIC_ROOT "/notices/#"}; /* rev 1.2 */
   /* a persistent session: a broker restart does not lose notifications */
   fl_mqtt_opts o = {.uri = broker_uri, .client_id = client_id, .session_expiry_s = 600,
                     .reconnect_min_ms = 200, .reconnect_max_ms = 2000,
-                    .subscriptions = subs, .n_subscriptions = 2};
+                    .subscriptions = subs, .n_subscriptions = 3};
   fl_mqtt_callbacks cb = {.ctx = w, .on_message = on_message};
   int rc = fl_mqtt_create(&o, &cb, &w->mqtt);
   if (rc == FL_OK) rc = fl_mqtt_start(w->mqtt);

@@ -1,6 +1,8 @@
 /* A dashboard subscriber inside the simulator: one extra MQTT client that
- * follows the hub's notifications (fleet/v1/notify/#) and retained state
- * (fleet/v1/state/#), so that scripts can expect what a dashboard would see.
+ * follows the hub's notifications (fleet/v1/notify/#, and rev 1.2's batched
+ * fleet/v1/notices/#) and retained state (fleet/v1/state/#), so that scripts
+ * can expect what a dashboard would see. A rental's state is also taken from
+ * its notices: a hub of 1.2 publishes no retained rental state by default.
  * Thread-safe: messages arrive on paho's threads, queries come from the
  * script executor; both take only the watcher's own lock. */
 #ifndef SIM_WATCH_H

@@ -85,7 +85,8 @@ static int add_held(void *ctx, const hub_booking *b) {
 static int send_bookings(hub_txn *t, const char *vehicle) {
   int64_t now = t->now_ms;
   char topic[FL_TOPIC_MAX];
-  if (fl_topic_device(topic, sizeof topic, vehicle, FL_CH_DOWN_CMD) < 0) return FL_ERR_INVALID;
+  if (effects_device_topic(t->fx, topic, sizeof topic, vehicle, FL_CH_DOWN_CMD) < 0)
+    return FL_ERR_INVALID;
   fl_msg m;
   fl_msg_init(&m, FL_MSG_COMMAND);
   fl_command *c = &m.body.command;

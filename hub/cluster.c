@@ -9,7 +9,6 @@
  * one when its fence finds it moved) and a few flags. */
 #include "cluster.h"
 
-#include <cbor.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -56,29 +55,23 @@ struct hub_cluster {
 
 /* ---- the partition's status (retained on fleet/v1/p/{p}/status) ---------------------- */
 
-/* Encodes the status of partition part into buf: a CBOR map {partition,
- * epoch, hub, online}. TODO(lead): switch to the codec's
- * FL_MSG_PARTITION_STATUS (fl_msg_encode) once it is on main; this is the
- * only function that knows the payload. */
-int hub_cluster_status_encode(uint32_t part, int64_t epoch, const char *hub, bool online,
-                              uint8_t *buf, size_t cap, size_t *len) {
-  cbor_item_t *map = cbor_new_definite_map(4);
-  if (!map) return FL_ERR_NOMEM;
-  struct cbor_pair pairs[4] = {
-      {cbor_build_string("partition"), cbor_build_uint32(part)},
-      {cbor_build_string("epoch"), cbor_build_uint64((uint64_t)epoch)},
-      {cbor_build_string("hub"), cbor_build_string(hub)},
-      {cbor_build_string("online"), cbor_build_bool(online)},
-  };
-  bool ok = true;
-  for (int i = 0; i < 4; i++) {
-    ok = ok && pairs[i].key && pairs[i].value && cbor_map_add(map, pairs[i]);
-    if (pairs[i].key) cbor_decref(&pairs[i].key);
-    if (pairs[i].value) cbor_decref(&pairs[i].value);
-  }
-  *len = ok ? cbor_serialize(map, buf, cap) : 0;
-  cbor_decref(&map);
-  return *len ? FL_OK : FL_ERR_BUFFER;
+/* The partition status message (protocol P-PART-5): envelope dev "hub",
+ * seq 0, the hub's boot; the body says which hub holds partition part at
+ * which epoch, and whether it is online. */
+int hub_cluster_status_encode(uint32_t part, int64_t epoch, const char *hub, uint64_t boot,
+                              bool online, uint8_t *buf, size_t cap, size_t *len) {
+  fl_msg m;
+  fl_msg_init(&m, FL_MSG_PARTITION_STATUS);
+  m.body.partition_status.partition = part;
+  m.body.partition_status.epoch = (uint64_t)epoch;
+  snprintf(m.body.partition_status.hub, sizeof m.body.partition_status.hub, "%s", hub);
+  m.body.partition_status.online = online;
+  snprintf(m.env.dev, sizeof m.env.dev, "hub");
+  snprintf(m.env.mid, sizeof m.env.mid, "hub-%llu-p%u-e%lld-%d", (unsigned long long)boot, part,
+           (long long)epoch, online ? 1 : 0);
+  m.env.boot = boot;
+  m.env.time_ms = fl_now_ms();
+  return fl_msg_encode(&m, buf, cap, len);
 }
 
 static bool status_publish(hub_cluster *c, uint32_t part, int64_t epoch, bool online) {
@@ -86,7 +79,8 @@ static bool status_publish(hub_cluster *c, uint32_t part, int64_t epoch, bool on
   uint8_t buf[256];
   size_t len;
   if (fl_topic_partition_status(topic, sizeof topic, part) < 0 ||
-      hub_cluster_status_encode(part, epoch, c->hub, online, buf, sizeof buf, &len) != FL_OK)
+      hub_cluster_status_encode(part, epoch, c->hub, c->hooks.boot, online, buf, sizeof buf,
+                                &len) != FL_OK)
     return false;
   return fl_mqtt_publish(c->mqtt, topic, buf, len, 1, true, NULL, NULL, 0, 0) == FL_OK;
 }

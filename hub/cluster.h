@@ -42,6 +42,7 @@ typedef struct hub_cluster_hooks {
   void (*gained)(void *ctx);            /* partitions gained: publish their stored downlink */
   size_t (*queue_depth)(void *ctx);     /* for the hubs table */
   uint64_t (*events_applied)(void *ctx);
+  uint64_t boot; /* the hub's boot counter, for the envelopes of partition statuses */
 } hub_cluster_hooks;
 
 /* Connects to the store's database and fixes or checks the partition
@@ -115,11 +116,11 @@ int hub_cluster_stale_claims(hub_cluster *c, hub_store *st, int64_t now_ms, bool
  * remainder (the shares add up to partitions). 0 when rank >= n_live. */
 uint32_t hub_cluster_fair_share(uint32_t partitions, size_t n_live, size_t rank);
 
-/* Encodes the retained status of partition part (fleet/v1/p/{part}/status)
- * into buf (cap bytes): a CBOR map {partition, epoch, hub, online}. Returns
- * FL_OK and *len, FL_ERR_BUFFER or FL_ERR_NOMEM. TODO(lead): the codec's
- * FL_MSG_PARTITION_STATUS replaces this when it lands on main. */
-int hub_cluster_status_encode(uint32_t part, int64_t epoch, const char *hub, bool online,
-                              uint8_t *buf, size_t cap, size_t *len);
+/* Encodes the retained status of partition part (fleet/v1/p/{part}/status,
+ * protocol P-PART-5) into buf (cap bytes): a partition_status message from
+ * hub (of boot boot) holding part at epoch. Returns FL_OK and *len, or the
+ * fl_err of fl_msg_encode (FL_ERR_BUFFER when cap is too small). */
+int hub_cluster_status_encode(uint32_t part, int64_t epoch, const char *hub, uint64_t boot,
+                              bool online, uint8_t *buf, size_t cap, size_t *len);
 
 #endif

@@ -57,6 +57,7 @@ int domain_resume(hub_txn *t, step_status status) { return saga_resume(t, &owner
 
 int domain_batch_end(hub_txn *t) {
   int rc = publish_stations(t);
+  if (rc == FL_OK) rc = publish_notices(t);
   return rc == FL_OK ? effects_persist(t->fx, t->store, t->now_ms) : rc;
 }
 

@@ -33,6 +33,10 @@ typedef struct hub_effects_sink {
                  const uint8_t *corr, size_t corr_len, uint64_t tag, uint32_t expiry_s);
   /* Hands a payment call to the workers. */
   void (*pay)(void *ctx, const pay_job *job);
+  /* Device dev's events up to upto are committed (see outflow_ack for part,
+   * covered and hold). NULL: the ack is published at once through publish. */
+  void (*ack)(void *ctx, const char *dev, int part, uint64_t upto, uint64_t covered,
+              unsigned flags);
 } hub_effects_sink;
 
 /* One held publish (what effects_at() shows). */
@@ -46,12 +50,20 @@ typedef struct hub_effect_msg {
   bool durable;        /* state or notification: kept in the store's outbox until PUBACK */
   uint32_t expiry_s;   /* MQTT 5 message expiry (the broker drops it then), 0: none */
   uint64_t outbox_seq; /* its row, once effects_persist wrote it */
+  uint64_t covers;     /* a decision carrying covers_dev's watermark (decision.upto) */
+  char covers_dev[FL_ID_MAX + 1];
 } hub_effect_msg;
 
 /* A point to undo to (effects_undo). */
 typedef struct effects_mark {
-  size_t msgs, jobs;
+  size_t msgs, jobs, notices;
 } effects_mark;
+
+/* One change collected for the batch's notices (effects_collect). */
+typedef struct hub_notice {
+  char kind[16];
+  fl_notice change;
+} hub_notice;
 
 /* Creates empty effects for a hub whose boot id is boot. Returns FL_OK and
  * *out (free with effects_destroy, NULL accepted), or FL_ERR_NOMEM. */
@@ -76,6 +88,17 @@ int effects_state(hub_effects *fx, const char *topic, fl_msg *m, uint32_t expiry
 /* Holds m, a notification, on topic; durable (see effects_persist). */
 int effects_notice(hub_effects *fx, const char *topic, fl_msg *m);
 
+/* Collects one change of kind for the batch's notices (rev 1.2: one
+ * fleet/v1/notices/{kind} message per kind per batch, publish_notices).
+ * Undone with the input that made it. Returns FL_OK or FL_ERR_NOMEM. */
+int effects_collect(hub_effects *fx, const char *kind, const fl_notice *change);
+
+/* The changes collected in this batch, in order (pointers valid until the
+ * effects change); effects_collected_clear forgets them. */
+size_t effects_collected(const hub_effects *fx);
+const hub_notice *effects_collected_at(const hub_effects *fx, size_t i);
+void effects_collected_clear(hub_effects *fx);
+
 /* Writes every durable message held (states and notifications) to the
  * store's outbox, in the batch's transaction, just before it commits: so a
  * crash between commit and publish loses none of them (they are published
@@ -87,6 +110,32 @@ int effects_payment(hub_effects *fx, const pay_job *job);
 
 /* Notes that device's events up to seq are committed (acked after commit). */
 int effects_ack(hub_effects *fx, const char *device, uint64_t seq);
+
+/* The publish held last is a decision to device carrying upto
+ * (decision.upto): for a device of revision 1.2 it is the ack (undone with
+ * the publish). */
+int effects_ack_covered(hub_effects *fx, const char *device, uint64_t upto);
+
+/* device sent an event it had sent before: it needs an ack message again,
+ * whatever decisions carried. */
+int effects_ack_repeat(hub_effects *fx, const char *device);
+
+/* device's request waits for its decision (a payment is being called): its
+ * ack may wait a moment for the decision to carry it (outflow.h). */
+int effects_ack_hold(hub_effects *fx, const char *device);
+
+/* Remembers the topic family device last used: part is its partition in
+ * the family of revision 1.2, -1 the family of 1.0 and 1.1. Hub memory,
+ * kept across batches. */
+void effects_learn_family(hub_effects *fx, const char *device, int part);
+
+/* The family device last used (-1 when it used the old one or is unknown). */
+int effects_family(const hub_effects *fx, const char *device);
+
+/* Writes the topic of device's channel ch in the family it last used into
+ * buf. Returns its length or a negative fl_err, as fl_topic_device_p. */
+int effects_device_topic(const hub_effects *fx, char *buf, size_t cap, const char *device,
+                         fl_channel ch);
 
 /* A sync (the device's watermark) goes to device in this batch: returns true
  * the first time it is asked for device in a batch, false after that. */

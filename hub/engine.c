@@ -31,6 +31,7 @@
 #include "hub_config.h"
 #include "inbox.h"
 #include "metrics.h"
+#include "outflow.h"
 #include "store.h"
 #include "strmap.h"
 #include "txn.h"
@@ -53,6 +54,14 @@ struct hub_engine {
   size_t n_acked, cap_acked;
   uint64_t *forgetting; /* the rows deleted by the batch in hand: back to acked if it rolls back */
   size_t n_forgetting;
+  /* answers to ack publishes (tag, ok), for the outflow: paho's thread adds
+   * (under acked_lock), the engine takes */
+  struct ack_answer {
+    uint64_t tag;
+    bool ok;
+  } *ack_answers;
+  size_t n_ack_answers, cap_ack_answers;
+  hub_outflow *outflow;
   uint64_t boot;
   bool thread_started;
   pthread_t thread;
@@ -128,15 +137,16 @@ static void on_mqtt_lost(void *ctx, const char *cause) {
 
 /* ---- where committed effects go ------------------------------------------ */
 
-/* With [mqtt] json_mirror: a state or notification topic's message also as
- * JSON on fleet/v1/json/... (for dashboards that read no CBOR). Best effort:
+/* With [mqtt] json_mirror: a state, notification or notices topic's message
+ * also as JSON on fleet/v1/json/... (for dashboards that read no CBOR). Best effort:
  * the CBOR original is the durable one. */
 static void publish_json_mirror(hub_engine *e, const char *topic, const uint8_t *payload,
                                 size_t len, bool retain, uint32_t expiry_s) {
   static const char root[] = FL_TOPIC_ROOT "/";
   const char *rest = topic + sizeof root - 1;
   if (strncmp(topic, root, sizeof root - 1) != 0 ||
-      (strncmp(rest, "state/", 6) != 0 && strncmp(rest, "notify/", 7) != 0))
+      (strncmp(rest, "state/", 6) != 0 && strncmp(rest, "notify/", 7) != 0 &&
+       strncmp(rest, "notices/", 8) != 0))
     return;
   char mirror[FL_TOPIC_MAX];
   if (snprintf(mirror, sizeof mirror, FL_TOPIC_ROOT "/json/%s", rest) >= (int)sizeof mirror) return;
@@ -161,6 +171,22 @@ static int sink_publish(void *ctx, const char *topic, const uint8_t *payload, si
 /* paho's thread: the broker has outbox row tag (PUBACK): note it for deletion. */
 static void on_published(void *ctx, uint64_t tag, fl_err rc) {
   hub_engine *e = ctx;
+  if (tag & OUTFLOW_ACK_TAG) { /* an ack: the engine sends the device's next one */
+    pthread_mutex_lock(&e->acked_lock);
+    if (e->n_ack_answers == e->cap_ack_answers) {
+      size_t cap = e->cap_ack_answers ? e->cap_ack_answers * 2 : 256;
+      struct ack_answer *grown = realloc(e->ack_answers, cap * sizeof *grown);
+      if (grown) {
+        e->ack_answers = grown;
+        e->cap_ack_answers = cap;
+      }
+    }
+    if (e->n_ack_answers < e->cap_ack_answers)
+      e->ack_answers[e->n_ack_answers++] = (struct ack_answer){tag, rc == FL_OK};
+    pthread_mutex_unlock(&e->acked_lock);
+    inbox_wake(e->inbox);
+    return;
+  }
   if (rc != FL_OK || !tag) return; /* kept: published again after the next connect */
   pthread_mutex_lock(&e->acked_lock);
   if (e->n_acked == e->cap_acked) {
@@ -232,9 +258,56 @@ static bool breaker_admit(void *ctx, uint32_t *retry_after_s) {
   return hub_payments_admit(ctx, retry_after_s);
 }
 
+/* The effects' publishes: retained states go through the outflow's pacing. */
+static int flush_publish(void *ctx, const char *topic, const uint8_t *payload, size_t len,
+                         bool retain, const uint8_t *corr, size_t corr_len, uint64_t tag,
+                         uint32_t expiry_s) {
+  hub_engine *e = ctx;
+  if (retain) return outflow_state(e->outflow, topic, payload, len, expiry_s, tag, fl_now_ms());
+  return sink_publish(e, topic, payload, len, retain, corr, corr_len, tag, expiry_s);
+}
+
+static void flush_ack(void *ctx, const char *dev, int part, uint64_t upto, uint64_t covered,
+                      unsigned flags) {
+  hub_engine *e = ctx;
+  outflow_ack(e->outflow, dev, part, upto, covered, flags, fl_now_ms());
+}
+
+static int outflow_publish(void *ctx, const char *topic, const uint8_t *payload, size_t len,
+                           bool retain, uint64_t tag, uint32_t expiry_s) {
+  return sink_publish(ctx, topic, payload, len, retain, NULL, 0, tag, expiry_s);
+}
+
+/* A held state's outbox row that is never to be published: deleted with
+ * the rows the broker has. */
+static void outflow_forget(void *ctx, uint64_t seq) { on_published(ctx, seq, FL_OK); }
+
 static void flush(hub_engine *e) {
-  hub_effects_sink sink = {.ctx = e, .publish = sink_publish, .pay = sink_pay};
+  hub_effects_sink sink = {
+      .ctx = e, .publish = flush_publish, .pay = sink_pay, .ack = flush_ack};
   effects_flush(e->fx, &sink);
+}
+
+/* Hands the broker's answers to ack publishes to the outflow and lets out
+ * what it held whose time has come. Returns how long the engine may sleep
+ * (ms) before the outflow needs it again. */
+static int outflow_pump(hub_engine *e) {
+  pthread_mutex_lock(&e->acked_lock);
+  size_t n = e->n_ack_answers;
+  struct ack_answer *answers = n ? malloc(n * sizeof *answers) : NULL;
+  if (answers) {
+    memcpy(answers, e->ack_answers, n * sizeof *answers);
+    e->n_ack_answers = 0;
+  }
+  pthread_mutex_unlock(&e->acked_lock);
+  int64_t now = fl_now_ms();
+  for (size_t i = 0; answers && i < n; i++)
+    outflow_published(e->outflow, answers[i].tag, answers[i].ok, now);
+  free(answers);
+  outflow_due(e->outflow, now);
+  int64_t next = outflow_next_ms(e->outflow);
+  if (next == INT64_MAX || next - now > 200) return 200;
+  return next > now ? (int)(next - now) : 1;
 }
 
 /* ---- applying a batch ------------------------------------------------------ */
@@ -295,6 +368,7 @@ static int apply_input(hub_engine *e, hub_txn *t, hub_input *in) {
     if (up.outcome == UPLINK_DUPLICATE) atomic_fetch_add(&e->duplicates, 1);
     if (up.outcome == UPLINK_REJECTED) atomic_fetch_add(&e->rejected, 1);
     if (up.ack_dev[0]) rc = effects_ack(e->fx, up.ack_dev, up.ack_seq);
+    if (rc == FL_OK && up.outcome == UPLINK_DUPLICATE) rc = effects_ack_repeat(e->fx, up.ack_dev);
   }
   return rc;
 }
@@ -393,8 +467,9 @@ static void *engine_main(void *arg) {
   for (;;) {
     size_t n = 0;
     if (e->cluster) recover(e); /* cluster mode: when this hub became the leader */
+    int wait_ms = outflow_pump(e);
     if (atomic_exchange(&e->resend_due, false) && (batch[0] = inbox_connected_input())) n = 1;
-    n += inbox_take(e->inbox, batch + n, max - n, n ? 0 : 200);
+    n += inbox_take(e->inbox, batch + n, max - n, n ? 0 : wait_ms);
     if (n > 0 && n < max / 4 && e->cfg.linger_us > 0) {
       /* Group commit: a small batch waits a moment for company, so that a
        * steady stream costs one transaction (and one wake-up) per many
@@ -406,10 +481,14 @@ static void *engine_main(void *arg) {
     bool stopping = inbox_stopping(e->inbox);
     if (n == 0 && fl_now_ms() < e->next_retry_scan_ms && !stopping) continue;
     run_batch(e, batch, n);
-    /* Stopping: the batch in hand is committed and published; what is still
-     * queued was never acked, so its senders resend it (payment results:
-     * their steps stay "calling" and are called again at the next start). */
-    if (stopping) break;
+    /* Stopping: the batch in hand is committed and published (with what the
+     * outflow held); what is still queued was never acked, so its senders
+     * resend it (payment results: their steps stay "calling" and are called
+     * again at the next start). */
+    if (stopping) {
+      outflow_due(e->outflow, INT64_MAX / 4);
+      break;
+    }
   }
   free(batch);
   return NULL;
@@ -452,6 +531,9 @@ int hub_engine_create(const hub_config *cfg, hub_engine **out) {
     rc = rc == FL_OK ? hub_store_commit(e->st) : (hub_store_rollback(e->st), rc);
   }
   if (rc == FL_OK) rc = effects_create(e->boot, &e->fx);
+  outflow_sink osink = {.ctx = e, .publish = outflow_publish, .forget = outflow_forget};
+  if (rc == FL_OK)
+    rc = outflow_create(cfg->state_interval_ms, cfg->ack_hold_ms, e->fx, &osink, &e->outflow);
   if (rc == FL_OK && cfg->cluster_enabled) rc = hub_cluster_create(cfg, &e->cluster); /* cluster mode */
   pay_provider provider = {0};
   bool http = strcmp(cfg->payment_provider, "http") == 0; /* hub_config allows sim or http */
@@ -498,7 +580,7 @@ int hub_engine_start(hub_engine *e) {
   if (e->cluster) { /* cluster mode: membership and leases on their own thread */
     hub_cluster_hooks hooks = {.ctx = e, .gained = cluster_gained,
                                .queue_depth = cluster_queue_depth,
-                               .events_applied = cluster_events_applied};
+                               .events_applied = cluster_events_applied, .boot = e->boot};
     rc = hub_cluster_start(e->cluster, e->mqtt, &hooks);
     if (rc != FL_OK) return rc;
   }
@@ -553,11 +635,13 @@ void hub_engine_destroy(hub_engine *e) {
   hub_cluster_destroy(e->cluster);
   hub_store_close(e->st);
   inbox_destroy(e->inbox);
+  outflow_destroy(e->outflow);
   effects_destroy(e->fx);
   strmap_free(&e->telemetry_published);
   strmap_free(&e->stations_changed);
   free(e->acked);
   free(e->forgetting);
+  free(e->ack_answers);
   pthread_mutex_destroy(&e->acked_lock);
   free(e);
 }

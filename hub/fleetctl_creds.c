@@ -438,13 +438,18 @@ static int creds__sync(const creds_opts *o, const creds_store *s) {
     if (strcmp(e->role, "hub") == 0)
       creds__append(&acl, "\nuser %s\ntopic readwrite fleet/v1/#\n", e->id);
     else if (strcmp(e->role, "dashboard") == 0)
-      creds__append(&acl, "\nuser %s\ntopic read fleet/v1/state/#\ntopic read fleet/v1/notify/#\n",
+      creds__append(&acl,
+                    "\nuser %s\ntopic read fleet/v1/state/#\ntopic read fleet/v1/notify/#\n"
+                    "topic read fleet/v1/notices/#\n",
                     e->id);
     else
       creds__append(&acl,
                     "\nuser %s\ntopic write fleet/v1/dev/%s/up/#\n"
-                    "topic read fleet/v1/dev/%s/down/#\ntopic read fleet/v1/hub/status\n",
-                    e->id, e->id, e->id);
+                    "topic read fleet/v1/dev/%s/down/#\ntopic read fleet/v1/hub/status\n"
+                    /* revision 1.2: its partitioned subtree, any partition count */
+                    "topic write fleet/v1/p/+/dev/%s/up/#\n"
+                    "topic read fleet/v1/p/+/dev/%s/down/#\ntopic read fleet/v1/p/+/status\n",
+                    e->id, e->id, e->id, e->id, e->id);
   }
   cJSON_Delete(vehicles);
   char pw_path[CREDS_PATH_MAX], acl_path[CREDS_PATH_MAX];

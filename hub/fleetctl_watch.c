@@ -48,10 +48,11 @@ static int watch_usage(FILE *to) {
   fprintf(to,
           "usage: fleetctl watch [--broker URI] [--username U] [--password P] [--count N]\n"
           "                      [--seconds S] [TOPIC-FILTER...]\n"
-          "Prints every message on the filters (default fleet/v1/state/# and fleet/v1/notify/#)\n"
-          "decoded from CBOR, one line each: TOPIC JSON. --count/--seconds stop after N\n"
-          "messages or S seconds. The broker: --broker or FLEET_BROKER (default\n"
-          "tcp://127.0.0.1:1883).\n");
+          "Prints every message on the filters (default fleet/v1/state/#, fleet/v1/notify/#\n"
+          "and fleet/v1/notices/#) decoded from CBOR, one line each: TOPIC JSON. Every type\n"
+          "decodes, rev 1.2's notices and partition_status (fleet/v1/p/+/status) too.\n"
+          "--count/--seconds stop after N messages or S seconds. The broker: --broker or\n"
+          "FLEET_BROKER (default tcp://127.0.0.1:1883).\n");
   return to == stdout ? 0 : FL_CLI_USAGE;
 }
 
@@ -87,9 +88,11 @@ int fleetctl_watch(int argc, char **argv) {
     default: return watch_usage(stderr);
     }
   }
-  static const char *const defaults[] = {"fleet/v1/state/#", "fleet/v1/notify/#"};
+  /* rev 1.2: batched notices have their own tree (docs/protocol.md, P-NOT-1) */
+  static const char *const defaults[] = {"fleet/v1/state/#", "fleet/v1/notify/#",
+                                         "fleet/v1/notices/#"};
   const char *const *subs = optind < argc ? (const char *const *)argv + optind : defaults;
-  size_t n_subs = optind < argc ? (size_t)(argc - optind) : 2;
+  size_t n_subs = optind < argc ? (size_t)(argc - optind) : sizeof defaults / sizeof defaults[0];
   char client_id[64];
   snprintf(client_id, sizeof client_id, "fleetctl-watch-%ld", (long)getpid());
   fl_log_set_level(FL_LOG_ERROR);

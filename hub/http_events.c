@@ -22,6 +22,7 @@
 #define EVENTS_KEEPALIVE_S 15
 #define STATE_PREFIX FL_TOPIC_ROOT "/state/"
 #define NOTIFY_PREFIX FL_TOPIC_ROOT "/notify/"
+#define NOTICES_PREFIX FL_TOPIC_ROOT "/notices/"
 
 struct http_events {
   pthread_mutex_t mu;
@@ -63,6 +64,18 @@ static void state_fields(cJSON *o, const fl_msg *m) {
   }
 }
 
+/* Fills o with one change, as the console's "notify" line. */
+static void notify_fields(cJSON *o, const char *kind, const char *id, const char *from,
+                          const char *to, const char *text, const char *customer) {
+  cJSON_AddStringToObject(o, "type", "notify");
+  cJSON_AddStringToObject(o, "kind", kind);
+  cJSON_AddStringToObject(o, "id", id);
+  add_text(o, "from", from);
+  cJSON_AddStringToObject(o, "to", to);
+  add_text(o, "text", text);
+  add_text(o, "customer", customer);
+}
+
 size_t http__event_json(const char *topic, const unsigned char *payload, size_t len, char *buf,
                         size_t cap) {
   fl_msg *m = malloc(sizeof *m); /* a few KB: not on a paho thread's stack */
@@ -73,13 +86,7 @@ size_t http__event_json(const char *topic, const unsigned char *payload, size_t 
   if (!o) goto out;
   if (m->env.type == FL_MSG_NOTIFY && strncmp(topic, NOTIFY_PREFIX, strlen(NOTIFY_PREFIX)) == 0) {
     const fl_notify *nt = &m->body.notify;
-    cJSON_AddStringToObject(o, "type", "notify");
-    cJSON_AddStringToObject(o, "kind", nt->kind);
-    cJSON_AddStringToObject(o, "id", nt->id);
-    add_text(o, "from", nt->from);
-    cJSON_AddStringToObject(o, "to", nt->to);
-    add_text(o, "text", nt->text);
-    add_text(o, "customer", nt->customer);
+    notify_fields(o, nt->kind, nt->id, nt->from, nt->to, nt->text, nt->customer);
   } else if (strncmp(topic, STATE_PREFIX, strlen(STATE_PREFIX)) == 0) {
     /* fleet/v1/state/{kind}/{id} */
     const char *kind = topic + strlen(STATE_PREFIX), *slash = strchr(kind, '/');
@@ -104,13 +111,9 @@ out:
 
 /* ---- the feed ----------------------------------------------------------- */
 
-/* paho's thread, paho's lock held: decode, copy into the ring, wake streams. */
-static void on_message(void *ctx, const fl_mqtt_msg *msg) {
-  http_events *ev = ctx;
-  char line[EVENTS_LINE_MAX];
-  if (msg->retained) return; /* the snapshot a subscription brings: the console reads the API */
-  size_t n = http__event_json(msg->topic, msg->payload, msg->len, line, sizeof line);
-  char *copy = n ? strdup(line) : NULL;
+/* Adds line (copied) to the ring and wakes the streams. */
+static void push_line(http_events *ev, const char *line) {
+  char *copy = strdup(line);
   if (!copy) return;
   pthread_mutex_lock(&ev->mu);
   char **slot = &ev->ring[ev->head % HTTP_EVENTS_RING];
@@ -119,6 +122,41 @@ static void on_message(void *ctx, const fl_mqtt_msg *msg) {
   ev->head++;
   pthread_cond_broadcast(&ev->news);
   pthread_mutex_unlock(&ev->mu);
+}
+
+/* A batch's notices (rev 1.2): one line per change, as a notify. */
+static void push_notices(http_events *ev, const fl_mqtt_msg *msg) {
+  fl_msg *m = malloc(sizeof *m); /* a few KB: not on a paho thread's stack */
+  if (!m || fl_msg_decode(msg->payload, msg->len, m, NULL) != FL_OK ||
+      m->env.type != FL_MSG_NOTICES) {
+    free(m);
+    return;
+  }
+  const fl_notices *ns = &m->body.notices;
+  for (uint32_t i = 0; i < ns->n_changes; i++) {
+    const fl_notice *c = &ns->changes[i];
+    cJSON *o = cJSON_CreateObject();
+    char line[EVENTS_LINE_MAX];
+    if (!o) break;
+    notify_fields(o, ns->kind, c->id, c->from, c->to, c->text, c->customer);
+    cJSON_AddNumberToObject(o, "at_ms", (double)m->env.time_ms);
+    if (cJSON_PrintPreallocated(o, line, (int)sizeof line, false)) push_line(ev, line);
+    cJSON_Delete(o);
+  }
+  free(m);
+}
+
+/* paho's thread, paho's lock held: decode, copy into the ring, wake streams. */
+static void on_message(void *ctx, const fl_mqtt_msg *msg) {
+  http_events *ev = ctx;
+  char line[EVENTS_LINE_MAX];
+  if (msg->retained) return; /* the snapshot a subscription brings: the console reads the API */
+  if (strncmp(msg->topic, NOTICES_PREFIX, strlen(NOTICES_PREFIX)) == 0) {
+    push_notices(ev, msg);
+    return;
+  }
+  size_t n = http__event_json(msg->topic, msg->payload, msg->len, line, sizeof line);
+  if (n) push_line(ev, line);
 }
 
 static void on_lost(void *ctx, const char *cause) { fl_warn("http events: mqtt lost: %s", cause); }
@@ -143,13 +181,13 @@ int http_events_start(const hub_config *cfg, http_events **out) {
   ev->head = 1;
   char client_id[sizeof cfg->mqtt_client_id + 16];
   snprintf(client_id, sizeof client_id, "%s-console", cfg->mqtt_client_id);
-  static const char *const filters[] = {STATE_PREFIX "#", NOTIFY_PREFIX "#"};
+  static const char *const filters[] = {STATE_PREFIX "#", NOTIFY_PREFIX "#", NOTICES_PREFIX "#"};
   fl_mqtt_opts o = {
       .uri = cfg->mqtt_uri,
       .client_id = client_id,
       .clean_start = true,
       .subscriptions = filters,
-      .n_subscriptions = 2,
+      .n_subscriptions = 3,
       .ca_file = cfg->mqtt_ca_file[0] ? cfg->mqtt_ca_file : NULL,
       .cert_file = cfg->mqtt_cert_file[0] ? cfg->mqtt_cert_file : NULL,
       .key_file = cfg->mqtt_key_file[0] ? cfg->mqtt_key_file : NULL,

@@ -42,6 +42,13 @@ int hub_config_check(const char *path, hub_config *cfg, FILE *out, char *err, si
   copy_str(cfg->payment_url, sizeof cfg->payment_url, fl_config_str(c, "payment", "url", ""));
   copy_str(cfg->store_backend, sizeof cfg->store_backend, fl_config_str(c, "store", "backend", "sqlite"));
   copy_str(cfg->store_url, sizeof cfg->store_url, fl_config_str(c, "store", "url", ""));
+  const char *notify = fl_config_str(c, "mqtt", "notify", "batch");
+  if (strcmp(notify, "batch") != 0 && strcmp(notify, "each") != 0 && strcmp(notify, "both") != 0) {
+    snprintf(err, errcap, "config [mqtt] notify = '%s': must be batch, each or both", notify);
+    fl_config_free(c);
+    return FL_ERR_CONFIG;
+  }
+  copy_str(cfg->notify_mode, sizeof cfg->notify_mode, notify);
   const char *dur = fl_config_str(c, "store", "durability", "normal");
   int sync = fl_db_sync_from_name(dur);
   if (sync < 0) {
@@ -54,6 +61,9 @@ int hub_config_check(const char *path, hub_config *cfg, FILE *out, char *err, si
   rc |= get_int(c, "mqtt", "max_inflight", 256, 1, 65535, &cfg->mqtt_max_inflight);
   rc |= fl_config_bool(c, "mqtt", "json_mirror", false, &cfg->json_mirror);
   rc |= get_int(c, "mqtt", "ended_state_ttl_s", 86400, 0, 86400 * 365, &cfg->ended_state_ttl_s);
+  rc |= get_int(c, "mqtt", "state_interval_ms", 1000, 0, 3600000, &cfg->state_interval_ms);
+  rc |= get_int(c, "mqtt", "ack_hold_ms", 250, 0, 10000, &cfg->ack_hold_ms);
+  rc |= fl_config_bool(c, "mqtt", "rental_states", false, &cfg->rental_states);
   rc |= get_int(c, "http", "port", 8080, 0, 65535, &cfg->http_port);
   rc |= fl_config_bool(c, "http", "metrics_open", true, &cfg->http_metrics_open);
   rc |= get_int(c, "engine", "batch_max", 512, 1, 100000, &cfg->batch_max);

@@ -24,6 +24,10 @@ typedef struct hub_config {
   int mqtt_max_inflight;    /* [mqtt] max_inflight */
   int ended_state_ttl_s;    /* [mqtt] ended_state_ttl_s: retained state of ended things expires (0: never) */
   bool json_mirror;         /* [mqtt] json_mirror: state and notices also as JSON on fleet/v1/json/... */
+  int state_interval_ms;    /* [mqtt] state_interval_ms: one retained state per thing per interval, the newest wins (0: every one) */
+  int ack_hold_ms;          /* [mqtt] ack_hold_ms: a request's ack waits this long for its decision to carry it (rev 1.2) */
+  bool rental_states;       /* [mqtt] rental_states: also the retained fleet/v1/state/rental/{id} (for 1.1 dashboards) */
+  char notify_mode[8];      /* [mqtt] notify: batch | each | both */
   char http_bind[64];       /* [http] bind: address of the operator API */
   int http_port;            /* [http] port; 0 disables the API */
   char http_tokens_file[256]; /* [http] tokens_file: "ROLE SHA256 NAME" lines (hub/token.h); "": open API */

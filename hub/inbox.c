@@ -14,6 +14,7 @@ struct hub_inbox {
   hub_input **ring;
   size_t cap, head, len;
   bool stopping;
+  bool woken; /* inbox_wake: the next inbox_take does not wait */
 };
 
 int inbox_create(size_t cap, hub_inbox **out) {
@@ -114,6 +115,13 @@ int inbox_push(hub_inbox *q, hub_input *in, bool wait) {
   return rc;
 }
 
+void inbox_wake(hub_inbox *q) {
+  pthread_mutex_lock(&q->lock);
+  q->woken = true;
+  pthread_cond_signal(&q->notempty);
+  pthread_mutex_unlock(&q->lock);
+}
+
 /* Fills ts with the time wait_ms from now on CLOCK_REALTIME. */
 static void deadline(struct timespec *ts, int wait_ms) {
   clock_gettime(CLOCK_REALTIME, ts);
@@ -127,11 +135,12 @@ static void deadline(struct timespec *ts, int wait_ms) {
 
 size_t inbox_take(hub_inbox *q, hub_input **out, size_t max, int wait_ms) {
   pthread_mutex_lock(&q->lock);
-  if (q->len == 0 && !q->stopping && wait_ms > 0) {
+  if (q->len == 0 && !q->stopping && !q->woken && wait_ms > 0) {
     struct timespec ts;
     deadline(&ts, wait_ms);
     pthread_cond_timedwait(&q->notempty, &q->lock, &ts);
   }
+  q->woken = false;
   size_t n = 0;
   while (n < max && q->len > 0) {
     out[n++] = q->ring[q->head];

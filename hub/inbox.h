@@ -60,6 +60,11 @@ int inbox_push(hub_inbox *q, hub_input *in, bool wait);
  * Returns how many. */
 size_t inbox_take(hub_inbox *q, hub_input **out, size_t max, int wait_ms);
 
+/* Wakes the engine waiting in inbox_take (which then returns what it has,
+ * maybe nothing) without queueing an input: something outside the queue
+ * needs it (a PUBACK of an ack). Safe from paho's callbacks. */
+void inbox_wake(hub_inbox *q);
+
 /* Inputs queued now; the capacity. */
 size_t inbox_depth(hub_inbox *q);
 size_t inbox_cap(const hub_inbox *q);

@@ -1,6 +1,7 @@
 #include "publish.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fleet/error.h"
@@ -12,6 +13,18 @@
 static int notify_any(hub_txn *t, const char *kind, const char *id, const char *from,
                       const char *to, const char *text, const char *customer, bool always) {
   if (!always && strcmp(from, to) == 0) return FL_OK;
+  const char *mode = t->cfg->notify_mode[0] ? t->cfg->notify_mode : "batch";
+  if (strcmp(mode, "each") != 0) { /* batch, both: collected for the batch's notices */
+    fl_notice c;
+    memset(&c, 0, sizeof c);
+    model_copy(c.id, id);
+    model_copy(c.from, from);
+    model_copy(c.to, to);
+    model_copy(c.text, text ? text : "");
+    model_copy(c.customer, customer ? customer : "");
+    int rc = effects_collect(t->fx, kind, &c);
+    if (rc != FL_OK || strcmp(mode, "batch") == 0) return rc;
+  }
   char topic[FL_TOPIC_MAX];
   fl_msg m;
   fl_msg_init(&m, FL_MSG_NOTIFY);
@@ -92,7 +105,9 @@ int publish_rental(hub_txn *t, const hub_rental *r, rental_state from) {
   s->due_ms = r->due_ms;
   bool ended = r->state == RENTAL_COMPLETED || r->state == RENTAL_CANCELLED ||
                r->state == RENTAL_REJECTED;
-  int rc = state_of(t, &m, "rental", r->id, ended);
+  /* rev 1.2: no retained state per rental unless asked for ([mqtt]
+   * rental_states): decisions carry it to kiosks, notices to dashboards */
+  int rc = t->cfg->rental_states ? state_of(t, &m, "rental", r->id, ended) : FL_OK;
   return rc == FL_OK ? notify_any(t, "rental", r->id, rental_state_name(from),
                                   rental_state_name(r->state), r->reason, r->customer, false)
                      : rc;
@@ -168,6 +183,43 @@ int publish_stations(hub_txn *t) {
     rc = state(t, &msg, "station", station);
   }
   strmap_clear(m);
+  return rc;
+}
+
+int publish_notices(hub_txn *t) {
+  size_t n = effects_collected(t->fx);
+  if (!n) return FL_OK;
+  fl_msg *m = malloc(sizeof *m); /* several KB */
+  bool *done = calloc(n, sizeof *done);
+  int rc = m && done ? FL_OK : FL_ERR_NOMEM;
+  /* kind by kind, in the order of their first change; at most
+   * FL_MAX_NOTICES changes a message (P-NOT-2) */
+  for (size_t first = 0; rc == FL_OK && first < n; first++) {
+    if (done[first]) continue;
+    const char *kind = effects_collected_at(t->fx, first)->kind;
+    char topic[FL_TOPIC_MAX];
+    if (snprintf(topic, sizeof topic, FL_TOPIC_ROOT "/notices/%s", kind) >= (int)sizeof topic) {
+      rc = FL_ERR_INVALID;
+      break;
+    }
+    fl_msg_init(m, FL_MSG_NOTICES);
+    model_copy(m->body.notices.kind, kind);
+    for (size_t i = first; rc == FL_OK && i < n; i++) {
+      const hub_notice *c = effects_collected_at(t->fx, i);
+      if (done[i] || strcmp(c->kind, kind) != 0) continue;
+      done[i] = true;
+      m->body.notices.changes[m->body.notices.n_changes++] = c->change;
+      if (m->body.notices.n_changes == FL_MAX_NOTICES) {
+        rc = effects_notice(t->fx, topic, m);
+        fl_msg_init(m, FL_MSG_NOTICES);
+        model_copy(m->body.notices.kind, kind);
+      }
+    }
+    if (rc == FL_OK && m->body.notices.n_changes) rc = effects_notice(t->fx, topic, m);
+  }
+  effects_collected_clear(t->fx);
+  free(done);
+  free(m);
   return rc;
 }
 

@@ -32,6 +32,12 @@ void publish_station_changed(hub_txn *t, const char *station);
  * once per station per batch, at its end. */
 int publish_stations(hub_txn *t);
 
+/* Holds the batch's notices (rev 1.2): the changes collected in this batch,
+ * one fleet/v1/notices/{kind} message per kind (split at FL_MAX_NOTICES
+ * changes), in the order of each kind's first change. Durable, as every
+ * notification. Returns FL_OK or an fl_err. Call once, at the batch's end. */
+int publish_notices(hub_txn *t);
+
 /* An operator alert (fleet/v1/notify/alert), also logged as a warning. */
 int publish_alert(hub_txn *t, const char *id, const char *name, const char *text);
 

@@ -70,7 +70,8 @@ static int start_step(hub_txn *t, const hub_rental *r, step_kind kind, int64_t a
 /* Sends a lock or unlock command to the rental's vehicle. */
 static int command_vehicle(hub_txn *t, const hub_rental *r, fl_action action) {
   char topic[FL_TOPIC_MAX];
-  if (fl_topic_device(topic, sizeof topic, r->vehicle, FL_CH_DOWN_CMD) < 0) return FL_ERR_INVALID;
+  if (effects_device_topic(t->fx, topic, sizeof topic, r->vehicle, FL_CH_DOWN_CMD) < 0)
+    return FL_ERR_INVALID;
   fl_msg m;
   fl_msg_init(&m, FL_MSG_COMMAND);
   m.body.command.action = action;

@@ -28,6 +28,11 @@ typedef struct hub_txn {
   /* Stations whose counts changed in this batch: their station_state is
    * published once, at the batch's end (publish_stations). NULL: never. */
   strmap *stations_changed;
+  /* The device event being applied (NULL: none) and its seq: a decision to
+   * that device carries seq as its ack (decision.upto), since the event
+   * commits with it. */
+  const char *event_device;
+  uint64_t event_seq;
 } hub_txn;
 
 /* Asks the breaker (see pay_admit). */

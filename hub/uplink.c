@@ -34,17 +34,22 @@ static bool channel_allows(fl_channel ch, fl_msg_type type) {
   }
 }
 
-/* The reply topic for a request from dev: its own Response Topic if that lies
- * in dev's downlink subtree, else dev's default reply topic. */
-static void reply_topic_for(const char *dev, const char *requested, char *out, size_t cap) {
+/* The reply topic for a request from dev (on the topic family of partition
+ * part, -1: the old family): its own Response Topic if that lies in dev's
+ * downlink subtree of that family, else dev's default reply topic. */
+static void reply_topic_for(const char *dev, int part, const char *requested, char *out,
+                            size_t cap) {
   char prefix[FL_TOPIC_MAX];
-  snprintf(prefix, sizeof prefix, FL_TOPIC_ROOT "/dev/%s/down/", dev);
+  if (part < 0)
+    snprintf(prefix, sizeof prefix, FL_TOPIC_ROOT "/dev/%s/down/", dev);
+  else
+    snprintf(prefix, sizeof prefix, FL_TOPIC_ROOT "/p/%d/dev/%s/down/", part, dev);
   if (requested && strncmp(requested, prefix, strlen(prefix)) == 0 &&
       strlen(requested) > strlen(prefix) && !strpbrk(requested, "+#")) {
     snprintf(out, cap, "%s", requested);
     return;
   }
-  fl_topic_device(out, cap, dev, FL_CH_DOWN_REPLY);
+  fl_topic_device_p(out, cap, dev, FL_CH_DOWN_REPLY, part);
 }
 
 /* Sends dev a sync: its watermark and downlink seq. */
@@ -57,7 +62,8 @@ static int send_sync(hub_txn *t, const hub_device *d) {
   m.body.sync.acked = d->up_seq;
   m.body.sync.next_seq = d->up_seq + 1;
   m.body.sync.down_seq = d->down_seq;
-  if (fl_topic_device(topic, sizeof topic, d->id, FL_CH_DOWN_SYNC) < 0) return FL_ERR_INVALID;
+  if (effects_device_topic(t->fx, topic, sizeof topic, d->id, FL_CH_DOWN_SYNC) < 0)
+    return FL_ERR_INVALID;
   int rc = effects_encode(t->fx, &m, d->id, 0, NULL, buf, sizeof buf, &len);
   return rc == FL_OK ? effects_publish(t->fx, topic, buf, len, false, NULL, 0) : rc;
 }
@@ -133,10 +139,17 @@ static int on_event(hub_txn *t, const uplink_msg *in, uplink_result *res) {
                               m->env.time_ms, t->now_ms, flag, in->payload, in->len);
   if (rc != FL_OK) return rc;
   char reply[FL_TOPIC_MAX];
-  reply_topic_for(d.id, in->response_topic, reply, sizeof reply);
+  reply_topic_for(d.id, effects_family(t->fx, d.id), in->response_topic, reply, sizeof reply);
   hub_origin o = {.device = d.id, .reply_topic = reply};
+  size_t jobs = effects_jobs(t->fx);
+  t->event_device = d.id; /* a decision to it in this batch carries seq as its ack */
+  t->event_seq = seq;
   rc = domain_on_event(t, &o, m);
+  t->event_device = NULL;
+  t->event_seq = 0;
   if (rc != FL_OK) return rc;
+  /* a request waiting for its payment: its decision may carry its ack */
+  if (effects_jobs(t->fx) > jobs && (rc = effects_ack_hold(t->fx, d.id)) != FL_OK) return rc;
   /* the rules may have touched the device row (downlink seq): reload it */
   hub_device cur;
   rc = downlink_device(t, d.id, &cur);
@@ -155,9 +168,9 @@ static int on_event(hub_txn *t, const uplink_msg *in, uplink_result *res) {
 int uplink_apply(hub_txn *t, const uplink_msg *in, uplink_result *res) {
   char dev[FL_ID_MAX + 1], detail[200];
   fl_channel ch;
+  int part;
   memset(res, 0, sizeof *res);
   res->outcome = UPLINK_CONTROL;
-  int part = -1;
   if (fl_topic_parse_device_p(in->topic, dev, sizeof dev, &ch, &part) != FL_OK)
     return dead_letter(t, in, res, NULL, FL_ERR_TOPIC, "not a device topic of fleet/v1");
   /* cluster mode (hub/cluster.h): a partitioned topic must name the device's partition */
@@ -187,6 +200,7 @@ int uplink_apply(hub_txn *t, const uplink_msg *in, uplink_result *res) {
   }
   if (ch == FL_CH_UP_EVT && m->env.seq == 0)
     return dead_letter(t, in, res, dev, FL_ERR_BAD_VALUE, "event without a sequence number");
+  effects_learn_family(t->fx, dev, part); /* answers go back on the family it used */
   switch (ch) {
   case FL_CH_UP_EVT:
     res->is_event = true;
@@ -194,7 +208,7 @@ int uplink_apply(hub_txn *t, const uplink_msg *in, uplink_result *res) {
   case FL_CH_UP_HELLO: return on_hello(t, m);
   case FL_CH_UP_QUERY: {
     char reply[FL_TOPIC_MAX];
-    reply_topic_for(dev, in->response_topic, reply, sizeof reply);
+    reply_topic_for(dev, part, in->response_topic, reply, sizeof reply);
     hub_origin o = {.device = dev, .reply_topic = reply};
     return domain_on_query(t, &o, m);
   }

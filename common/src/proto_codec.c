@@ -25,7 +25,10 @@
 #include <string.h>
 
 #include "fleet/error.h"
+#include "fleet/partition.h"
 #include "fleet/proto.h"
+
+_Static_assert(FL_PARTITION_MAX + 1 == FL_PARTITIONS_MAX, "partition numbers 0..count-1");
 
 /* ---------------------------------------------------------------- names */
 
@@ -63,6 +66,8 @@ static const char *const msg_type_names[FL_MSG__COUNT] = {
     [FL_MSG_ANSWER] = "answer",
     [FL_MSG_BOOKING_STATE] = "booking_state",
     [FL_MSG_STATION_STATE] = "station_state",
+    [FL_MSG_PARTITION_STATUS] = "partition_status",
+    [FL_MSG_NOTICES] = "notices",
 };
 static const char *const severity_names[] = {NULL, "info", "warning", "critical"};
 static const char *const role_names[] = {NULL, "vehicle", "kiosk"};
@@ -216,6 +221,7 @@ struct field {
   uint8_t klen;
   uint8_t kind;
   bool req;
+  bool empty_ok;   /* K_ID: "" is allowed too (a required field that may be empty) */
   uint16_t size;   /* bytes of the C member (text: buffer incl. NUL) */
   uint16_t off;    /* offset of the member in its record */
   uint16_t off2;   /* K_ARRAY: offset of the count member */
@@ -255,6 +261,7 @@ struct record {
 #define REQ true
 #define OPT false
 #define F_ID(T, k, m, rq) FIELD(T, k, K_ID, rq, m, .names = NULL)
+#define F_ID0(T, k, m, rq) FIELD(T, k, K_ID, rq, m, .empty_ok = true)
 #define F_NAME(T, k, m, rq, set) FIELD(T, k, K_ID, rq, m, .names = &set)
 #define F_TEXT(T, k, m, rq) FIELD(T, k, K_TEXT, rq, m, .names = NULL)
 #define F_UINT(T, k, m, rq, lo, hi) FIELD(T, k, K_UINT, rq, m, .umin = lo, .umax = hi)
@@ -353,6 +360,7 @@ static const struct field decision_f[] = {
     F_INT(fl_decision, "refunded_cents", refunded_cents, OPT),
     F_INT(fl_decision, "fee_cents", fee_cents, OPT),
     F_INT(fl_decision, "due_ms", due_ms, OPT),
+    F_U(fl_decision, "upto", upto, OPT), /* rev 1.2 */
 };
 static const struct field booking_f[] = {
     F_ID(fl_booking, "booking", booking, REQ),
@@ -494,6 +502,27 @@ static const struct field station_state_f[] = {
     F_U(fl_station_state, "in_repair", in_repair, REQ),
     F_U(fl_station_state, "booked", booked, REQ),
 };
+/* revision 1.2 */
+static const struct field partition_status_f[] = {
+    F_UINT(fl_partition_status, "partition", partition, REQ, 0, FL_PARTITION_MAX),
+    F_U(fl_partition_status, "epoch", epoch, REQ),
+    F_TEXT(fl_partition_status, "hub", hub, REQ),
+    F_BOOL(fl_partition_status, "online", online, REQ),
+};
+static const struct field notice_f[] = {
+    F_ID(fl_notice, "id", id, REQ),
+    F_ID0(fl_notice, "from", from, REQ), /* "" when there was none */
+    F_ID(fl_notice, "to", to, REQ),
+    F_TEXT(fl_notice, "text", text, OPT),
+    F_ID(fl_notice, "customer", customer, OPT),
+};
+static const struct record notice_rec = RECORD(fl_notice, notice_f, false, NULL);
+static const struct field notice_elem = {
+    .key = "changes", .klen = 7, .kind = K_MAP, .size = sizeof(fl_notice), .rec = &notice_rec};
+static const struct field notices_f[] = {
+    F_NAME(fl_notices, "kind", kind, REQ, notify_kinds),
+    F_ARRAY(fl_notices, "changes", changes, n_changes, REQ, notice_elem, 1, FL_MAX_NOTICES),
+};
 
 static const struct record bodies[FL_MSG__COUNT] = {
     [FL_MSG_RENTAL_REQUEST] = RECORD(fl_rental_request, rental_request_f, true, NULL),
@@ -521,6 +550,8 @@ static const struct record bodies[FL_MSG__COUNT] = {
     [FL_MSG_ANSWER] = RECORD(fl_answer, answer_f, true, answer_check),
     [FL_MSG_BOOKING_STATE] = RECORD(fl_booking_state, booking_state_f, false, span_check),
     [FL_MSG_STATION_STATE] = RECORD(fl_station_state, station_state_f, false, NULL),
+    [FL_MSG_PARTITION_STATUS] = RECORD(fl_partition_status, partition_status_f, false, NULL),
+    [FL_MSG_NOTICES] = RECORD(fl_notices, notices_f, false, NULL),
 };
 
 /* The envelope; offsets are into fl_msg. */
@@ -670,6 +701,7 @@ static bool check_text(const struct field *f, const uint8_t *p, size_t n, struct
     return false;
   }
   if (f->kind == K_ID) {
+    if (n == 0 && f->empty_ok) return true;
     if (!id_bytes_valid(p, n, max)) {
       verr_set(e, FL_ERR_BAD_VALUE, NULL, "not an id (1..%zu of [A-Za-z0-9._:-])", max);
       return false;

@@ -290,6 +290,24 @@ VALID = {
                                              "to": "fee_charged", "text": "8.00",
                                              "customer": CUST},
                           mid="hub-nt-1020", boot=12),
+    # revision 1.2 (docs/protocol.md section 9): partition status, batched notices,
+    # decision.upto
+    "partition_status": msg("partition_status", HUB, 0,
+                            {"partition": 165, "epoch": 3, "hub": "hub-a", "online": True},
+                            mid="hub-a-ps-1021", boot=12),
+    "notices": msg("notices", HUB, 0,
+                   {"kind": "rental", "changes": [
+                       {"id": RENTAL, "from": "PAYMENT_PENDING", "to": "ACTIVE",
+                        "customer": CUST},
+                       {"id": "R-20260101-0002", "from": "", "to": "REQUESTED",
+                        "customer": "cust-9"},
+                       {"id": "R-20260101-0003", "from": "RETURNED", "to": "COMPLETED",
+                        "text": "late fee 8.00", "customer": CUST}]},
+                   mid="hub-nc-1022", boot=12),
+    "decision-upto": msg("decision", KIOSK, 6, {"subject": "rental", "state": "ACTIVE",
+                                                "ok": True, "charged_cents": 1500,
+                                                "due_ms": T0 + 5400000, "upto": 17},
+                         corr=RENTAL, mid="hub-dec-1006", boot=12),
 }
 
 
@@ -316,6 +334,7 @@ Q, QW, QC = VALID["query"], VALID["query-window"], VALID["query-customer"]
 ANS, ANSC = VALID["answer"], VALID["answer-customer"]
 RR = VALID["rental_request"]
 FAULT = VALID["fault"]
+PS, NTC = VALID["partition_status"], VALID["notices"]
 
 NONCANONICAL = {
     # name: (value, canonical vector it decodes to)
@@ -482,6 +501,29 @@ BAD = [
      "bad_value", "P-MSG-2", "kind not a known name"),
     ("notify-bad-customer", with_(VALID["notify-payment"], ["body", "customer"], "cust 7"),
      "bad_value", "P-ENV-3", "a space in the customer id"),
+    # revision 1.2
+    ("partition_status-4096", with_(PS, ["body", "partition"], 4096), "bad_value", "P-PART-5",
+     "partition 4096 (at most 4095)"),
+    ("partition_status-missing-epoch", with_(PS, ["body", "epoch"], None), "missing",
+     "P-MSG-1", "no epoch"),
+    ("partition_status-online-int", with_(PS, ["body", "online"], 1), "wrong_type", "P-DEC-7",
+     "online as an integer"),
+    ("notices-empty", with_(NTC, ["body", "changes"], []), "bad_value", "P-NOT-2",
+     "no changes"),
+    ("notices-too-many", with_(NTC, ["body", "changes"],
+                               [{"id": "R-%d" % i, "from": "", "to": "ACTIVE"}
+                                for i in range(17)]),
+     "bad_value", "P-NOT-2", "17 changes (at most 16)"),
+    ("notices-missing-from", with_(NTC, ["body", "changes", 1, "from"], None), "missing",
+     "P-NOT-2", "a change without from (\"\" is sent for none)"),
+    ("notices-unknown-kind", with_(NTC, ["body", "kind"], "invoice"), "bad_value", "P-MSG-2",
+     "kind not a known name"),
+    ("notices-bad-to", with_(NTC, ["body", "changes", 0, "to"], ""), "bad_value", "P-ENV-3",
+     "to is empty (only from may be)"),
+    ("notices-too-deep", with_(NTC, ["body", "changes", 0, "x"], [1]), "too_deep", "P-DEC-5",
+     "an array inside a change (depth 5)"),
+    ("decision-upto-negative", with_(VALID["decision-upto"], ["body", "upto"], -1),
+     "wrong_type", "P-DEC-7", "upto negative"),
 ]
 
 

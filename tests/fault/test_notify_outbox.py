@@ -3,7 +3,7 @@ retained state and notification to its outbox in the transaction of the
 change and deletes it only when the broker has it. Here the change commits
 while the broker is down (the publish fails), then the hub is killed (SIGKILL:
 whatever it held in memory is gone), then both come back: a dashboard that
-subscribes afterwards still gets the rental's notices and its retained state
+subscribes afterwards still gets the rental's notices and its vehicle's retained state
 (repeats allowed, with the same message id, P-NTF-1).
 
 Real mosquitto, hub (simulated provider answering after 2 s) and fleet-agent
@@ -23,7 +23,8 @@ from fleet import broker, make_hub, per_test_timeout  # noqa: E402,F401  (pytest
 
 
 class Dashboard:
-    """A subscriber to fleet/v1/notify/# and fleet/v1/state/rental/#."""
+    """A subscriber to the notifications (fleet/v1/notices/#, rev 1.2's
+    default, and fleet/v1/notify/#) and the vehicles' retained states."""
 
     def __init__(self, broker):
         self.got = []
@@ -31,7 +32,8 @@ class Dashboard:
         self.client = mqtt.Client(client_id=f"dash-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5)
         self.client.on_message = self.on_message
         self.client.connect("127.0.0.1", broker.port, keepalive=30)
-        self.client.subscribe([("fleet/v1/notify/#", 1), ("fleet/v1/state/rental/#", 1)])
+        self.client.subscribe([("fleet/v1/notify/#", 1), ("fleet/v1/notices/#", 1),
+                               ("fleet/v1/state/vehicle/#", 1)])
         self.client.loop_start()
 
     def on_message(self, client, userdata, msg):
@@ -41,13 +43,20 @@ class Dashboard:
             self.got.append((msg.topic, cbor2.loads(msg.payload)))
 
     def notices(self, kind, ident):
+        """(to, message id) of every change of kind to ident, from notify
+        messages and from the changes of notices messages."""
+        out = []
         with self.lock:
-            return [(m["body"]["to"], m["mid"]) for t, m in self.got
-                    if t == f"fleet/v1/notify/{kind}" and m["body"]["id"] == ident]
+            for t, m in self.got:
+                if t == f"fleet/v1/notify/{kind}" and m["body"]["id"] == ident:
+                    out.append((m["body"]["to"], m["mid"]))
+                elif t == f"fleet/v1/notices/{kind}":
+                    out += [(c["to"], m["mid"]) for c in m["body"]["changes"] if c["id"] == ident]
+        return out
 
-    def state(self, rental):
+    def state(self, vehicle):
         with self.lock:
-            states = [m["body"]["state"] for t, m in self.got if t == f"fleet/v1/state/rental/{rental}"]
+            states = [m["body"]["state"] for t, m in self.got if t == f"fleet/v1/state/vehicle/{vehicle}"]
         return states[-1] if states else None
 
     def close(self):
@@ -77,7 +86,7 @@ def test_a_notice_committed_while_the_broker_is_down_survives_a_crash(broker, ma
             wait_for(lambda: ("ACTIVE" in [to for to, _ in dash.notices("rental", "R-outbox-1")]), 20,
                      "the rental's ACTIVE notice after the crash")
             assert "charged" in [to for to, _ in dash.notices("payment", "R-outbox-1")]
-            wait_for(lambda: dash.state("R-outbox-1") == "ACTIVE", 10, "the retained rental state")
+            wait_for(lambda: dash.state("V1") == "RENTED", 10, "the vehicle's retained state")
             # the broker has them now: the outbox drains
             wait_for(lambda: hub.sql("SELECT count(*) FROM outbox")[0][0] == 0, 15, "the outbox drained")
             # a repeat carries the same message id, so that subscribers drop it

@@ -38,6 +38,15 @@ def devices_in(partitions_wanted, per_partition_set, prefix, partitions=PARTITIO
     return out
 
 
+def partitioned(partitions=PARTITIONS):
+    """An Agent's config on the partitioned topic family (rev 1.2) of a fleet
+    of that many partitions."""
+    return {"mqtt": {"topic_family": "partitioned", "partitions": partitions}}
+
+
+LEGACY = {"mqtt": {"topic_family": "legacy"}}  # an Agent's config on the topics of 1.0/1.1
+
+
 def cluster_hub(broker, pg, database, hub_id, partitions=PARTITIONS, lease_ms=3000,
                 settle_ms=1000, start=True, config=None, **settings):
     """A Hub in cluster mode on database of pg (a tests/harness/pg.py

@@ -19,6 +19,12 @@ from fleet import broker, make_hub, per_test_timeout  # noqa: E402,F401  (pytest
 
 AGENT = str(BUILD / "agent" / "fleet-agent")
 
+# These devices use the topic family of 1.0/1.1, which hubs of 1.2 keep
+# serving (docs/protocol.md P-PART-3), so that it stays covered and the test
+# does not depend on the hub's side of 1.2; test_agent_partitions.py and the
+# other integration tests run the partitioned default.
+LEGACY = {"mqtt": {"topic_family": "legacy"}}
+
 
 def telemetry_at_hub(hub, device):
     """The odometer of each telemetry event of device in hub.db, in order."""
@@ -54,7 +60,7 @@ def test_vehicle_repeats_its_last_reading(broker, make_hub):
     # every telemetry_period_s, so the hub keeps seeing the vehicle. A car
     # that never got a reading sends none.
     hub = make_hub(latency_ms=1)
-    period = {"vehicle": {"telemetry_period_s": 1}}
+    period = {"vehicle": {"telemetry_period_s": 1}, **LEGACY}
     with Agent(broker, "V1", role="vehicle", config=period) as v1, \
             Agent(broker, "V2", role="vehicle", config=period):
         rc, out, err = v1.ctl("telemetry", 1234, 80, 48.1, 11.5)
@@ -89,7 +95,7 @@ def test_environment_overrides_the_config_file(broker, make_hub, tmp_path):
 
 def test_control_socket_refuses_bad_requests(broker, make_hub):
     hub = make_hub(latency_ms=1)
-    with Agent(broker, "K1", role="kiosk") as kiosk:
+    with Agent(broker, "K1", role="kiosk", config=LEGACY) as kiosk:
         wait_for(lambda: "synced yes" in kiosk.ctl("status")[1], 20, "the kiosk synced")
         bad = [
             (b"rent\tV1\n", "usage"),                      # too few arguments
@@ -141,7 +147,8 @@ def test_hostile_downlink_is_dropped_and_logged(broker, make_hub):
     hub = make_hub(latency_ms=1)
     rc, _, err = hub.fleetctl("register", "V1", "--name", "V1", "--station", "s", "--rate", "600")
     assert rc == 0, err
-    with Agent(broker, "V1", role="vehicle") as car, Agent(broker, "K1", role="kiosk") as kiosk:
+    with Agent(broker, "V1", role="vehicle", config=LEGACY) as car, \
+            Agent(broker, "K1", role="kiosk", config=LEGACY) as kiosk:
         wait_for(lambda: "synced yes" in car.ctl("status")[1], 20, "the car synced")
         down = "fleet/v1/dev/V1/down/"
         now = int(time.time() * 1000)

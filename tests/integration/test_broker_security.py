@@ -130,6 +130,10 @@ ACL = """# docs/protocol.md, P-TOP-6
 pattern write fleet/v1/dev/%u/up/#
 pattern read  fleet/v1/dev/%u/down/#
 pattern read  fleet/v1/hub/status
+# rev 1.2: the partitioned family and the partitions' status
+pattern write fleet/v1/p/+/dev/%u/up/#
+pattern read  fleet/v1/p/+/dev/%u/down/#
+pattern read  fleet/v1/p/+/status
 
 user hub
 topic readwrite fleet/v1/#

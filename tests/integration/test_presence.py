@@ -91,12 +91,15 @@ def test_json_mirror_for_dashboards(broker, make_hub):
         rc, out, err = hub.fleetctl("register", "V7", "--name", "Kangoo", "--station", "S1", "--rate", "900")
         assert rc == 0, err
         wait_for(lambda: "fleet/v1/json/state/vehicle/V7" in got and
-                 "fleet/v1/json/notify/vehicle" in got, 10, "the JSON mirror")
+                 "fleet/v1/json/notices/vehicle" in got, 10, "the JSON mirror")
         state = got["fleet/v1/json/state/vehicle/V7"][-1]
         assert state["type"] == "vehicle_state" and state["dev"] == "hub"
         assert state["body"]["vehicle"] == "V7" and state["body"]["state"] == "AVAILABLE"
         assert state["body"]["name"] == "Kangoo" and state["body"]["rate_cents"] == 900
-        note = got["fleet/v1/json/notify/vehicle"][-1]["body"]
+        # rev 1.2: a batch's changes of one kind in one notices message
+        notices = got["fleet/v1/json/notices/vehicle"][-1]
+        assert notices["type"] == "notices" and notices["body"]["kind"] == "vehicle"
+        note = notices["body"]["changes"][-1]
         assert (note["id"], note["to"]) == ("V7", "AVAILABLE")
         station = None
         wait_for(lambda: "fleet/v1/json/state/station/S1" in got, 10, "the station's counts")
@@ -110,9 +113,11 @@ def test_json_mirror_for_dashboards(broker, make_hub):
 def test_ended_rentals_leave_the_broker(broker, make_hub):
     """The retained state of a rental that ended expires ([mqtt]
     ended_state_ttl_s, MQTT 5 message expiry): the broker does not keep one
-    message per rental ever made. A vehicle's state stays."""
+    message per rental ever made. A vehicle's state stays. (Per-rental
+    retained state is off by default since revision 1.2; the hubs that keep
+    it for 1.1 dashboards, [mqtt] rental_states, get this.)"""
     import cbor2 as cbor
-    hub = make_hub(config={"mqtt": {"ended_state_ttl_s": "2"}})
+    hub = make_hub(config={"mqtt": {"ended_state_ttl_s": "2", "rental_states": "true"}})
     assert hub.fleetctl("register", "V1", "--name", "Clio", "--station", "S1", "--rate", "600")[0] == 0
     with Agent(broker, "K1", role="kiosk") as kiosk:
         rc, out, err = kiosk.ctl("rent", "V1", "C1", 30, "R-ttl-1", "--wait", 20)
@@ -133,10 +138,39 @@ def test_ended_rentals_leave_the_broker(broker, make_hub):
         finally:
             c.disconnect()
             c.loop_stop()
-    assert [m["body"]["state"] for m in retained("fleet/v1/state/rental/R-ttl-1")] == ["COMPLETED"]
+    # retained states are paced ([mqtt] state_interval_ms, 1 s): COMPLETED
+    # replaces ACTIVE within the interval
+    wait_for(lambda: [m["body"]["state"] for m in retained("fleet/v1/state/rental/R-ttl-1")]
+             == ["COMPLETED"], 5, "the rental's final retained state")
     time.sleep(2.5)
     assert retained("fleet/v1/state/rental/R-ttl-1") == []  # expired at the broker
     assert [m["body"]["state"] for m in retained("fleet/v1/state/vehicle/V1")] == ["AVAILABLE"]
+
+
+def test_no_retained_state_per_rental_by_default(broker, make_hub):
+    """Revision 1.2: the broker keeps no message per rental: kiosks get the
+    rental's state in decisions, dashboards in notices."""
+    import cbor2 as cbor
+    hub = make_hub()
+    assert hub.fleetctl("register", "V1", "--name", "Clio", "--station", "S1", "--rate", "600")[0] == 0
+    got = []
+    c = mqtt.Client(client_id=f"dash-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5)
+    c.on_message = lambda cl, u, msg: got.append(msg.topic)
+    c.connect("127.0.0.1", broker.port, keepalive=30)
+    c.loop_start()
+    try:
+        c.subscribe("fleet/v1/state/#", qos=1)
+        with Agent(broker, "K1", role="kiosk") as kiosk:
+            rc, out, err = kiosk.ctl("rent", "V1", "C1", 30, "R-nr-1", "--wait", 20)
+            assert rc == 0 and "ACTIVE" in out, out + err
+            rc, out, err = kiosk.ctl("return", "R-nr-1", "--wait", 20)
+            assert rc == 0 and "COMPLETED" in out, out + err
+        wait_for(lambda: "fleet/v1/state/vehicle/V1" in got, 5, "the vehicle's state")
+        time.sleep(1.5)
+    finally:
+        c.disconnect()
+        c.loop_stop()
+    assert not [t for t in got if t.startswith("fleet/v1/state/rental/")], got
 
 
 def test_fleetctl_watch_prints_the_topics_decoded(broker, make_hub):

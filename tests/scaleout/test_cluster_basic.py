@@ -1,5 +1,5 @@
 """Scale-out, the quick one: two hubs in cluster mode share one PostgreSQL
-database and one broker; vehicles (fleet-agent, on the legacy topics) in
+database and one broker; vehicles (fleet-agent, on both topic families) in
 partitions of both hubs send telemetry; one hub is killed with SIGKILL.
 The other takes its partitions within the lease and the settle time, and
 every event is applied exactly once and in order. Also: a hub started with
@@ -20,8 +20,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
 import fleet  # noqa: E402
 from fleet import Agent, LOOPBACK, broker, per_test_timeout, wait_for  # noqa: F401,E402
-from cluster import (PARTITIONS, cluster_hub, devices_in, held_by, owners,  # noqa: E402
-                     partition_of, wait_balanced)
+from cluster import (LEGACY, PARTITIONS, cluster_hub, devices_in, held_by,  # noqa: E402
+                     owners, partition_of, partitioned, wait_balanced)
 
 LEASE_MS, SETTLE_MS = 3000, 1000
 
@@ -51,7 +51,9 @@ def test_failover_exactly_once_in_order(broker, shared_db):
         held = wait_balanced(a, ["hub-a", "hub-b"])
         print("partitions:", held)
         ids = devices_in(set(held["hub-a"]), 3, "VA") + devices_in(set(held["hub-b"]), 3, "VB")
-        cars = [Agent(broker, d, role="vehicle") for d in ids]
+        # both topic families: the legacy one (1.0, 1.1) and the partitioned one (1.2)
+        cars = [Agent(broker, d, role="vehicle", config=LEGACY if i % 2 else partitioned())
+                for i, d in enumerate(ids)]
         stop = threading.Event()
 
         def drive(car):
@@ -205,8 +207,8 @@ def test_cross_partition_rental(broker, shared_db):
         car_id = devices_in(set(held["hub-b"]), 1, "VB")[0]
         assert b.fleetctl("register", car_id, "--name", "Clio", "--station", "north",
                           "--rate", "1200")[0] == 0
-        with Agent(broker, kiosk_id, role="kiosk") as kiosk, \
-                Agent(broker, car_id, role="vehicle") as car:
+        with Agent(broker, kiosk_id, role="kiosk", config=partitioned()) as kiosk, \
+                Agent(broker, car_id, role="vehicle", config=LEGACY) as car:
             rental, state, line = fleet.rent(kiosk, car_id, "C1", 90)
             assert state == "ACTIVE" and "charged=1800" in line, line
             assert fleet.vehicle_state(a, car_id) == "RENTED"
@@ -232,7 +234,7 @@ def test_fence_refuses_a_moved_partition(broker, shared_db):
         wait_for(lambda: len(held_by(a, "hub-a")) == PARTITIONS, 15, "hub-a holding all")
         car_id = "VF1"
         part = partition_of(car_id)
-        with Agent(broker, car_id, role="vehicle") as car:
+        with Agent(broker, car_id, role="vehicle", config=partitioned()) as car:
             wait_for(lambda: a.sql("SELECT id FROM devices WHERE id = ?", (car_id,)), 10,
                      "the vehicle's hello applied")
             a.sql("UPDATE partitions SET owner = 'ghost', epoch = epoch + 1 WHERE part = ?",

@@ -1,7 +1,8 @@
 """Scale-out, the big one: three hubs in cluster mode on one PostgreSQL
 database and one broker, a shared payment provider (tests/harness/
 fake_provider.py), and fleet-sim driving 300 devices (real agent code on the
-legacy topics: 240 vehicles reporting, 60 kiosks renting, cross-partition
+partitioned topics of rev 1.2, or with FLEET_SCALEOUT_FAMILY=legacy those of
+1.0/1.1: 240 vehicles reporting, 60 kiosks renting, cross-partition
 rentals all the time). Meanwhile: one hub killed (SIGKILL), another frozen
 (SIGSTOP) past its lease and woken (SIGCONT: its late batches are refused by
 the fence), the killed one started again, a fourth added, one stopped with
@@ -30,6 +31,7 @@ LEASE_MS, SETTLE_MS = 3000, 1000
 VEHICLES = int(os.environ.get("FLEET_SCALEOUT_VEHICLES", "240"))
 KIOSKS = int(os.environ.get("FLEET_SCALEOUT_KIOSKS", "60"))
 DURATION_S = int(os.environ.get("FLEET_SCALEOUT_DURATION", "75"))
+FAMILY = os.environ.get("FLEET_SCALEOUT_FAMILY", "partitioned")  # or legacy (1.0, 1.1)
 
 
 def note(t0, text):
@@ -62,7 +64,8 @@ def test_three_hubs_fleet_with_faults(tmp_path):
                  "--vehicles", str(VEHICLES), "--kiosks", str(KIOSKS),
                  "--duration", str(DURATION_S), "--rate", "3", "--ride", "2..8",
                  "--telemetry", "3", "--faults-per-min", "0.2", "--no-mechanic",
-                 "--connect-rate", "150", "--seed", "7", "--quiet"],
+                 "--connect-rate", "150", "--seed", "7", "--quiet",
+                 "--topic-family", FAMILY, "--partitions", str(PARTITIONS)],
                 stdout=sim_log, stderr=subprocess.STDOUT, start_new_session=True)
 
             time.sleep(15)

@@ -37,6 +37,7 @@
 #include "fleet/error.h"
 #include "fleet/log.h"
 #include "fleet/mqtt.h"
+#include "fleet/partition.h"
 #include "fleet/topic.h"
 
 #define DEV "LOCK1"
@@ -389,14 +390,15 @@ int main(int argc, char **argv) {
   snprintf(uri, sizeof uri, "tcp://127.0.0.1:%d", port);
   snprintf(db, sizeof db, "%s/agent.db", dir);
 
-  /* the fake hub */
+  /* the fake hub, on the agent's default topic family (rev 1.2: partitioned) */
   fake_hub hub = {0};
   char sub_up[FL_TOPIC_MAX];
-  snprintf(sub_up, sizeof sub_up, FL_TOPIC_ROOT "/dev/%s/up/#", DEV);
-  fl_topic_device(hub.topic_ack, sizeof hub.topic_ack, DEV, FL_CH_DOWN_ACK);
-  fl_topic_device(hub.topic_sync, sizeof hub.topic_sync, DEV, FL_CH_DOWN_SYNC);
-  fl_topic_device(hub.topic_reply, sizeof hub.topic_reply, DEV, FL_CH_DOWN_REPLY);
-  fl_topic_device(hub.topic_cmd, sizeof hub.topic_cmd, DEV, FL_CH_DOWN_CMD);
+  int part = (int)fl_partition_of(DEV, FL_PARTITIONS_DEFAULT);
+  snprintf(sub_up, sizeof sub_up, FL_TOPIC_ROOT "/p/%d/dev/%s/up/#", part, DEV);
+  fl_topic_device_p(hub.topic_ack, sizeof hub.topic_ack, DEV, FL_CH_DOWN_ACK, part);
+  fl_topic_device_p(hub.topic_sync, sizeof hub.topic_sync, DEV, FL_CH_DOWN_SYNC, part);
+  fl_topic_device_p(hub.topic_reply, sizeof hub.topic_reply, DEV, FL_CH_DOWN_REPLY, part);
+  fl_topic_device_p(hub.topic_cmd, sizeof hub.topic_cmd, DEV, FL_CH_DOWN_CMD, part);
   const char *subs[] = {sub_up};
   fl_mqtt_opts ho = {.uri = uri,
                      .client_id = "fake-hub",

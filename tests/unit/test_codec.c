@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "fleet/error.h"
+#include "fleet/partition.h"
 #include "fleet/proto.h"
 #include "fleet/topic.h"
 
@@ -198,6 +199,7 @@ static void sample(fl_msg *m, fl_msg_type t) {
       m->body.decision.refunded_cents = -2;
       m->body.decision.fee_cents = 3;
       m->body.decision.due_ms = -4;
+      m->body.decision.upto = UINT64_MAX; /* rev 1.2 */
       break;
     case FL_MSG_COMMAND:
       m->body.command.action = FL_ACT_BOOKINGS;
@@ -310,6 +312,30 @@ static void sample(fl_msg *m, fl_msg_type t) {
       m->body.station_state.in_repair = 2;
       m->body.station_state.booked = UINT32_MAX;
       break;
+    case FL_MSG_PARTITION_STATUS:
+      memset(m->env.dev, 0, sizeof m->env.dev);
+      SET(m->env.dev, "hub");
+      m->env.seq = 0;
+      m->body.partition_status.partition = FL_PARTITION_MAX;
+      m->body.partition_status.epoch = UINT64_MAX;
+      SET(m->body.partition_status.hub, "hub a \xc3\xa9"); /* text, not an id */
+      m->body.partition_status.online = false;           /* required: false is sent */
+      break;
+    case FL_MSG_NOTICES:
+      memset(m->env.dev, 0, sizeof m->env.dev);
+      SET(m->env.dev, "hub");
+      m->env.seq = 0;
+      SET(m->body.notices.kind, "rental");
+      m->body.notices.n_changes = FL_MAX_NOTICES;
+      for (int i = 0; i < FL_MAX_NOTICES; i++) {
+        fl_notice *c = &m->body.notices.changes[i];
+        snprintf(c->id, sizeof c->id, "R-%d", i);
+        SET(c->from, i % 2 ? "ACTIVE" : ""); /* required, may be empty */
+        SET(c->to, "COMPLETED");
+        if (i % 3 == 0) SET(c->text, "t");
+        if (i % 4 == 0) SET(c->customer, "cust-7");
+      }
+      break;
     default:
       break;
   }
@@ -327,6 +353,13 @@ static void check_round_trip(const fl_msg *m, const char *what) {
   rc = decode(buf, n, &back, &e);
   CHECK_MSG(rc == FL_OK, "%s: decode %s (%s)", what, fl_errname(rc), e.detail);
   CHECK_MSG(memcmp(m, &back, sizeof back) == 0, "%s: fields differ after round trip", what);
+  if (memcmp(m, &back, sizeof back) != 0) {
+    for (size_t i = 0; i < sizeof back; i++)
+      if (((const uint8_t *)m)[i] != ((const uint8_t *)&back)[i]) {
+        fprintf(stderr, "  first difference at byte %zu of %zu\n", i, sizeof back);
+        break;
+      }
+  }
   CHECK(fl_msg_encode(&back, buf2, sizeof buf2, &n2) == FL_OK && n2 == n &&
         memcmp(buf, buf2, n) == 0);
   /* FL_ERR_BUFFER for every capacity below the size, never a write past it */
@@ -414,6 +447,108 @@ static void test_answer_size(void) {
   m.body.answer.n_vehicles = 24; /* 24 of the longest fit */
   m.body.answer.more = true;
   CHECK(fl_msg_encode(&m, buf, sizeof buf, &n) == FL_OK && n <= FL_MAX_MSG_BYTES);
+}
+
+/* P-NOT-2: FL_MAX_NOTICES changes with every field at its longest, in an
+ * envelope with the longest ids, fit in FL_MAX_MSG_BYTES with room to spare
+ * for optional fields of later revisions. */
+static void test_notices_size(void) {
+  static uint8_t buf[FL_MAX_MSG_BYTES];
+  static fl_msg m;
+  size_t n = 0;
+  fl_msg_init(&m, FL_MSG_NOTICES);
+  memset(m.env.mid, 'm', FL_ID_MAX);
+  memset(m.env.dev, 'd', FL_ID_MAX);
+  memset(m.env.corr, 'c', FL_ID_MAX);
+  m.env.boot = m.env.seq = UINT64_MAX;
+  m.env.time_ms = INT64_MIN;
+  SET(m.body.notices.kind, "payment");
+  m.body.notices.n_changes = FL_MAX_NOTICES;
+  for (int i = 0; i < FL_MAX_NOTICES; i++) {
+    fl_notice *c = &m.body.notices.changes[i];
+    memset(c->id, 'i', FL_ID_MAX);
+    memset(c->from, 'F', sizeof c->from - 1);
+    memset(c->to, 'T', sizeof c->to - 1);
+    memset(c->text, 't', FL_TEXT_MAX);
+    memset(c->customer, 'c', FL_ID_MAX);
+  }
+  CHECK(fl_msg_encode(&m, buf, sizeof buf, &n) == FL_OK);
+  CHECK_MSG(n <= 6000, "a full notices message takes %zu bytes", n);
+  fl_msg back;
+  fl_decode_error e;
+  CHECK(decode(buf, n, &back, &e) == FL_OK && memcmp(&m, &back, sizeof m) == 0);
+}
+
+/* Revision 1.2: the partition of a device (FNV-1a 32 of its id, mod P) and
+ * the partitioned topic family; the values are those of docs/protocol.md. */
+static void test_partitions(void) {
+  static const struct {
+    const char *dev;
+    uint32_t hash, part256;
+  } v[] = {
+      {"a", 0xe40c292cu, 44},         {"veh-0042", 0x8fdcf0a5u, 165},
+      {"kiosk-01", 0x65da8dd4u, 212}, {"veh-0001", 0x14d334a8u, 168},
+      {"V1", 0x93fa9488u, 136},       {"kiosk-02", 0x68da928du, 141},
+  };
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+    CHECK_MSG(fl_fnv1a32(v[i].dev) == v[i].hash, "fnv1a32(%s) = %08x", v[i].dev,
+              (unsigned)fl_fnv1a32(v[i].dev));
+    CHECK_MSG(fl_partition_of(v[i].dev, FL_PARTITIONS_DEFAULT) == v[i].part256, "partition of %s",
+              v[i].dev);
+  }
+  CHECK(fl_fnv1a32("") == 2166136261u);
+  CHECK(fl_partition_of("veh-0042", 1) == 0);
+  CHECK(fl_partition_of("kiosk-01", FL_PARTITIONS_MAX) == 0x65da8dd4u % 4096);
+
+  char t[FL_TOPIC_MAX], dev[FL_ID_MAX + 1];
+  fl_channel ch = FL_CH_NONE;
+  int part = 7;
+  CHECK(fl_topic_device_p(t, sizeof t, "veh-0042", FL_CH_UP_EVT, 165) > 0 &&
+        strcmp(t, "fleet/v1/p/165/dev/veh-0042/up/evt") == 0);
+  CHECK(fl_topic_device_p(t, sizeof t, "veh-0042", FL_CH_DOWN_REPLY, 0) > 0 &&
+        strcmp(t, "fleet/v1/p/0/dev/veh-0042/down/reply") == 0);
+  CHECK(fl_topic_device_p(t, sizeof t, "veh-0042", FL_CH_UP_EVT, -1) > 0 &&
+        strcmp(t, "fleet/v1/dev/veh-0042/up/evt") == 0);
+  CHECK(fl_topic_device_p(t, sizeof t, "veh-0042", FL_CH_UP_EVT, 4096) == FL_ERR_INVALID);
+  CHECK(fl_topic_device_p(t, sizeof t, "veh 42", FL_CH_UP_EVT, 1) == FL_ERR_INVALID);
+  CHECK(fl_topic_device_p(t, 10, "veh-0042", FL_CH_UP_EVT, 1) == FL_ERR_BUFFER);
+  CHECK(fl_topic_parse_device_p("fleet/v1/p/165/dev/veh-0042/up/evt", dev, sizeof dev, &ch,
+                                &part) == FL_OK &&
+        part == 165 && ch == FL_CH_UP_EVT && strcmp(dev, "veh-0042") == 0);
+  CHECK(fl_topic_parse_device_p("fleet/v1/p/4095/dev/kiosk-01/down/sync", dev, sizeof dev, &ch,
+                                &part) == FL_OK &&
+        part == 4095 && ch == FL_CH_DOWN_SYNC);
+  CHECK(fl_topic_parse_device_p("fleet/v1/p/0/dev/V1/up/hello", dev, sizeof dev, &ch, &part) ==
+            FL_OK &&
+        part == 0);
+  CHECK(fl_topic_parse_device_p("fleet/v1/dev/V1/up/hello", dev, sizeof dev, &ch, &part) ==
+            FL_OK &&
+        part == -1);
+  static const char *const bad[] = {
+      "fleet/v1/p/0165/dev/veh-0042/up/evt", /* leading zero */
+      "fleet/v1/p/00/dev/veh-0042/up/evt",
+      "fleet/v1/p/4096/dev/veh-0042/up/evt", /* >= 4096 */
+      "fleet/v1/p/99999999999/dev/veh-0042/up/evt",
+      "fleet/v1/p/1a/dev/veh-0042/up/evt", /* non-digits */
+      "fleet/v1/p/-1/dev/veh-0042/up/evt",
+      "fleet/v1/p/+/dev/veh-0042/up/evt",
+      "fleet/v1/p//dev/veh-0042/up/evt",
+      "fleet/v1/p/ 1/dev/veh-0042/up/evt",
+      "fleet/v1/p/1/veh-0042/up/evt", /* no dev/ */
+      "fleet/v1/p/1/dev/veh-0042/up/nope",
+      "fleet/v1/p/1/dev//up/evt",
+      "fleet/v1/p/1/dev/veh 42/up/evt",
+      "fleet/v1/p/1",
+      "fleet/v1/p/",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    part = 7;
+    CHECK_MSG(fl_topic_parse_device_p(bad[i], dev, sizeof dev, &ch, &part) == FL_ERR_TOPIC,
+              "%s accepted", bad[i]);
+  }
+  CHECK(fl_topic_partition_status(t, sizeof t, 165) > 0 &&
+        strcmp(t, "fleet/v1/p/165/status") == 0);
+  CHECK(fl_topic_partition_status(t, sizeof t, 4096) == FL_ERR_INVALID);
 }
 
 static void test_names(void) {
@@ -544,6 +679,16 @@ static void test_encode_invalid(void) {
   EXPECT_INVALID(FL_MSG_BOOKING_STATE, m.body.booking_state.customer[0] = '\0');
   EXPECT_INVALID(FL_MSG_STATION_STATE, m.body.station_state.station[0] = '\0');
   EXPECT_INVALID(FL_MSG_NOTIFY, SET(m.body.notify.customer, "cust 7"));
+  /* revision 1.2 */
+  EXPECT_INVALID(FL_MSG_PARTITION_STATUS, m.body.partition_status.partition = FL_PARTITION_MAX + 1);
+  EXPECT_INVALID(FL_MSG_PARTITION_STATUS, memset(m.body.partition_status.hub, 'h', FL_ID_MAX + 1));
+  EXPECT_INVALID(FL_MSG_NOTICES, m.body.notices.n_changes = 0);
+  EXPECT_INVALID(FL_MSG_NOTICES, m.body.notices.n_changes = FL_MAX_NOTICES + 1);
+  EXPECT_INVALID(FL_MSG_NOTICES, SET(m.body.notices.kind, "weather"));
+  EXPECT_INVALID(FL_MSG_NOTICES, m.body.notices.changes[3].to[0] = '\0');
+  EXPECT_INVALID(FL_MSG_NOTICES, m.body.notices.changes[0].id[0] = '\0');
+  EXPECT_INVALID(FL_MSG_NOTICES, SET(m.body.notices.changes[1].from, "NOT A STATE"));
+  EXPECT_INVALID(FL_MSG_NOTICES, SET(m.body.notices.changes[2].customer, "cust 7"));
 #undef EXPECT_INVALID
   CHECK(fl_msg_encode(NULL, buf, sizeof buf, &n) == FL_ERR_INVALID);
 }
@@ -909,6 +1054,8 @@ int main(int argc, char **argv) {
   test_details();
   test_topics();
   test_answer_size();
+  test_notices_size();
+  test_partitions();
   test_oversize();
   test_numbers();
   test_nesting();

@@ -209,7 +209,7 @@ static int op_with(fixture *f, hub_op *o, hub_op_result *res) {
   CHECK(hub_store_savepoint(f->st) == FL_OK);
   int rc = domain_op(&f->t, o, res);
   CHECK((rc == FL_OK ? hub_store_release(f->st) : hub_store_rollback_to(f->st)) == FL_OK);
-  if (rc != FL_OK) effects_undo(f->fx, (effects_mark){0, 0});
+  if (rc != FL_OK) effects_undo(f->fx, (effects_mark){0, 0, 0});
   commit(f);
   return rc;
 }
@@ -246,10 +246,30 @@ static const fl_msg *published(const fixture *f, fl_msg_type type, const char *c
 }
 
 /* The notification of kind ("rental", "alert", ...) in the last step, or NULL. */
+/* The first change of kind the last step published: a notify ([mqtt]
+ * notify = each) or, by default, the first change of kind in a batch's
+ * notices (rev 1.2), returned as a notify (a slot of a small ring). */
 static const fl_notify *notice(const fixture *f, const char *kind) {
-  for (size_t i = 0; i < f->n_recs; i++)
-    if (f->recs[i].m.env.type == FL_MSG_NOTIFY && strcmp(f->recs[i].m.body.notify.kind, kind) == 0)
-      return &f->recs[i].m.body.notify;
+  static fl_notify ring[8];
+  static size_t next;
+  for (size_t i = 0; i < f->n_recs; i++) {
+    const fl_msg *m = &f->recs[i].m;
+    if (m->env.type == FL_MSG_NOTIFY && strcmp(m->body.notify.kind, kind) == 0)
+      return &m->body.notify;
+    if (m->env.type == FL_MSG_NOTICES && strcmp(m->body.notices.kind, kind) == 0 &&
+        m->body.notices.n_changes > 0) {
+      fl_notify *n = &ring[next++ % 8];
+      const fl_notice *c = &m->body.notices.changes[0];
+      memset(n, 0, sizeof *n);
+      snprintf(n->kind, sizeof n->kind, "%s", kind);
+      snprintf(n->id, sizeof n->id, "%s", c->id);
+      snprintf(n->from, sizeof n->from, "%s", c->from);
+      snprintf(n->to, sizeof n->to, "%s", c->to);
+      snprintf(n->text, sizeof n->text, "%s", c->text);
+      snprintf(n->customer, sizeof n->customer, "%s", c->customer);
+      return n;
+    }
+  }
   return NULL;
 }
 

@@ -150,8 +150,8 @@ BOOKING_STATES = {"PAYMENT_PENDING", "HELD", "USED", "CANCELLED", "REJECTED", "E
 NOTIFY_KINDS = {"vehicle", "rental", "repair", "booking", "alert", "payment"}
 
 
-def ID(n=64, names=None):
-    return ("id", n, names)
+def ID(n=64, names=None, empty=False):
+    return ("id", n, names, empty)
 
 
 def TEXT(n=128):
@@ -185,6 +185,9 @@ ANSWER_RENTAL = {"rental": (ID(), 1), "vehicle": (ID(), 1), "state": (ID(23, REN
 ANSWER_BOOKING = {"booking": (ID(), 1), "vehicle": (ID(), 1),
                   "state": (ID(23, BOOKING_STATES), 1), "start_ms": (INT, 1),
                   "end_ms": (INT, 1), "deposit_cents": (INT, 0)}
+# revision 1.2: one change of a "notices" message (P-NOT-2)
+NOTICE = {"id": (ID(), 1), "from": (ID(23, empty=True), 1), "to": (ID(23), 1),
+          "text": (TEXT(), 0), "customer": (ID(), 0)}
 CUSTOMER_ONLY = ("rentals", "bookings", "charged_cents", "refunded_cents", "fees_paid_cents",
                  "fees_owed_cents")
 
@@ -217,7 +220,7 @@ SPEC = {
     "decision": ({"subject": (ENUM("rental", "booking"), 1), "state": (ID(23), 1),
                   "ok": (BOOL, 1), "reason": (TEXT(), 0), "retry_after_s": (UINT(0, U32), 0),
                   "charged_cents": (INT, 0), "refunded_cents": (INT, 0), "fee_cents": (INT, 0),
-                  "due_ms": (INT, 0)}, True),
+                  "due_ms": (INT, 0), "upto": (UINT(), 0)}, True),
     "command": ({"action": (ENUM("unlock", "lock", "bookings"), 1), "expires_ms": (INT, 1),
                  "customer": (ID(), 0),
                  "bookings": (("array", 0, 32, ("map", BOOKING)), 0)}, False),
@@ -253,6 +256,11 @@ SPEC = {
     "station_state": ({"station": (ID(), 1), "available": (UINT(0, U32), 1),
                        "rented": (UINT(0, U32), 1), "in_repair": (UINT(0, U32), 1),
                        "booked": (UINT(0, U32), 1)}, False),
+    # revision 1.2
+    "partition_status": ({"partition": (UINT(0, 4095), 1), "epoch": (UINT(), 1),
+                          "hub": (TEXT(64), 1), "online": (BOOL, 1)}, False),
+    "notices": ({"kind": (ID(15, NOTIFY_KINDS), 1),
+                 "changes": (("array", 1, 16, ("map", NOTICE)), 1)}, False),
 }
 ENVELOPE = {"v": (("version",), 1), "type": (("type",), 1), "mid": (ID(), 1),
             "dev": (ID(), 1), "boot": (UINT(), 1), "seq": (UINT(), 1), "time": (INT, 1),
@@ -272,6 +280,8 @@ def value(kind, v, name):
             raise Bad("wrong_type", name)
         n = len(v.encode("utf-8"))
         if k == "id":                                          # P-ENV-3
+            if n == 0 and kind[3]:
+                return v                                       # P-NOT-2: from may be ""
             if not (1 <= n <= kind[1]) or not set(v) <= ID_CHARS:
                 raise Bad("bad_value", name + " not an id")
             if kind[2] and v not in kind[2]:

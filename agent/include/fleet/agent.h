@@ -52,6 +52,13 @@ typedef struct agent_callbacks {
   void (*on_answer)(void *ctx, const fl_msg *answer);
 } agent_callbacks;
 
+/* Which topic tree the agent uses (docs/protocol.md, "Revision 1.2"). */
+typedef enum agent_topic_family {
+  AGENT_TOPICS_PARTITIONED = 0, /* rev 1.2, the default: fleet/v1/p/{p}/dev/{id}/...,
+                                   p = fl_partition_of(id, partitions) */
+  AGENT_TOPICS_LEGACY,          /* rev 1.0 and 1.1: fleet/v1/dev/{id}/... */
+} agent_topic_family;
+
 typedef struct agent_config {
   const char *id;        /* device id: MQTT client id, username, envelope dev; <= 40 bytes */
   fl_role role;          /* FL_ROLE_VEHICLE or FL_ROLE_KIOSK */
@@ -76,6 +83,9 @@ typedef struct agent_config {
   int64_t clock_skew_ms; /* simulation: this device's clock error (see agent_set_clock_skew) */
   int telemetry_period_ms; /* vehicle; 0: off. agent_tick() queues the last reading given to
                               agent_telemetry() again when none was given for this long */
+  agent_topic_family topic_family; /* 0: partitioned (rev 1.2) */
+  int partitions;        /* 0: FL_PARTITIONS_DEFAULT. The fleet's partition count,
+                            1..FL_PARTITIONS_MAX (partitioned family only) */
   agent_callbacks cb;
 } agent_config;
 
@@ -92,6 +102,7 @@ typedef struct agent_status {
   uint64_t telemetry_dropped;/* readings dropped since start */
   uint64_t inflight;        /* published, PUBACK not yet received */
   bool locked;              /* vehicle: last known lock state */
+  int partition;            /* the device's partition; -1 on the legacy topic family */
 } agent_status;
 
 /* A decision as stored for `fleet-agent ctl decision`. */

@@ -38,6 +38,11 @@
 #define FL_MAX_ANSWER_VEHICLES 32 /* vehicles in one answer to "available" */
 #define FL_MAX_ANSWER_RENTALS 16  /* rentals in one answer to "customer" */
 #define FL_MAX_ANSWER_BOOKINGS 16 /* bookings in one answer to "customer" */
+#define FL_MAX_NOTICES 16         /* changes in one "notices" message (rev 1.2): with
+                                     every field at its longest a full message takes
+                                     5,673 bytes (23 changes would take 8,025): room
+                                     under FL_MAX_MSG_BYTES for later optional fields */
+#define FL_PARTITION_MAX 4095     /* highest partition number (FL_PARTITIONS_MAX - 1) */
 
 typedef enum fl_msg_type {
   FL_MSG_NONE = 0,
@@ -74,6 +79,9 @@ typedef enum fl_msg_type {
                            (default down/reply), unsequenced; corr = query id */
   FL_MSG_BOOKING_STATE, /* "booking_state" fleet/v1/state/booking/{id}, retained */
   FL_MSG_STATION_STATE, /* "station_state" fleet/v1/state/station/{id}, retained */
+  /* added by revision 1.2 (partitions and the lean path) */
+  FL_MSG_PARTITION_STATUS, /* "partition_status" fleet/v1/p/{p}/status, retained */
+  FL_MSG_NOTICES,          /* "notices" fleet/v1/notices/{kind}: many notify at once */
   FL_MSG__COUNT
 } fl_msg_type;
 
@@ -220,6 +228,9 @@ typedef struct fl_decision {
   int64_t refunded_cents;         /* optional */
   int64_t fee_cents;              /* optional: late fee charged */
   int64_t due_ms;                 /* optional: when the rental is due back */
+  uint64_t upto;                  /* optional (rev 1.2): the hub's committed uplink
+                                     watermark for dev; a rev 1.2 device treats it as
+                                     an ack with that upto (0: none) */
 } fl_decision;
 
 typedef enum fl_action {
@@ -382,6 +393,33 @@ typedef struct fl_station_state {
   uint32_t booked;             /* required: with a held booking not over yet */
 } fl_station_state;
 
+/* partition_status (rev 1.2): retained status of one partition, published by
+ * the hub that owns it in a cluster. A device resyncs (hello) when its
+ * partition's epoch takes a value it has not seen or online turns true. */
+typedef struct fl_partition_status {
+  uint32_t partition;         /* required, 0..FL_PARTITION_MAX */
+  uint64_t epoch;             /* required: grows when the partition changes owner */
+  char hub[FL_ID_MAX + 1];    /* required: text of at most 64 bytes, the owner hub's id */
+  bool online;                /* required */
+} fl_partition_status;
+
+/* One change of a "notices" message: what one notify carries, without kind. */
+typedef struct fl_notice {
+  char id[FL_ID_MAX + 1];       /* required: id of the thing that changed */
+  char from[24];                /* required, may be "": previous state */
+  char to[24];                  /* required: new state (or alert name) */
+  char text[FL_TEXT_MAX + 1];   /* optional */
+  char customer[FL_ID_MAX + 1]; /* optional */
+} fl_notice;
+
+/* notices (rev 1.2): the changes of one kind of one hub batch, on
+ * fleet/v1/notices/{kind}. */
+typedef struct fl_notices {
+  char kind[16];               /* required: a notify kind, equals {kind} of the topic */
+  uint32_t n_changes;          /* "changes": required, 1..FL_MAX_NOTICES */
+  fl_notice changes[FL_MAX_NOTICES];
+} fl_notices;
+
 /* One decoded or to-be-encoded message. body is selected by env.type. */
 typedef struct fl_msg {
   fl_envelope env;
@@ -411,6 +449,8 @@ typedef struct fl_msg {
     fl_answer answer;
     fl_booking_state booking_state;
     fl_station_state station_state;
+    fl_partition_status partition_status;
+    fl_notices notices;
   } body;
 } fl_msg;
 
