@@ -15,7 +15,7 @@ N hubs (tests/harness/cluster.py's cluster_hub, [cluster] partitions =
 partition is held and each hub holds its fair share and answers ready; then
 the same-run raw broker rate (fleet-loadgen baseline), `fleet-loadgen ingest`
 (--devices vehicles, partitioned topic family: each event goes to its
-partition's owner only) and `fleet-loadgen saga` (--lanes kiosks, each renting
+partition's owner only; fleet-loadgen assumes the default 256 partitions) and `fleet-loadgen saga` (--lanes kiosks, each renting
 its own vehicle as fast as answers come), both against the whole cluster.
 During each load the CPU of every component is read from /proc: the hubs
 (summed), the broker, PostgreSQL (the postmaster and all its children) and
@@ -23,9 +23,9 @@ the load generator (this process's reaped children), as percent of one core
 over the load's wall time, and per event or rental in CPU-milliseconds.
 
 Failover, with 3 hubs (a fresh database): --scaleout-devices real device
-agents (fleet-agent run, vehicles, the legacy topic family of this hub's
-revision: every hub sees every message and applies those of the partitions it
-holds) each get a telemetry reading every --scaleout-event-ms through their
+agents (fleet-agent run, vehicles, on --scaleout-family: partitioned, each
+event reaching its partition's owner, or legacy: every hub sees every message
+and applies those of the partitions it holds) each get a telemetry reading every --scaleout-event-ms through their
 control socket, so they always have sequenced events in flight. Then, in turn,
 a hub is killed with SIGKILL; the clock runs from the kill until (a) every
 partition it held is owned, live, by another hub (GET /v1/cluster/partitions
