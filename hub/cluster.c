@@ -117,14 +117,27 @@ static int membership(hub_cluster *c, int64_t now) {
   bool same = n == c->n_live;
   for (size_t i = 0; same && i < n; i++) same = strcmp(ids[i], c->live[i]) == 0;
   if (same) return FL_OK;
+  /* Only hubs gone (stopped, or dead past their lease): their partitions are
+   * free or expired, and taking them at once moves nothing twice, so the
+   * settle time does not start again (a SIGTERM hands over within a tick).
+   * A hub that joins restarts it: the shares settle before anything moves. */
+  bool only_gone = n < c->n_live;
+  for (size_t i = 0; only_gone && i < n; i++) {
+    bool known = false;
+    for (size_t j = 0; !known && j < c->n_live; j++) known = strcmp(ids[i], c->live[j]) == 0;
+    only_gone = known;
+  }
   memcpy(c->live, ids, sizeof ids[0] * n);
   c->n_live = n;
-  c->stable_since_ms = now;
+  if (!only_gone) c->stable_since_ms = now;
   char list[512] = "";
   for (size_t i = 0, len = 0; i < n && len < sizeof list - 1; i++)
     len += (size_t)snprintf(list + len, sizeof list - len, i ? ",%s" : "%s", ids[i]);
-  fl_info("cluster: live hubs now %zu (%s); rebalancing after %lld ms without change", n, list,
-          (long long)c->settle_ms);
+  if (only_gone)
+    fl_info("cluster: live hubs now %zu (%s); their partitions are taken now", n, list);
+  else
+    fl_info("cluster: live hubs now %zu (%s); rebalancing after %lld ms without change", n,
+            list, (long long)c->settle_ms);
   return FL_OK;
 }
 
