@@ -51,6 +51,14 @@ def baseline(broker, count=100000):
                    "--size", 200)["baseline_qos1_msgs_per_s"]
 
 
+def children_cpu_seconds():
+    """User + system CPU seconds of this process's finished children (the
+    load generator runs that have returned)."""
+    import resource
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def cpu_seconds(pid):
     """User + system CPU seconds used so far by process pid."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -94,7 +102,8 @@ def run_saga(args):
         try:
             register(hub, "max-V", args.lanes)
             register(hub, "paced-V", args.lanes)
-            cpu0 = cpu_seconds(hub.proc.pid)
+            cpu0, bcpu0, lcpu0 = (cpu_seconds(hub.proc.pid), cpu_seconds(broker.proc.pid),
+                                  children_cpu_seconds())
             progress(f"saga: {args.lanes} kiosks as fast as the hub answers, {args.seconds:.0f} s")
             out = loadgen("saga", "--broker", broker.uri, "--lanes", args.lanes, "--seconds",
                           args.seconds, "--rate", 0, "--window", 256, "--prefix", "max-",
@@ -103,7 +112,12 @@ def run_saga(args):
                 figures["saga_msgs_per_rental"] = out["saga_msgs_per_rental"]
             figures["series.completed_per_s"] = series(out, "series.completed_per_s")
             figures["series.decisions_le_ms"] = series(out, "series.decisions_le_ms")
-            figures["saga_hub_cpu_percent"] = 100 * (cpu_seconds(hub.proc.pid) - cpu0) / out["saga_seconds"]
+            # CPU of each process over the run (percent of one core; the
+            # drain and the $SYS wait of --count-broker included, ~5 s)
+            wall = out["saga_seconds"]
+            figures["saga_hub_cpu_percent"] = 100 * (cpu_seconds(hub.proc.pid) - cpu0) / wall
+            figures["saga_broker_cpu_percent"] = 100 * (cpu_seconds(broker.proc.pid) - bcpu0) / wall
+            figures["saga_loadgen_cpu_percent"] = 100 * (children_cpu_seconds() - lcpu0) / wall
             figures["saga_max_decision_p50_ms"] = out["saga_decision_p50_ms"]
             figures["saga_max_decision_p99_ms"] = out["saga_decision_p99_ms"]
             figures["saga_max_rejected"] = out["saga_rejected"] + out["saga_timeouts"]
@@ -131,13 +145,17 @@ def run_ingest(args):
         hub = bench_hub(broker, args, latency_ms=0)
         try:
             register(hub, "B-T", args.devices)
-            cpu0 = cpu_seconds(hub.proc.pid)
+            cpu0, bcpu0, lcpu0 = (cpu_seconds(hub.proc.pid), cpu_seconds(broker.proc.pid),
+                                  children_cpu_seconds())
             progress(f"ingest: {args.devices} vehicles, {args.seconds:.0f} s")
             out = loadgen("ingest", "--broker", broker.uri, "--devices", args.devices,
                           "--seconds", args.seconds, "--window", args.window, "--prefix", "B-",
                           "--family", args.family)
             figures["series.events_per_s"] = series(out, "series.events_per_s")
-            figures["ingest_hub_cpu_percent"] = 100 * (cpu_seconds(hub.proc.pid) - cpu0) / out["ingest_seconds"]
+            wall = out["ingest_seconds"]
+            figures["ingest_hub_cpu_percent"] = 100 * (cpu_seconds(hub.proc.pid) - cpu0) / wall
+            figures["ingest_broker_cpu_percent"] = 100 * (cpu_seconds(broker.proc.pid) - bcpu0) / wall
+            figures["ingest_loadgen_cpu_percent"] = 100 * (children_cpu_seconds() - lcpu0) / wall
             figures["ingest_events_per_s"] = out["ingest_events_per_s"]
             figures["ingest_vs_baseline_ratio"] = out["ingest_events_per_s"] / figures["baseline_qos1_msgs_per_s"]
         finally:
