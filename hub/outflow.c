@@ -30,6 +30,7 @@ struct dev_acks {
   uint64_t confirmed; /* PUBACKed */
   uint64_t inflight_upto;
   bool inflight;
+  int64_t inflight_since; /* when the ack in flight went */
   int64_t hold_until; /* 0: not held */
 };
 
@@ -175,8 +176,17 @@ static struct dev_acks *dev_of(hub_outflow *o, const char *dev, size_t *ix) {
   return &o->devs[*ix];
 }
 
+/* An ack whose PUBACK has not come back in this long is taken as lost (a
+ * publish that paho dropped without a word must not stop a device's acks
+ * for good): the newest watermark may go again. */
+#define ACK_LOST_MS 5000
+
 /* Sends d's newest watermark unless an ack of it is in flight. */
-static void ack_send(hub_outflow *o, struct dev_acks *d, size_t ix) {
+static void ack_send(hub_outflow *o, struct dev_acks *d, size_t ix, int64_t now_ms) {
+  if (d->inflight && now_ms - d->inflight_since >= ACK_LOST_MS) {
+    d->inflight = false;
+    if (d->sent == d->inflight_upto) d->sent = d->confirmed;
+  }
   if (d->inflight || d->want <= d->sent) return;
   fl_msg m;
   uint8_t buf[256];
@@ -190,6 +200,7 @@ static void ack_send(hub_outflow *o, struct dev_acks *d, size_t ix) {
   int rc = o->sink.publish(o->sink.ctx, topic, buf, len, false, OUTFLOW_ACK_TAG | ix, 0);
   if (rc != FL_OK) return; /* not connected: the device's next hello gets a sync */
   d->inflight = true;
+  d->inflight_since = now_ms;
   d->inflight_upto = d->want;
   d->sent = d->want;
   o->acks_sent++;
@@ -229,7 +240,7 @@ void outflow_ack(hub_outflow *o, const char *dev, int part, uint64_t upto, uint6
   }
   if (d->hold_until && now_ms < d->hold_until) return;
   unhold(o, d, ix);
-  ack_send(o, d, ix);
+  ack_send(o, d, ix, now_ms);
 }
 
 void outflow_published(hub_outflow *o, uint64_t tag, bool ok, int64_t now_ms) {
@@ -245,7 +256,7 @@ void outflow_published(hub_outflow *o, uint64_t tag, bool ok, int64_t now_ms) {
   }
   if (!d->hold_until || now_ms >= d->hold_until) {
     unhold(o, d, ix);
-    ack_send(o, d, ix);
+    ack_send(o, d, ix, now_ms);
   }
 }
 
@@ -259,7 +270,7 @@ static void acks_due(hub_outflow *o, int64_t now_ms) {
     }
     d->hold_until = 0;
     o->holding[i] = o->holding[--o->n_holding];
-    ack_send(o, d, ix);
+    ack_send(o, d, ix, now_ms);
   }
 }
 
