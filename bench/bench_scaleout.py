@@ -59,13 +59,13 @@ import math
 import os
 import resource
 import signal
-import socket
 import threading
 import time
 from pathlib import Path
 
 import fleet
 from bench import cpu_seconds, loadgen, progress, series
+from bench_resync import agent_request  # the agent's control socket, one request
 from cluster import cluster_hub, partition_of
 from fleet import Agent, Broker, wait_for
 
@@ -373,20 +373,6 @@ def throughput(broker, n, args, figs):
 
 
 # ---- failover -----------------------------------------------------------------
-
-def agent_request(agent, *args):
-    """One request on the agent's control socket (its wire format: a line of
-    TAB-separated words); returns (result lines, final line)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(10)
-        s.connect(str(agent.socket))
-        s.sendall("\t".join(map(str, args)).encode() + b"\n")
-        data = b""
-        while chunk := s.recv(4096):
-            data += chunk
-    lines = data.decode().splitlines()
-    return lines[:-1], lines[-1] if lines else "error no answer"
-
 
 def status(agent):
     lines, final = agent_request(agent, "status")
