@@ -364,12 +364,17 @@ def throughput(broker, n, args, figs):
         figs[f"{k}_saga_rejected"] = out["saga_rejected"] + out["saga_timeouts"]
         figs[f"{k}_saga_completed_rentals_per_s"] = out["saga_completed_rentals_per_s"]
     finally:
-        for h in hubs:
-            try:
-                h.stop(timeout=20)
-            except RuntimeError:
-                pass
-            h.close()
+        stop_hubs(hubs)
+
+
+def stop_hubs(hubs):
+    """Stops (SIGTERM) and closes every hub, also those that already exited."""
+    for h in hubs:
+        try:
+            h.stop(timeout=20)
+        except RuntimeError:
+            pass
+        h.close()
 
 
 # ---- failover -----------------------------------------------------------------
@@ -533,12 +538,7 @@ def failover(broker, args, figs):
             driver.stopping = True
         for a in agents:
             a.close()
-        for h in hubs:
-            try:
-                h.stop(timeout=20)
-            except RuntimeError:
-                pass
-            h.close()
+        stop_hubs(hubs)
 
 
 def run(args):
